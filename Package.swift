@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+// vnic: an AF_XDP dataplane appliance with VNICs governed by an LMDB database.
+// Layout: C system modules (CLibXDP, CLMDB), one small C shim for what Swift cannot
+// import (CVnicShim), a platform-free core (VnicCore), the configuration database
+// (VnicConfig), the dataplane (VnicDataplane), the lab topology (VnicLabKit), and
+// one executable per contract name.
+import PackageDescription
+
+let hot: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "vnic",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vnicd", targets: ["vnicd"]),
+        .executable(name: "vnicadm", targets: ["vnicadm"]),
+        .executable(name: "vnic-lab", targets: ["vnic-lab"]),
+        .executable(name: "vnic-pktgen", targets: ["vnic-pktgen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibXDP", path: "Sources/CLibXDP"),
+        .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
+        .target(name: "CVnicShim", path: "Sources/CVnicShim",
+                cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "VnicCore", path: "Sources/VnicCore"),
+        .target(name: "VnicConfig", dependencies: ["VnicCore", "CLMDB"], path: "Sources/VnicConfig"),
+        .target(name: "VnicDataplane",
+                dependencies: ["VnicCore", "VnicConfig", "CLibXDP", "CVnicShim"],
+                path: "Sources/VnicDataplane", swiftSettings: hot),
+        .target(name: "VnicLabKit", dependencies: ["VnicCore"], path: "Sources/VnicLabKit"),
+        .executableTarget(name: "vnicd",
+                          dependencies: ["VnicDataplane", "VnicConfig", "VnicCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/vnicd", swiftSettings: hot),
+        .executableTarget(name: "vnicadm",
+                          dependencies: ["VnicConfig", "VnicCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/vnicadm"),
+        .executableTarget(name: "vnic-lab",
+                          dependencies: ["VnicLabKit",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/vnic-lab"),
+        .executableTarget(name: "vnic-pktgen",
+                          dependencies: ["VnicDataplane", "VnicCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/vnic-pktgen", swiftSettings: hot),
+        .testTarget(name: "VnicCoreTests", dependencies: ["VnicCore"], path: "Tests/VnicCoreTests"),
+        .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
+        .testTarget(name: "VnicDataplaneTests", dependencies: ["VnicDataplane", "CVnicShim", "CLibXDP"],
+                    path: "Tests/VnicDataplaneTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["VnicLabKit", "VnicCore"], path: "Tests/IntegrationTests"),
+    ]
+)
