@@ -3,6 +3,7 @@
 // control thread, never from a worker; readers treat a missing, stale or
 // unparsable file as "no daemon". Path: the database path + "-status.json".
 import Foundation
+import VnicCore
 
 public struct RuntimeStatus: Codable, Sendable, Equatable {
     public struct Queue: Codable, Sendable, Equatable {
@@ -61,18 +62,11 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         let tmp = target + ".tmp"
         try data.write(to: URL(fileURLWithPath: tmp))
         guard rename(tmp, target) == 0 else {
-            throw VnicErrorBridge.errno("rename \(tmp) to \(target)")
+            throw VnicError("rename \(tmp) to \(target): \(String(cString: strerror(errno)))")
         }
     }
 
     public static func remove(database db: String) {
         unlink(path(forDatabase: db))
-    }
-}
-
-enum VnicErrorBridge {
-    static func errno(_ what: String) -> Error {
-        NSError(domain: "vnic", code: Int(Foundation.errno),
-                userInfo: [NSLocalizedDescriptionKey: "\(what): \(String(cString: strerror(Foundation.errno)))"])
     }
 }
