@@ -1,0 +1,139 @@
+// From a topology and the observed kernel state to the `ip` commands that make
+// the kernel match the topology. Pure: no process is run here, so the plan is
+// unit-testable and `up` on a complete lab plans nothing (idempotence by
+// construction, not by tolerating "File exists").
+//
+// Convergence rules: create what is missing, fix what `up` owns (MAC, MTU,
+// admin state, the contract's address, the host's IPv6 switch, transmit
+// checksum offload), never remove what others added (extra addresses, XDP
+// programs). A veth end without its expected peer is deleted and the pair made
+// again; a pair is never created in the root namespace.
+
+/// One command of a plan: arguments for `ip`, and how to undo it if `up` fails later.
+public struct LabStep: Hashable, Sendable, CustomStringConvertible {
+    public var ipArguments: [String]
+    /// `ip` arguments that remove what this step created (for rollback).
+    public var undo: [String]?
+    /// Deleting a stale link that may vanish by itself meanwhile (its namespace is being destroyed).
+    public var mayFail: Bool
+
+    public init(_ ipArguments: [String], undo: [String]? = nil, mayFail: Bool = false) {
+        self.ipArguments = ipArguments
+        self.undo = undo
+        self.mayFail = mayFail
+    }
+    public var description: String { Command.commandLine(["ip"] + ipArguments) }
+}
+
+public enum LabPlan {
+    /// The shape (N, Q) of an existing lab as far as it can be told: the alias `up`
+    /// writes on uplink0 first, else the VM namespaces and uplink0's queues.
+    public static func existingShape(prefix: String, namespaces: [String],
+                                     host: NamespaceState?) -> (vms: Int?, queues: Int?) {
+        if let alias = host?[link: LabTopology.uplink]?.alias, let shape = LabTopology.shape(fromAlias: alias) {
+            return shape
+        }
+        let vmNumbers = namespaces.compactMap { LabTopology.vmNumber(namespace: $0, prefix: prefix) }
+        let portNumbers = (host?.links ?? []).compactMap { link -> Int? in
+            guard link.name.hasPrefix("vm"), link.name.hasSuffix("p") else { return nil }
+            return Int(link.name.dropFirst(2).dropLast())
+        }
+        return ((vmNumbers + portNumbers).max(), host?[link: LabTopology.uplink]?.txQueues)
+    }
+
+    /// Why `topology` cannot be brought up over what exists, or nil when it can
+    /// (nothing there, a partial lab of the same shape, or a complete one).
+    public static func conflict(_ topology: LabTopology, namespaces: [String], host: NamespaceState?) -> String? {
+        let shape = existingShape(prefix: topology.prefix, namespaces: namespaces, host: host)
+        let vmsDiffer = shape.vms.map { $0 != topology.vms } ?? false
+        // Without the alias, fewer VMs than asked for is a partial lab, not a conflict.
+        let recorded = host?[link: LabTopology.uplink]?.alias.flatMap(LabTopology.shape(fromAlias:)) != nil
+        let vmsConflict = recorded ? vmsDiffer : (shape.vms ?? 0) > topology.vms
+        let queuesConflict = shape.queues.map { $0 != topology.queues } ?? false
+        guard vmsConflict || queuesConflict else { return nil }
+        let existing = [shape.vms.map { "--vms \($0)" }, shape.queues.map { "--queues \($0)" }]
+            .compactMap { $0 }.joined(separator: " ")
+        return "a lab with prefix '\(topology.prefix)' already exists with \(existing), "
+            + "not --vms \(topology.vms) --queues \(topology.queues); "
+            + "remove it first with 'vnic-lab down --prefix \(topology.prefix)'"
+    }
+
+    /// The steps that make the kernel match `topology`. `observed` holds the
+    /// namespaces of the lab that exist; a missing one is created.
+    public static func steps(_ t: LabTopology, observed: [String: NamespaceState]) -> [LabStep] {
+        var steps: [LabStep] = []
+        // A namespace made by this plan starts empty: lo down, nothing else.
+        func state(_ ns: String) -> NamespaceState {
+            observed[ns] ?? NamespaceState(name: ns, links: [])
+        }
+
+        for ns in t.namespaces where observed[ns] == nil {
+            steps.append(LabStep(["netns", "add", ns], undo: ["netns", "del", ns]))
+        }
+        // Before any interface exists in it, so the host's own stack never speaks on them.
+        if state(t.hostNamespace).ipv6Disabled != true {
+            steps.append(LabStep(["netns", "exec", t.hostNamespace, "sysctl", "-q", "-w",
+                                  "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]))
+        }
+        for ns in t.namespaces where state(ns)[link: "lo"]?.isAdminUp != true {
+            steps.append(LabStep(["-n", ns, "link", "set", "dev", "lo", "up"]))
+        }
+
+        let mtu = String(LabTopology.mtu)
+        let q = String(t.queues)
+        for pair in t.vethPairs {
+            let host = state(pair.hostNamespace), peer = state(pair.peerNamespace)
+            var hostLink = host[link: pair.hostName], peerLink = peer[link: pair.peerName]
+            let paired = hostLink.flatMap { h in
+                peerLink.map { p in
+                    h.kind == "veth" && p.kind == "veth" && h.peerIfindex == p.ifindex && p.peerIfindex == h.ifindex
+                        && h.peerNetnsID != nil && p.peerNetnsID != nil
+                        && [h.txQueues, h.rxQueues, p.txQueues, p.rxQueues].allSatisfy { $0 == t.queues }
+                }
+            } ?? false
+            if !paired {
+                if hostLink != nil {
+                    steps.append(LabStep(["-n", pair.hostNamespace, "link", "del", "dev", pair.hostName], mayFail: true))
+                }
+                if peerLink != nil {
+                    steps.append(LabStep(["-n", pair.peerNamespace, "link", "del", "dev", pair.peerName], mayFail: true))
+                }
+                steps.append(LabStep(
+                    ["-n", pair.hostNamespace, "link", "add", pair.hostName,
+                     "numtxqueues", q, "numrxqueues", q, "address", pair.hostMAC.description, "mtu", mtu,
+                     "type", "veth", "peer", "name", pair.peerName, "netns", pair.peerNamespace,
+                     "numtxqueues", q, "numrxqueues", q, "address", pair.peerMAC.description, "mtu", mtu],
+                    undo: ["-n", pair.hostNamespace, "link", "del", "dev", pair.hostName]))
+                hostLink = nil
+                peerLink = nil
+            }
+            for (ns, name, link, mac) in [(pair.hostNamespace, pair.hostName, hostLink, pair.hostMAC),
+                                          (pair.peerNamespace, pair.peerName, peerLink, pair.peerMAC)] {
+                guard let link else { continue }
+                var change: [String] = []
+                if link.mac != mac { change += ["address", mac.description] }
+                if link.mtu != LabTopology.mtu { change += ["mtu", mtu] }
+                if !change.isEmpty { steps.append(LabStep(["-n", ns, "link", "set", "dev", name] + change)) }
+            }
+            if pair.hostName == LabTopology.uplink, hostLink?.alias != t.shapeAlias {
+                steps.append(LabStep(["-n", pair.hostNamespace, "link", "set", "dev", pair.hostName,
+                                      "alias", t.shapeAlias]))
+            }
+            if !(peerLink?.ipv4.contains(pair.peerIP) ?? false) {
+                steps.append(LabStep(["-n", pair.peerNamespace, "addr", "add", pair.peerIP.description,
+                                      "dev", pair.peerName]))
+            }
+            // The peer is where a kernel stack sends from: with offload on, veth hands
+            // over TCP/UDP frames whose checksum is only partial, and the dataplane
+            // would forward them as they are (AF_XDP copies bytes, not offload state).
+            if peerLink == nil || !peer.txChecksumOff.contains(pair.peerName) {
+                steps.append(LabStep(["netns", "exec", pair.peerNamespace, "ethtool", "-K", pair.peerName, "tx", "off"]))
+            }
+            for (ns, name, link) in [(pair.hostNamespace, pair.hostName, hostLink),
+                                     (pair.peerNamespace, pair.peerName, peerLink)] where link?.isAdminUp != true {
+                steps.append(LabStep(["-n", ns, "link", "set", "dev", name, "up"]))
+            }
+        }
+        return steps
+    }
+}

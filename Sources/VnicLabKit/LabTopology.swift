@@ -1,0 +1,155 @@
+// VnicLabKit: the test and bench topology, built from network namespaces.
+//
+// Design: `LabTopology` is the one source of truth for every name, MAC and
+// address of a lab (the vnic-lab contract); `LabPlan` turns a topology and the
+// observed kernel state into the `ip` commands that make the kernel match it;
+// `Lab` runs them (up, down, status). Everything the CLI does, the integration
+// tests can reuse by name instead of repeating strings.
+//
+// Invariants:
+// - Every interface is created directly inside a namespace of the lab
+//   (`ip -n NS link add ... peer name X netns OTHER`); nothing ever touches the
+//   root network namespace, not even briefly.
+// - Every namespace of a lab is named `P-<role>` with P the prefix, and only
+//   namespaces that match `P-host`, `P-wire` or `P-vm<digits>` belong to it.
+// - The only external tool is `ip` (iproute2); `ethtool` and `sysctl` run through
+//   `ip netns exec` inside the lab's namespaces.
+import VnicCore
+
+/// The names and addresses of one lab: prefix P, N VMs, Q queues per interface.
+///
+///     P-host   uplink0 (02:00:00:00:00:02), vm1p .. vmNp (02:00:00:00:02:XX), no IPs, no IPv6
+///     P-wire   wire0   (02:00:00:00:00:01, 10.77.0.1/24), the peer of uplink0
+///     P-vmI    vnic0   (02:00:00:00:01:XX, 10.77.0.(10+I)/24), the peer of vmIp
+public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
+    public static let defaultPrefix = "vl"
+    /// VM I's address is 10.77.0.(10+I)/24, so I stops at 244 (10.77.0.254;
+    /// .255 is the broadcast address and .256 does not exist).
+    public static let vmRange = 1...244
+    public static let queueRange = 1...64
+    /// Namespace names (at most 15 bytes, like interface names, to stay portable) are
+    /// the prefix plus the longest suffix, `-vm244` or `-host`.
+    public static let maxPrefixLength = 8
+
+    public let prefix: String
+    public let vms: Int
+    public let queues: Int
+
+    /// Validates like the CLI: a bad value throws a usage error naming the flag and the token.
+    public init(prefix: String = LabTopology.defaultPrefix, vms: Int = 2, queues: Int = 1) throws(VnicError) {
+        try Self.validate(prefix: prefix)
+        guard Self.vmRange.contains(vms) else { throw .usage("--vms: '\(vms)' is not in \(Self.vmRange)") }
+        guard Self.queueRange.contains(queues) else { throw .usage("--queues: '\(queues)' is not in \(Self.queueRange)") }
+        self.prefix = prefix
+        self.vms = vms
+        self.queues = queues
+    }
+
+    /// A prefix is 1...8 characters of a-z, 0-9 and '-', starting with a letter.
+    public static func validate(prefix: String) throws(VnicError) {
+        let ok = (1...maxPrefixLength).contains(prefix.utf8.count)
+            && prefix.utf8.first.map { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) } == true
+            && prefix.utf8.allSatisfy { c in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || c == UInt8(ascii: "-")
+            }
+        guard ok else {
+            throw .usage("--prefix: '\(prefix)' must be 1 to \(maxPrefixLength) characters of a-z, 0-9 and '-', starting with a letter")
+        }
+    }
+
+    public var description: String { "lab '\(prefix)' (--vms \(vms) --queues \(queues))" }
+
+    // MARK: Namespaces
+
+    public var hostNamespace: String { Self.hostNamespace(prefix: prefix) }
+    public var wireNamespace: String { "\(prefix)-wire" }
+    public func vmNamespace(_ vm: Int) -> String { "\(prefix)-vm\(vm)" }
+    /// VM numbers, 1-based like the names.
+    public var vmNumbers: ClosedRange<Int> { 1...vms }
+    /// Every namespace of the lab, host first.
+    public var namespaces: [String] { [hostNamespace, wireNamespace] + vmNumbers.map(vmNamespace) }
+
+    public static func hostNamespace(prefix: String) -> String { "\(prefix)-host" }
+
+    /// Whether `namespace` belongs to the lab with `prefix`: `P-host`, `P-wire` or `P-vm<I>`.
+    /// Exact, so prefix `vl` never claims the namespaces of prefix `vl-a`.
+    public static func belongsToLab(namespace: String, prefix: String) -> Bool {
+        vmNumber(namespace: namespace, prefix: prefix) != nil
+            || namespace == "\(prefix)-host" || namespace == "\(prefix)-wire"
+    }
+
+    /// The VM number of a `P-vm<I>` namespace name (no leading zeros), else nil.
+    public static func vmNumber(namespace: String, prefix: String) -> Int? {
+        let head = "\(prefix)-vm"
+        guard namespace.hasPrefix(head) else { return nil }
+        let digits = namespace.dropFirst(head.count)
+        guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+              digits.first != "0" else { return nil }
+        return Int(digits)
+    }
+
+    // MARK: Interfaces
+
+    public static let uplink = "uplink0"
+    public static let wire = "wire0"
+    public static let vmInterface = "vnic0"
+    public static let mtu = 1500
+    public var uplink: String { Self.uplink }
+    public var wire: String { Self.wire }
+    /// The interface inside every VM namespace.
+    public var vmInterface: String { Self.vmInterface }
+    /// The host-side port of VM `vm`, in the host namespace: `vm<I>p`.
+    public func port(_ vm: Int) -> String { "vm\(vm)p" }
+    public var ports: [String] { vmNumbers.map(port) }
+
+    public static let wireMAC = MACAddress(rawValue: 0x02_00_00_00_00_01)
+    public static let uplinkMAC = MACAddress(rawValue: 0x02_00_00_00_00_02)
+    public static let wireIP = IPv4Interface(address: IPv4Address(rawValue: 0x0A4D_0001), prefixLength: 24)
+    public var wireMAC: MACAddress { Self.wireMAC }
+    public var uplinkMAC: MACAddress { Self.uplinkMAC }
+    public var wireIP: IPv4Interface { Self.wireIP }
+
+    /// VM I's MAC on vnic0: 02:00:00:00:01:XX (XX = I).
+    public func vmMAC(_ vm: Int) -> MACAddress { MACAddress(rawValue: 0x02_00_00_00_01_00 | UInt64(vm & 0xFF)) }
+    /// VM I's port MAC on vmIp (host side): 02:00:00:00:02:XX.
+    public func portMAC(_ vm: Int) -> MACAddress { MACAddress(rawValue: 0x02_00_00_00_02_00 | UInt64(vm & 0xFF)) }
+    /// VM I's address on vnic0: 10.77.0.(10+I)/24.
+    public func vmIP(_ vm: Int) -> IPv4Interface {
+        IPv4Interface(address: IPv4Address(rawValue: 0x0A4D_0000 | UInt32(10 + vm)), prefixLength: 24)
+    }
+
+    /// The interface alias written on uplink0 that records the lab's shape, so a
+    /// later `up` can tell a partial lab from one built with other arguments.
+    public var shapeAlias: String { "vnic-lab vms=\(vms) queues=\(queues)" }
+
+    /// Parses a `shapeAlias`; nil when it is not one.
+    public static func shape(fromAlias alias: String) -> (vms: Int, queues: Int)? {
+        let words = alias.split(separator: " ")
+        guard words.count == 3, words[0] == "vnic-lab", words[1].hasPrefix("vms="), words[2].hasPrefix("queues="),
+              let v = Int(words[1].dropFirst(4)), let q = Int(words[2].dropFirst(7)) else { return nil }
+        return (v, q)
+    }
+
+    /// The veth pairs of the lab: host end first.
+    public var vethPairs: [VethPair] {
+        [VethPair(hostNamespace: hostNamespace, hostName: uplink, hostMAC: uplinkMAC,
+                  peerNamespace: wireNamespace, peerName: wire, peerMAC: wireMAC, peerIP: wireIP)]
+            + vmNumbers.map { i in
+                VethPair(hostNamespace: hostNamespace, hostName: port(i), hostMAC: portMAC(i),
+                         peerNamespace: vmNamespace(i), peerName: vmInterface, peerMAC: vmMAC(i), peerIP: vmIP(i))
+            }
+    }
+}
+
+/// One veth pair of a lab: the end in the host namespace (no address) and its
+/// peer in the wire or a VM namespace (with an address, like a real NIC's far side).
+public struct VethPair: Hashable, Sendable {
+    public var hostNamespace: String
+    public var hostName: String
+    public var hostMAC: MACAddress
+    public var peerNamespace: String
+    public var peerName: String
+    public var peerMAC: MACAddress
+    public var peerIP: IPv4Interface
+}
