@@ -1,6 +1,8 @@
 #pragma once
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <xdp/xsk.h>

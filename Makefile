@@ -1,0 +1,55 @@
+# vnic: make build | test | demo | bench | bench-smoke | install
+# Each target installs the Debian packages it needs when they are missing.
+SHELL      := /bin/bash
+SWIFT      ?= swift
+CLANG      ?= clang
+PREFIX     ?= /usr/local
+ARCH_INC   := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+BPF_OBJ    := build/vnic.bpf.o
+DEB_PKGS   := libxdp-dev libbpf-dev liblmdb-dev libelf-dev zlib1g-dev iproute2 iputils-ping \
+              netsniff-ng util-linux procps
+RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
+
+.PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+bpf: $(BPF_OBJ)
+
+$(BPF_OBJ): bpf/vnic.bpf.c bpf/vnic.shared.h
+	@mkdir -p build
+	$(CLANG) -O2 -g -Wall -target bpf -I$(ARCH_INC) -Ibpf -c bpf/vnic.bpf.c -o $@
+
+build: deps bpf
+	$(SWIFT) build -c release
+	cp $(BPF_OBJ) "$(RELEASE_BIN)/vnic.bpf.o"
+
+# Every test: unit tests and the integration tests against the real kernel
+# (they use the release binaries built above).
+test: build
+	VNIC_BIN_DIR="$(RELEASE_BIN)" $(SWIFT) test --parallel --num-workers 2
+
+demo: build
+	bash scripts/demo.sh "$(RELEASE_BIN)"
+
+bench: build
+	bash bench/run.sh "$(RELEASE_BIN)"
+
+bench-smoke: build
+	bash bench/run.sh --smoke "$(RELEASE_BIN)"
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/vnic
+	install -m 0755 $(RELEASE_BIN)/vnicd $(RELEASE_BIN)/vnicadm $(RELEASE_BIN)/vnic-lab $(RELEASE_BIN)/vnic-pktgen $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BPF_OBJ) $(DESTDIR)$(PREFIX)/lib/vnic/vnic.bpf.o
+
+clean:
+	rm -rf build .build

@@ -1,0 +1,60 @@
+/* CVnicShim: what Swift cannot import from the C library, and the one shared
+ * BPF header. Each helper says why it exists. Kept small on purpose.
+ */
+#ifndef VNIC_SHIM_H
+#define VNIC_SHIM_H
+
+#include <stdint.h>
+#include "../../../bpf/vnic.shared.h"
+
+/* pthread_setaffinity_np and CPU_SET are hidden from Swift (_GNU_SOURCE,
+ * macros). Pins the calling thread to one core; 0 or an errno. */
+int vnic_pin_current_thread(int core);
+
+/* The cores the calling thread may run on, as a bit mask of the first 64 CPUs
+ * (sched_getaffinity + CPU_ISSET are macros), or 0 on failure. */
+uint64_t vnic_current_thread_affinity_mask(void);
+
+/* sched_getcpu is _GNU_SOURCE-only. */
+int vnic_current_cpu(void);
+
+/* pthread_setname_np is _GNU_SOURCE-only; names are cut to 15 bytes. */
+void vnic_set_current_thread_name(const char *name);
+
+/* The number of rx and tx queues of a device in the calling thread's network
+ * namespace (ETHTOOL_GCHANNELS through SIOCETHTOOL; /sys may show another
+ * namespace). Combined channels count for both. 0 or an errno. */
+int vnic_queue_counts(const char *ifname, uint32_t *rx, uint32_t *tx);
+
+/* Counters written by one worker and read by the control thread: relaxed
+ * atomics (Synchronization.Atomic cannot live in raw shared memory). They
+ * compile to plain loads and stores on x86-64. */
+static inline void vnic_counter_add(uint64_t *c, uint64_t n) {
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+static inline uint64_t vnic_counter_load(const uint64_t *c) {
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+/* Publication of a worker's table (a raw pointer) from the control thread. */
+static inline void *vnic_exchange_pointer(void **slot, void *value) {
+	return __atomic_exchange_n(slot, value, __ATOMIC_ACQ_REL);
+}
+static inline void *vnic_load_pointer_relaxed(void *const *slot) {
+	return __atomic_load_n(slot, __ATOMIC_RELAXED);
+}
+static inline void vnic_store_u64_release(uint64_t *p, uint64_t v) {
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+static inline uint64_t vnic_load_u64_acquire(const uint64_t *p) {
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* rdtsc for cycle counts in benchmarks. */
+static inline uint64_t vnic_rdtsc(void) {
+	uint32_t lo, hi;
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+#endif

@@ -1,0 +1,72 @@
+#include "vnic_shim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+
+int vnic_pin_current_thread(int core)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(core, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+uint64_t vnic_current_thread_affinity_mask(void)
+{
+	cpu_set_t set;
+	uint64_t mask = 0;
+	if (pthread_getaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+		return 0;
+	for (int i = 0; i < 64; i++)
+		if (CPU_ISSET(i, &set))
+			mask |= (uint64_t)1 << i;
+	return mask;
+}
+
+int vnic_current_cpu(void) { return sched_getcpu(); }
+
+void vnic_set_current_thread_name(const char *name)
+{
+	char buf[16];
+	strncpy(buf, name, sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = 0;
+	pthread_setname_np(pthread_self(), buf);
+}
+
+int vnic_queue_counts(const char *ifname, uint32_t *rx, uint32_t *tx)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr;
+	int fd, err = 0;
+
+	if (strlen(ifname) >= IFNAMSIZ)
+		return ENAMETOOLONG;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+	ifr.ifr_data = (void *)&ch;
+	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0) {
+		err = errno;
+		if (err == EOPNOTSUPP) { /* a driver without channels: one queue */
+			*rx = *tx = 1;
+			err = 0;
+		}
+	} else {
+		*rx = ch.rx_count + ch.combined_count;
+		*tx = ch.tx_count + ch.combined_count;
+		if (*rx == 0) *rx = 1;
+		if (*tx == 0) *tx = 1;
+	}
+	close(fd);
+	return err;
+}

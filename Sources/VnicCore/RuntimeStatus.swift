@@ -1,0 +1,41 @@
+// RuntimeStatus: what a running vnicd publishes for the CLI (VNIC state, counters).
+// The type lives in VnicCore (Codable only); reading and writing the file, in
+// VnicConfig. vnicd rewrites it atomically (temp file + rename) a few times a
+// second from its control thread, never from a worker; readers treat a missing,
+// stale or unparsable file as "no daemon". Path: the database path + "-status.json".
+public struct RuntimeStatus: Codable, Sendable, Equatable {
+    public struct Queue: Codable, Sendable, Equatable {
+        public var queue: Int
+        public var core: Int
+        public var rxPackets: UInt64
+        public var txPackets: UInt64
+        public init(queue: Int, core: Int, rxPackets: UInt64, txPackets: UInt64) {
+            self.queue = queue; self.core = core; self.rxPackets = rxPackets; self.txPackets = txPackets
+        }
+    }
+    public struct VNIC: Codable, Sendable, Equatable {
+        /// "up" (sockets bound, forwarding), "down" (its port is missing), or a short reason.
+        public var state: String
+        public var rxPackets: UInt64 = 0
+        public var rxBytes: UInt64 = 0
+        public var txPackets: UInt64 = 0
+        public var txBytes: UInt64 = 0
+        /// Drops by reason (`spoof-mac`, `vsq-full`, ...); only non-zero reasons need appear.
+        public var drops: [String: UInt64] = [:]
+        public init(state: String) { self.state = state }
+    }
+    public var pid: Int32
+    /// Seconds since 1970 of the last rewrite.
+    public var updated: Double
+    public var generation: UInt64
+    /// Classifier counters summed over CPUs: `unknown-dst`, `redirected`, `flooded`, ...
+    public var classifier: [String: UInt64]
+    public var queues: [Queue]
+    public var vnics: [String: VNIC]
+
+    public init(pid: Int32, updated: Double, generation: UInt64, classifier: [String: UInt64],
+                queues: [Queue], vnics: [String: VNIC]) {
+        self.pid = pid; self.updated = updated; self.generation = generation
+        self.classifier = classifier; self.queues = queues; self.vnics = vnics
+    }
+}

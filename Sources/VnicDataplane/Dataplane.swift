@@ -1,0 +1,320 @@
+// Dataplane: the control side of forwarding. It loads the classifier, attaches it
+// to the uplink through a bpf_link, starts one pinned worker per uplink queue,
+// and reconciles the set of VNICs against what the database says: only the
+// difference is applied (a VNIC added, removed or changed), other VNICs'
+// sockets, rings and frames are left alone.
+//
+// Order on add: sockets, XSKMAP slots, a new worker table (workers start filling
+// the port's fill ring), then the port and MAC entries that send traffic to it.
+// Order on remove: the reverse; sockets are closed only after every worker
+// acknowledged a table without them, and their frames are reclaimed after that.
+import CLibXDP
+import CVnicShim
+import Glibc
+import VnicCore
+
+
+/// What the dataplane needs of a VNIC.
+public struct VNICSpec: Equatable, Sendable {
+    public var name: String
+    public var index: UInt32
+    public var mac: MACAddress
+    public var port: String?
+    public init(name: String, index: UInt32, mac: MACAddress, port: String?) {
+        self.name = name; self.index = index; self.mac = mac; self.port = port
+    }
+}
+
+public final class Dataplane {
+    public struct Options: Sendable {
+        public var uplink: String
+        /// Workers, one per uplink queue 0..<queues; nil: every queue the uplink has.
+        public var queues: Int?
+        /// Cores for the workers (worker i on cores[i % count]); nil: worker i on core i % CPUs.
+        public var cores: [Int]?
+        public var xdpMode: XDPLink.Mode = .native
+        public var bind: XSKBindMode = .copy
+        public var bpfObject: String
+        public var framesPerWorker: UInt32 = 16384
+        public var busyPoll = false
+        /// Upper bound of VNIC indexes (sizes the XSKMAPs).
+        public var maxVNICs: UInt32 = 4096
+        public init(uplink: String, bpfObject: String) { self.uplink = uplink; self.bpfObject = bpfObject }
+    }
+
+    final class Active {
+        let spec: VNICSpec
+        let portIfindex: UInt32
+        let tag: UInt16
+        var portLink: XDPLink?
+        var uplinkSockets: [XSKSocket] = []
+        var portSockets: [XSKSocket] = []
+        var portRings: [UnsafeMutablePointer<QueueRings>] = []
+        var counters: [UnsafeMutablePointer<vnic_counters>] = []
+        init(spec: VNICSpec, portIfindex: UInt32, tag: UInt16) {
+            self.spec = spec; self.portIfindex = portIfindex; self.tag = tag
+        }
+        deinit {
+            portLink = nil
+            uplinkSockets.removeAll(); portSockets.removeAll()
+            portRings.forEach { $0.deallocate() }
+            counters.forEach { $0.deallocate() }
+        }
+    }
+
+    public let options: Options
+    public let queueCount: Int
+    public let cores: [Int]
+    let object: BPFObject
+    let uplinkLink: XDPLink
+    let macs: BPFMap, uplinkXSKs: BPFMap, portVNICs: BPFMap, portXSKs: BPFMap, xdpCounters: BPFMap
+    let portProgramFD: Int32
+    var workers: [Worker] = []
+    var active: [String: Active] = [:]
+    /// Desired VNICs by name, and why a desired VNIC is not up.
+    var desired: [String: VNICSpec] = [:]
+    var down: [String: String] = [:]
+    var tableGeneration: UInt64 = 0
+    var freeTags: [UInt16] = Array((2...UInt16.max).reversed())
+    /// Tables published but maybe still in use: freed when every worker moved past them.
+    var retired: [(generation: UInt64, tables: [UnsafeMutablePointer<WorkerTable>])] = []
+    var current: [UnsafeMutablePointer<WorkerTable>]? = nil
+
+    public init(options: Options) throws(VnicError) {
+        self.options = options
+        let up = options.uplink
+        guard if_nametoindex(up) != 0 else { throw VnicError("uplink \(up): no such interface") }
+        var rxq: UInt32 = 0, txq: UInt32 = 0
+        let rc = vnic_queue_counts(up, &rxq, &txq)
+        guard rc == 0 else { throw VnicError("read queue count of \(up): \(errnoString(rc))") }
+        let have = Int(min(rxq, txq))
+        let queues = options.queues ?? have
+        guard queues >= 1, queues <= have, queues <= Int(VNIC_MAX_QUEUES) else {
+            throw VnicError.usage("--queues: \(up) has \(have) queue\(have == 1 ? "" : "s"), asked for \(queues)")
+        }
+        queueCount = queues
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let coreList = options.cores ?? Array(0..<queues).map { $0 % max(cpus, 1) }
+        cores = (0..<queues).map { coreList[$0 % coreList.count] }
+
+        object = try BPFObject(path: options.bpfObject)
+        try object.setSettings(vnic_settings(queue_count: UInt32(queues), pad: 0))
+        let slots = (options.maxVNICs + 1) * UInt32(queues)
+        try object.setMaxEntries(map: "uplink_xsks", slots)
+        try object.setMaxEntries(map: "port_xsks", slots)
+        try object.load()
+        macs = try object.mapFD(named: "vnic_macs")
+        uplinkXSKs = try object.mapFD(named: "uplink_xsks")
+        portVNICs = try object.mapFD(named: "port_vnics")
+        portXSKs = try object.mapFD(named: "port_xsks")
+        xdpCounters = try object.mapFD(named: "vnic_counters")
+        portProgramFD = try object.programFD(named: "vnic_port")
+        uplinkLink = try XDPLink(programFD: try object.programFD(named: "vnic_uplink"), ifname: up, mode: options.xdpMode)
+
+        for q in 0..<queues {
+            let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
+                               busyPoll: options.busyPoll, bind: options.bind)
+            try uplinkXSKs.update(UInt32(q), w.uplinkSocket.fd)
+            workers.append(w)
+        }
+        for w in workers { try w.start() }
+    }
+
+    /// Stops the workers and releases everything; the XDP links detach.
+    public func shutdown() {
+        for w in workers { w.stop() }
+        for (_, a) in active { unmap(a) }
+        active.removeAll()
+        for r in retired { r.tables.forEach(WorkerTable.destroy) }
+        retired.removeAll()
+        workers.removeAll()
+    }
+
+    // MARK: reconcile
+
+    /// Makes the running set of VNICs match `specs` (those on this uplink).
+    /// Returns one line per change or failure, for the log.
+    @discardableResult
+    public func apply(_ specs: [VNICSpec]) -> [String] {
+        var log: [String] = []
+        let wanted = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        desired = wanted
+        // Removed or changed: take down first (a changed MAC, port or index is re-added).
+        let gone = active.values.filter { wanted[$0.spec.name] != $0.spec }
+        if !gone.isEmpty {
+            for a in gone { unmap(a) }
+            for a in gone { active[a.spec.name] = nil }
+            publish(reclaim: [])
+            let tags = gone.map(\.tag)
+            for a in gone { a.portLink = nil; a.uplinkSockets.removeAll(); a.portSockets.removeAll() }
+            publish(reclaim: tags)   // frames of the closed sockets return to the pools
+            freeTags.append(contentsOf: tags)
+            for a in gone { log.append(wanted[a.spec.name] == nil ? "vnic \(a.spec.name) removed" : "vnic \(a.spec.name) changed: re-adding") }
+        }
+        for name in down.keys where wanted[name] == nil { down[name] = nil }
+        // Added (or previously down).
+        var added: [Active] = []
+        for spec in specs.sorted(by: { $0.index < $1.index }) where active[spec.name] == nil {
+            do {
+                let a = try bringUp(spec)
+                active[spec.name] = a
+                added.append(a)
+                down[spec.name] = nil
+                log.append("vnic \(spec.name) up on port \(spec.port ?? "-")")
+            } catch {
+                if down[spec.name] != error.message { log.append("vnic \(spec.name) down: \(error.message)") }
+                down[spec.name] = error.message
+            }
+        }
+        if !added.isEmpty {
+            publish(reclaim: [])
+            for a in added {
+                do {
+                    try portVNICs.update(a.portIfindex, a.spec.index)
+                    try macs.update(macKey(a.spec.mac), vnic_mac_entry(vnic_index: a.spec.index, flags: 0))
+                } catch {
+                    log.append("vnic \(a.spec.name): \(error.message)")
+                }
+            }
+        }
+        return log
+    }
+
+    /// Retries the VNICs that are down (their port may have appeared).
+    public func retryDown() -> [String] {
+        guard !down.isEmpty else { return [] }
+        return apply(Array(desired.values))
+    }
+
+    private func macKey(_ mac: MACAddress) -> vnic_mac_key {
+        let b = mac.bytes
+        return vnic_mac_key(addr: (b[0], b[1], b[2], b[3], b[4], b[5]), pad: 0)
+    }
+
+    private func slot(_ index: UInt32, _ q: Int) -> UInt32 { index * UInt32(queueCount) + UInt32(q) }
+
+    private func bringUp(_ spec: VNICSpec) throws(VnicError) -> Active {
+        guard spec.index >= 1, spec.index <= options.maxVNICs else {
+            throw VnicError("index \(spec.index) is above --max-vnics \(options.maxVNICs)")
+        }
+        guard let port = spec.port else { throw VnicError("no port") }
+        let ifindex = if_nametoindex(port)
+        guard ifindex != 0 else { throw VnicError("port \(port) not found") }
+        var rxq: UInt32 = 0, txq: UInt32 = 0
+        let rc = vnic_queue_counts(port, &rxq, &txq)
+        guard rc == 0 else { throw VnicError("read queue count of port \(port): \(errnoString(rc))") }
+        guard rxq >= queueCount, txq >= queueCount else {
+            throw VnicError("port \(port) has \(min(rxq, txq)) queues, vnicd has \(queueCount) workers (each worker owns one queue of every port)")
+        }
+        guard let tag = freeTags.popLast() else { throw VnicError("too many VNICs") }
+        let a = Active(spec: spec, portIfindex: ifindex, tag: tag)
+        do throws(VnicError) {
+            for (q, w) in workers.enumerated() {
+                let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem, pair: w.umem.firstPair,
+                                       rxSize: 1024, txSize: 0, bind: options.bind)
+                a.uplinkSockets.append(up)
+                let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem, pair: RingPair(),
+                                       rxSize: 1024, txSize: 1024, bind: options.bind)
+                a.portSockets.append(ps)
+                let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
+                rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: ps.pair.fill, comp: ps.pair.comp,
+                                                fd: ps.fd, ctx: tag, fillTarget: 1024))
+                a.portRings.append(rings)
+                let c = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
+                c.initialize(to: vnic_counters())
+                a.counters.append(c)
+            }
+            a.portLink = try XDPLink(programFD: portProgramFD, ifname: port, mode: options.xdpMode)
+            for q in 0..<queueCount {
+                try uplinkXSKs.update(slot(spec.index, q), a.uplinkSockets[q].fd)
+                try portXSKs.update(slot(spec.index, q), a.portSockets[q].fd)
+            }
+        } catch {
+            unmap(a)
+            freeTags.append(tag)
+            throw error
+        }
+        return a
+    }
+
+    /// Removes a VNIC's map entries (traffic stops reaching its sockets).
+    private func unmap(_ a: Active) {
+        macs.delete(macKey(a.spec.mac))
+        portVNICs.delete(a.portIfindex)
+        for q in 0..<queueCount {
+            uplinkXSKs.delete(slot(a.spec.index, q))
+            portXSKs.delete(slot(a.spec.index, q))
+        }
+    }
+
+    /// Publishes a table per worker built from `active` and waits until every worker
+    /// installed it; then frees the tables no worker can still be using.
+    private func publish(reclaim: [UInt16]) {
+        tableGeneration += 1
+        let gen = tableGeneration
+        let list = active.values.sorted { $0.spec.index < $1.spec.index }
+        var tables: [UnsafeMutablePointer<WorkerTable>] = []
+        for (q, w) in workers.enumerated() {
+            let entries = list.map { a in
+                VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
+                          uplinkRX: a.uplinkSockets[q].rx!, port: a.portRings[q], counters: a.counters[q])
+            }
+            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim)
+            tables.append(t)
+            if let never = w.publish(t) { WorkerTable.destroy(never) }
+        }
+        if let cur = current { retired.append((gen - 1, cur)) }
+        current = tables
+        // A worker loops at least every 0.5 ms, idle or not.
+        var waited = 0
+        while workers.contains(where: { $0.installed < gen }) && waited < 5_000 {
+            usleep(100); waited += 1
+        }
+        let oldest = workers.map(\.installed).min() ?? gen
+        retired.removeAll { r in
+            guard r.generation < oldest else { return false }
+            r.tables.forEach(WorkerTable.destroy)
+            return true
+        }
+    }
+
+    // MARK: status
+
+    public func status(generation: UInt64) -> RuntimeStatus {
+        var vnics: [String: RuntimeStatus.VNIC] = [:]
+        for (name, reason) in down { vnics[name] = RuntimeStatus.VNIC(state: "down: \(reason)") }
+        for (name, a) in active {
+            var v = RuntimeStatus.VNIC(state: "up")
+            for c in a.counters {
+                withUnsafeMutablePointer(to: &c.pointee.rx_packets) { v.rxPackets &+= vnic_counter_load($0) }
+                withUnsafeMutablePointer(to: &c.pointee.rx_bytes) { v.rxBytes &+= vnic_counter_load($0) }
+                withUnsafeMutablePointer(to: &c.pointee.tx_packets) { v.txPackets &+= vnic_counter_load($0) }
+                withUnsafeMutablePointer(to: &c.pointee.tx_bytes) { v.txBytes &+= vnic_counter_load($0) }
+                let drops = (UnsafeMutableRawPointer(c) + vnicCountersDropsOffset).assumingMemoryBound(to: UInt64.self)
+                for (i, name) in Dataplane.dropNames.enumerated() {
+                    let n = vnic_counter_load(drops + i)
+                    if n > 0 { v.drops[name, default: 0] &+= n }
+                }
+            }
+            vnics[name] = v
+        }
+        let queues = workers.enumerated().map { q, w in
+            RuntimeStatus.Queue(queue: q, core: w.core, rxPackets: vnic_counter_load(w.queueCounters),
+                                txPackets: vnic_counter_load(w.queueCounters + 1))
+        }
+        var classifier: [String: UInt64] = [:]
+        for (i, name) in Dataplane.xdpCounterNames.enumerated() {
+            classifier[name] = xdpCounters.perCPUSum(index: UInt32(i))
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return RuntimeStatus(pid: getpid(), updated: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, generation: generation,
+                             classifier: classifier, queues: queues, vnics: vnics)
+    }
+
+    /// Names of enum vnic_drop_reason, in order.
+    static let dropNames = ["spoof-mac", "malformed", "tx-full", "no-buffer"]
+    /// Names of enum vnic_xdp_counter, in order.
+    static let xdpCounterNames = ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
+                                  "bad-queue", "port-redirected", "port-unknown"]
+}

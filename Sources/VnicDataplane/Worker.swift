@@ -1,0 +1,361 @@
+// Worker: one thread per uplink queue, pinned to a core, run to completion over
+// its sockets in bursts of 64. It owns its UMEM's frames: a free pool, and an
+// owner tag per frame so the frames held by a deleted socket can be reclaimed.
+//
+// Per loop: take a new table if one was published; reap completions and refill
+// fill rings; move frames
+//   uplink VNIC sockets -> that VNIC's port (zero copy: the descriptor moves),
+//   uplink socket (broadcast/multicast) -> a copy to every VNIC's port,
+//   port sockets -> checked (source MAC), then to the uplink, or to a local
+//                    VNIC's port (VM to VM), or both for broadcast/multicast;
+// then submit the transmit rings it touched and kick the kernel where needed.
+// No allocation, no locks, no ARC, no syscalls but the transmit kick, and a
+// short sleep only after a stretch of idle loops (unless busy polling).
+import CLibXDP
+import CVnicShim
+import Glibc
+import VnicCore
+
+final class Worker: @unchecked Sendable {
+    static let burst: UInt32 = 64
+    static let uplinkTag: UInt16 = 1
+
+    let queue: UInt32
+    let core: Int
+    let busyPoll: Bool
+    let umem: UMEM
+    let uplinkSocket: XSKSocket
+    let uplink: UnsafeMutablePointer<QueueRings>
+
+    // Frame pool: a stack of free frame addresses, and an owner tag per frame
+    // (0 free or in hand, 1 the uplink pair, 2... a port pair).
+    let pool: UnsafeMutablePointer<UInt64>
+    var poolCount: Int
+    let owner: UnsafeMutablePointer<UInt16>
+
+    // Shared with the control thread (accessed through the shim's atomics).
+    let mailbox: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    let installedGeneration: UnsafeMutablePointer<UInt64>
+    let stopFlag: UnsafeMutablePointer<UInt64>
+    /// [0] frames received from the uplink, [1] frames sent to the uplink.
+    let queueCounters: UnsafeMutablePointer<UInt64>
+
+    var table: UnsafeMutablePointer<WorkerTable>
+    private var thread: pthread_t?
+
+    init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
+         bind: XSKBindMode) throws(VnicError) {
+        self.queue = queue
+        self.core = core
+        self.busyPoll = busyPoll
+        umem = try UMEM(frameCount: frames, fillSize: 4096, compSize: 4096)
+        uplinkSocket = try XSKSocket(ifname: uplinkName, queue: queue, umem: umem, pair: umem.firstPair,
+                                     rxSize: 2048, txSize: 2048, bind: bind)
+        uplink = .allocate(capacity: 1)
+        uplink.initialize(to: QueueRings(rx: uplinkSocket.rx!, tx: uplinkSocket.tx!, fill: umem.firstPair.fill,
+                                         comp: umem.firstPair.comp, fd: uplinkSocket.fd, ctx: Worker.uplinkTag,
+                                         fillTarget: 4096))
+        pool = .allocate(capacity: Int(frames))
+        for i in 0..<Int(frames) { pool[i] = UInt64(i) * UInt64(UMEM.frameSize) }
+        poolCount = Int(frames)
+        owner = .allocate(capacity: Int(frames))
+        owner.initialize(repeating: 0, count: Int(frames))
+        mailbox = .allocate(capacity: 1); mailbox.initialize(to: nil)
+        installedGeneration = .allocate(capacity: 1); installedGeneration.initialize(to: 0)
+        stopFlag = .allocate(capacity: 1); stopFlag.initialize(to: 0)
+        queueCounters = .allocate(capacity: 2); queueCounters.initialize(repeating: 0, count: 2)
+        table = WorkerTable.make(generation: 0, entries: [], reclaim: [])
+    }
+
+    deinit {
+        uplink.deallocate(); pool.deallocate(); owner.deallocate()
+        mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
+        queueCounters.deallocate()
+        WorkerTable.destroy(table)
+    }
+
+    // MARK: control side
+
+    func start() throws(VnicError) {
+        let ctx = Unmanaged.passRetained(self).toOpaque()
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            let w = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+            w.run()
+            return nil
+        }, ctx)
+        guard rc == 0 else {
+            Unmanaged<Worker>.fromOpaque(ctx).release()
+            throw VnicError("start worker for queue \(queue): \(errnoString(rc))")
+        }
+        thread = t
+    }
+
+    func stop() {
+        vnic_store_u64_release(stopFlag, 1)
+        if let t = thread { pthread_join(t, nil); thread = nil }
+    }
+
+    /// Publishes a table; returns a table that was published but never installed
+    /// (the caller frees it), or nil.
+    func publish(_ t: UnsafeMutablePointer<WorkerTable>) -> UnsafeMutablePointer<WorkerTable>? {
+        let old = vnic_exchange_pointer(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), UnsafeMutableRawPointer(t))
+        return old?.assumingMemoryBound(to: WorkerTable.self)
+    }
+
+    var installed: UInt64 { vnic_load_u64_acquire(installedGeneration) }
+
+    // MARK: worker thread
+
+    private func run() {
+        vnic_set_current_thread_name("vnic-worker-\(queue)")
+        let rc = vnic_pin_current_thread(Int32(core))
+        if rc != 0 {
+            stderrLine("vnicd: pin worker \(queue) to core \(core): \(errnoString(rc))")
+        }
+        var idle = 0
+        while vnic_load_u64_acquire(stopFlag) == 0 {
+            if vnic_load_pointer_relaxed(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)) != nil {
+                install()
+            }
+            let work = loopOnce()
+            if work || busyPoll {
+                idle = 0
+            } else {
+                idle += 1
+                if idle > 2000 { usleep(idle > 20000 ? 500 : 50) }
+            }
+        }
+    }
+
+    private func install() {
+        guard let raw = vnic_exchange_pointer(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), nil) else { return }
+        let t = raw.assumingMemoryBound(to: WorkerTable.self)
+        // Frames tagged with a retired pair go back to the pool.
+        for r in 0..<t.pointee.reclaimCount {
+            let tag = t.pointee.reclaim[r]
+            for f in 0..<Int(umem.frameCount) where owner[f] == tag {
+                owner[f] = 0
+                pool[poolCount] = UInt64(f) * UInt64(UMEM.frameSize)
+                poolCount += 1
+            }
+        }
+        table = t   // the previous table is freed by the control thread after the ack
+        vnic_store_u64_release(installedGeneration, t.pointee.generation)
+    }
+
+    @inline(__always)
+    private func frameIndex(_ addr: UInt64) -> Int { Int(truncatingIfNeeded: addr >> 11) }
+
+    @inline(__always)
+    private func free(_ addr: UInt64) {
+        let base = addr & ~UInt64(UMEM.frameSize - 1)
+        owner[frameIndex(base)] = 0
+        pool[poolCount] = base
+        poolCount += 1
+    }
+
+    /// Returns completed transmit frames to the pool and tops up the fill ring.
+    @inline(__always)
+    private func service(_ q: UnsafeMutablePointer<QueueRings>) {
+        var idx: UInt32 = 0
+        let done = xsk_ring_cons__peek(q.pointee.comp, 1024, &idx)
+        if done > 0 {
+            for i in 0..<done { free(xsk_ring_cons__comp_addr(q.pointee.comp, idx &+ i).pointee) }
+            xsk_ring_cons__release(q.pointee.comp, done)
+        }
+        let fill = q.pointee.fill
+        let want = min(xsk_prod_nb_free(fill, q.pointee.fillTarget), q.pointee.fillTarget)
+        // Refill in steps of at least a burst, so a busy ring is not topped up one by one.
+        let n = UInt32(min(Int(want), poolCount))
+        guard n >= Worker.burst || (n > 0 && want == q.pointee.fillTarget) else { return }
+        guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return }
+        let tag = q.pointee.ctx
+        for i in 0..<n {
+            poolCount -= 1
+            let a = pool[poolCount]
+            owner[frameIndex(a)] = tag
+            xsk_ring_prod__fill_addr(fill, idx &+ i).pointee = a
+        }
+        xsk_ring_prod__submit(fill, n)
+    }
+
+    /// Puts one frame on a transmit ring (submitted at the end of the loop);
+    /// false when the ring is full (the caller still owns the frame).
+    @inline(__always)
+    private func enqueue(_ q: UnsafeMutablePointer<QueueRings>, addr: UInt64, len: UInt32) -> Bool {
+        var idx: UInt32 = 0
+        guard xsk_ring_prod__reserve(q.pointee.tx, 1, &idx) == 1 else { return false }
+        let d = xsk_ring_prod__tx_desc(q.pointee.tx, idx)!
+        d.pointee.addr = addr
+        d.pointee.len = len
+        d.pointee.options = 0
+        owner[frameIndex(addr)] = q.pointee.ctx
+        q.pointee.reserved &+= 1
+        return true
+    }
+
+    /// Copies a frame into a frame from the pool and enqueues the copy.
+    @inline(__always)
+    private func enqueueCopy(_ q: UnsafeMutablePointer<QueueRings>, from src: UnsafeRawPointer, len: UInt32) -> Bool {
+        guard poolCount > 0 else { return false }
+        poolCount -= 1
+        let a = pool[poolCount]
+        memcpy(xsk_umem__get_data(umem.area, a), src, Int(len))
+        if enqueue(q, addr: a, len: len) { return true }
+        pool[poolCount] = a
+        poolCount += 1
+        return false
+    }
+
+    /// Submits what was reserved and kicks the kernel when it asks for it.
+    @inline(__always)
+    private func flush(_ q: UnsafeMutablePointer<QueueRings>) {
+        let n = q.pointee.reserved
+        if n > 0 {
+            xsk_ring_prod__submit(q.pointee.tx, n)
+            q.pointee.reserved = 0
+            q.pointee.kick = true
+        }
+        guard q.pointee.kick else { return }
+        if xsk_ring_prod__needs_wakeup(q.pointee.tx) != 0 {
+            _ = sendto(q.pointee.fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0)
+        }
+        // Copy mode sends a bounded batch per kick: kick again while some are left.
+        let tx = q.pointee.tx
+        q.pointee.kick = tx.pointee.producer.pointee != consumerIndex(tx)
+    }
+
+    @inline(__always)
+    private func consumerIndex(_ tx: UnsafeMutablePointer<xsk_ring_prod>) -> UInt32 {
+        UnsafeMutableRawPointer(tx.pointee.consumer).load(as: UInt32.self)
+    }
+
+    private func loopOnce() -> Bool {
+        let t = table.pointee
+        let entries = t.entries
+        let count = t.count
+        var work = false
+        var idx: UInt32 = 0
+
+        service(uplink)
+        for e in 0..<count { service(entries[e].port) }
+
+        // Uplink, per VNIC: the descriptor moves to the VNIC's port unchanged.
+        for e in 0..<count {
+            let entry = entries[e]
+            let n = xsk_ring_cons__peek(entry.uplinkRX, Worker.burst, &idx)
+            if n == 0 { continue }
+            work = true
+            var bytes: UInt64 = 0, sent: UInt64 = 0
+            for i in 0..<n {
+                let d = xsk_ring_cons__rx_desc(entry.uplinkRX, idx &+ i).pointee
+                if enqueue(entry.port, addr: d.addr, len: d.len) {
+                    sent &+= 1; bytes &+= UInt64(d.len)
+                } else {
+                    free(d.addr)
+                    countDrop(entry.counters, VNIC_DROP_TX_FULL)
+                }
+            }
+            xsk_ring_cons__release(entry.uplinkRX, n)
+            vnic_counter_add(&entry.counters.pointee.rx_packets, sent)
+            vnic_counter_add(&entry.counters.pointee.rx_bytes, bytes)
+            vnic_counter_add(queueCounters, UInt64(n))
+        }
+
+        // Uplink socket: broadcast and multicast, copied to every VNIC.
+        let fn = xsk_ring_cons__peek(uplink.pointee.rx, Worker.burst, &idx)
+        if fn > 0 {
+            work = true
+            for i in 0..<fn {
+                let d = xsk_ring_cons__rx_desc(uplink.pointee.rx, idx &+ i).pointee
+                let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
+                for e in 0..<count {
+                    let entry = entries[e]
+                    if enqueueCopy(entry.port, from: data, len: d.len) {
+                        vnic_counter_add(&entry.counters.pointee.rx_packets, 1)
+                        vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(d.len))
+                    } else {
+                        countDrop(entry.counters, VNIC_DROP_NO_BUFFER)
+                    }
+                }
+                free(d.addr)
+            }
+            xsk_ring_cons__release(uplink.pointee.rx, fn)
+            vnic_counter_add(queueCounters, UInt64(fn))
+        }
+
+        // Ports: what the VMs send.
+        var toWire: UInt64 = 0
+        for e in 0..<count {
+            let entry = entries[e]
+            let rx = entry.port.pointee.rx
+            let n = xsk_ring_cons__peek(rx, Worker.burst, &idx)
+            if n == 0 { continue }
+            work = true
+            var accepted: UInt64 = 0, bytes: UInt64 = 0
+            for i in 0..<n {
+                let d = xsk_ring_cons__rx_desc(rx, idx &+ i).pointee
+                let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
+                if d.len < 14 {
+                    countDrop(entry.counters, VNIC_DROP_MALFORMED)
+                    free(d.addr); continue
+                }
+                if MACKey.load(data + 6) != entry.mac {
+                    countDrop(entry.counters, VNIC_DROP_SPOOF_MAC)
+                    free(d.addr); continue
+                }
+                accepted &+= 1; bytes &+= UInt64(d.len)
+                let dst = MACKey.load(data)
+                if MACKey.isGroup(dst) {
+                    for o in 0..<count where o != e {
+                        let other = entries[o]
+                        if enqueueCopy(other.port, from: data, len: d.len) {
+                            vnic_counter_add(&other.counters.pointee.rx_packets, 1)
+                            vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
+                        } else {
+                            countDrop(other.counters, VNIC_DROP_NO_BUFFER)
+                        }
+                    }
+                    if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
+                        countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
+                    }
+                    continue
+                }
+                let local = t.lookup(dst)
+                if local < 0 {
+                    if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
+                        countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
+                    }
+                } else if local != e {
+                    let other = entries[local]
+                    if enqueue(other.port, addr: d.addr, len: d.len) {
+                        vnic_counter_add(&other.counters.pointee.rx_packets, 1)
+                        vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
+                    } else {
+                        countDrop(other.counters, VNIC_DROP_TX_FULL); free(d.addr)
+                    }
+                } else {
+                    free(d.addr)   // to itself: a bridge does not reflect it
+                }
+            }
+            xsk_ring_cons__release(rx, n)
+            vnic_counter_add(&entry.counters.pointee.tx_packets, accepted)
+            vnic_counter_add(&entry.counters.pointee.tx_bytes, bytes)
+        }
+        if toWire > 0 { vnic_counter_add(queueCounters + 1, toWire) }
+
+        flush(uplink)
+        for e in 0..<count { flush(entries[e].port) }
+        return work
+    }
+}
+
+/// Offset of `drops` in `struct vnic_counters` (four u64 before it); a test checks it.
+let vnicCountersDropsOffset = 32
+
+@inline(__always)
+func countDrop(_ c: UnsafeMutablePointer<vnic_counters>, _ reason: vnic_drop_reason) {
+    let drops = (UnsafeMutableRawPointer(c) + vnicCountersDropsOffset).assumingMemoryBound(to: UInt64.self)
+    vnic_counter_add(drops + Int(reason.rawValue), 1)
+}

@@ -1,0 +1,127 @@
+// WorkerTable: what a worker needs to forward, as plain memory (no ARC, no
+// existentials): the VNICs it serves with their rings and counters, and a
+// destination-MAC hash for VM-to-VM forwarding.
+//
+// Publication protocol (one writer, the control thread; one reader, the worker):
+// the control thread builds a new table, stores it in the worker's mailbox with
+// an acquire-release exchange, and keeps the old one. The worker takes the
+// mailbox at the top of its loop, installs the table and stores its generation
+// (release). A table, and any ring it names that the new table no longer names,
+// is freed only after the worker reports a later generation: a worker never
+// touches memory the control thread has freed.
+import CLibXDP
+import CVnicShim
+
+/// A socket's rings as the worker uses them. For a port socket, `fill`/`comp` are
+/// the port's own pair; for the uplink socket, the (uplink, queue) pair.
+/// After publication only the owning worker writes it.
+struct QueueRings {
+    var rx: UnsafeMutablePointer<xsk_ring_cons>
+    var tx: UnsafeMutablePointer<xsk_ring_prod>
+    var fill: UnsafeMutablePointer<xsk_ring_prod>
+    var comp: UnsafeMutablePointer<xsk_ring_cons>
+    var fd: Int32
+    /// Owner tag of frames in this pair's fill ring or transmit path (1: uplink).
+    var ctx: UInt16
+    /// How many frames to keep in the fill ring.
+    var fillTarget: UInt32
+    /// Transmit descriptors reserved in this loop and not yet submitted.
+    var reserved: UInt32 = 0
+    /// The kernel has not yet taken everything submitted: kick again.
+    var kick: Bool = false
+}
+
+/// One VNIC as one worker sees it.
+struct VNICEntry {
+    var index: UInt32
+    /// The MAC as `MACKey` (frame byte order packed into a UInt64).
+    var mac: UInt64
+    /// The VNIC's receive socket on the uplink, on this worker's queue.
+    var uplinkRX: UnsafeMutablePointer<xsk_ring_cons>
+    var port: UnsafeMutablePointer<QueueRings>
+    var counters: UnsafeMutablePointer<vnic_counters>
+}
+
+struct WorkerTable {
+    var generation: UInt64
+    var count: Int
+    var entries: UnsafeMutablePointer<VNICEntry>
+    /// Open addressing, linear probing: key MACKey+1 (0 = empty) -> entry index.
+    var hashMask: Int
+    var hashKeys: UnsafeMutablePointer<UInt64>
+    var hashValues: UnsafeMutablePointer<Int32>
+    /// Frame owner tags whose sockets are gone: their frames return to the pool.
+    var reclaimCount: Int
+    var reclaim: UnsafeMutablePointer<UInt16>
+
+    /// Allocates a table; free it with `destroy`.
+    static func make(generation: UInt64, entries list: [VNICEntry], reclaim tags: [UInt16]) -> UnsafeMutablePointer<WorkerTable> {
+        let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
+        entries.initialize(from: list, count: list.count)
+        var capacity = 8
+        while capacity < list.count * 2 { capacity <<= 1 }
+        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        keys.initialize(repeating: 0, count: capacity)
+        let values = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+        values.initialize(repeating: -1, count: capacity)
+        for (i, e) in list.enumerated() {
+            var h = MACKey.hash(e.mac) & (capacity - 1)
+            while keys[h] != 0 { h = (h + 1) & (capacity - 1) }
+            keys[h] = e.mac &+ 1
+            values[h] = Int32(i)
+        }
+        let reclaim = UnsafeMutablePointer<UInt16>.allocate(capacity: max(tags.count, 1))
+        reclaim.initialize(from: tags, count: tags.count)
+        let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
+        t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
+                                     hashMask: capacity - 1, hashKeys: keys, hashValues: values,
+                                     reclaimCount: tags.count, reclaim: reclaim))
+        return t
+    }
+
+    static func destroy(_ t: UnsafeMutablePointer<WorkerTable>) {
+        t.pointee.entries.deallocate()
+        t.pointee.hashKeys.deallocate()
+        t.pointee.hashValues.deallocate()
+        t.pointee.reclaim.deallocate()
+        t.deallocate()
+    }
+
+    /// The entry index of a destination MAC key, or -1.
+    @inline(__always)
+    func lookup(_ key: UInt64) -> Int {
+        var h = MACKey.hash(key) & hashMask
+        let k = key &+ 1
+        while true {
+            let stored = hashKeys[h]
+            if stored == k { return Int(hashValues[h]) }
+            if stored == 0 { return -1 }
+            h = (h + 1) & hashMask
+        }
+    }
+}
+
+/// MAC addresses as the hot path compares them: the six bytes as they sit in a
+/// frame, loaded little-endian into the low 48 bits of a UInt64 (no byte swaps).
+enum MACKey {
+    @inline(__always)
+    static func load(_ p: UnsafeRawPointer) -> UInt64 {
+        UInt64(p.loadUnaligned(as: UInt32.self)) | UInt64(p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
+    }
+
+    static func from(_ bytes: [UInt8]) -> UInt64 {
+        precondition(bytes.count == 6)
+        var k: UInt64 = 0
+        for (i, b) in bytes.enumerated() { k |= UInt64(b) << (8 * UInt64(i)) }
+        return k
+    }
+
+    @inline(__always)
+    static func hash(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 40)
+    }
+
+    /// Broadcast or multicast: the group bit of the first octet.
+    @inline(__always)
+    static func isGroup(_ key: UInt64) -> Bool { key & 1 == 1 }
+}

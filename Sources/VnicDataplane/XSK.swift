@@ -1,0 +1,123 @@
+// XSK: owning wrappers for a UMEM and its AF_XDP sockets (libxdp).
+//
+// Each worker owns one UMEM. Its first socket is the uplink socket of the
+// worker's queue, which creates the (uplink, queue) fill/completion pair. Every
+// VNIC's receive socket on that queue shares that pair (XDP_SHARED_UMEM, same
+// device and queue); every port socket gets a pair of its own (shared UMEM on
+// another device). libxdp keeps pointers to the ring structs, so they live in
+// allocated memory owned by these objects, never on the stack.
+import CLibXDP
+import CVnicShim
+import Glibc
+import VnicCore
+
+/// A fill/completion ring pair for one (device, queue) of a UMEM.
+final class RingPair {
+    let fill: UnsafeMutablePointer<xsk_ring_prod>
+    let comp: UnsafeMutablePointer<xsk_ring_cons>
+    init() {
+        fill = .allocate(capacity: 1); fill.initialize(to: xsk_ring_prod())
+        comp = .allocate(capacity: 1); comp.initialize(to: xsk_ring_cons())
+    }
+    deinit { fill.deallocate(); comp.deallocate() }
+}
+
+/// The packet buffer area of one worker, registered with the kernel.
+/// The C function is `xsk_umem__create`.
+final class UMEM {
+    static let frameSize: UInt32 = 2048
+    let area: UnsafeMutableRawPointer
+    let frameCount: UInt32
+    let size: Int
+    let umem: OpaquePointer
+    /// The pair of the first socket's (device, queue).
+    let firstPair = RingPair()
+    let fillSize: UInt32
+    let compSize: UInt32
+
+    init(frameCount: UInt32, fillSize: UInt32, compSize: UInt32) throws(VnicError) {
+        self.frameCount = frameCount
+        self.fillSize = fillSize
+        self.compSize = compSize
+        size = Int(frameCount) * Int(UMEM.frameSize)
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+              p != MAP_FAILED else {
+            throw VnicError("allocate \(size) bytes of UMEM: \(errnoString(errno))")
+        }
+        area = p
+        var cfg = xsk_umem_config(fill_size: fillSize, comp_size: compSize, frame_size: UMEM.frameSize,
+                                  frame_headroom: 0, flags: 0)
+        var u: OpaquePointer?
+        let rc = xsk_umem__create(&u, area, UInt64(size), firstPair.fill, firstPair.comp, &cfg)
+        guard rc == 0, let u else {
+            munmap(area, size)
+            let hint = -rc == EPERM || -rc == ENOMEM ? " (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK)" : ""
+            throw VnicError("register UMEM of \(size) bytes: \(errnoString(-rc))\(hint)")
+        }
+        umem = u
+    }
+
+    deinit {
+        _ = xsk_umem__delete(umem)
+        munmap(area, size)
+    }
+}
+
+/// How a socket binds: copy mode works everywhere (veth); zero copy needs a driver that supports it.
+public enum XSKBindMode: Sendable { case copy, zeroCopy }
+
+/// One AF_XDP socket bound to (device, queue). The C function is `xsk_socket__create_shared`.
+final class XSKSocket {
+    let ifname: String
+    let queue: UInt32
+    let xsk: OpaquePointer
+    let fd: Int32
+    let rx: UnsafeMutablePointer<xsk_ring_cons>?
+    let tx: UnsafeMutablePointer<xsk_ring_prod>?
+    /// Kept alive while the socket exists: libxdp unmaps the pair with its last socket.
+    let pair: RingPair
+
+    init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
+         bind: XSKBindMode) throws(VnicError) {
+        self.ifname = ifname
+        self.queue = queue
+        self.pair = pair
+        var rxRing: UnsafeMutablePointer<xsk_ring_cons>?
+        var txRing: UnsafeMutablePointer<xsk_ring_prod>?
+        if rxSize > 0 { rxRing = .allocate(capacity: 1); rxRing!.initialize(to: xsk_ring_cons()) }
+        if txSize > 0 { txRing = .allocate(capacity: 1); txRing!.initialize(to: xsk_ring_prod()) }
+        var cfg = xsk_socket_config()
+        cfg.rx_size = rxSize
+        cfg.tx_size = txSize
+        cfg.libxdp_flags = UInt32(XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD)
+        cfg.xdp_flags = 0
+        cfg.bind_flags = UInt16(XDP_USE_NEED_WAKEUP) | UInt16(bind == .copy ? XDP_COPY : XDP_ZEROCOPY)
+        var s: OpaquePointer?
+        var rc: Int32 = 0
+        // Re-binding a queue right after its previous socket closed can fail with
+        // EBUSY while the kernel tears the old one down: retry with a short backoff.
+        for attempt in 0..<40 {
+            rc = xsk_socket__create_shared(&s, ifname, queue, umem.umem, rxRing, txRing,
+                                           pair.fill, pair.comp, &cfg)
+            if rc != -EBUSY { break }
+            usleep(UInt32(min(1000 * (attempt + 1), 25_000)))
+        }
+        guard rc == 0, let s else {
+            rxRing?.deallocate(); txRing?.deallocate()
+            var hint = ""
+            if -rc == EPERM { hint = " (needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK, or root)" }
+            if -rc == EINVAL { hint = " (does \(ifname) have queue \(queue)?)" }
+            throw VnicError("bind AF_XDP socket on \(ifname) queue \(queue): \(errnoString(-rc))\(hint)")
+        }
+        xsk = s
+        fd = xsk_socket__fd(s)
+        rx = rxRing
+        tx = txRing
+    }
+
+    deinit {
+        xsk_socket__delete(xsk)
+        rx?.deallocate()
+        tx?.deallocate()
+    }
+}

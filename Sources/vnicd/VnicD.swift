@@ -1,0 +1,170 @@
+// vnicd: the dataplane daemon. Reads the VNICs from the LMDB database, loads and
+// attaches the classifier, starts one pinned worker per uplink queue, and follows
+// the database: it polls the generation number every few milliseconds from its
+// control thread (one cheap read transaction, never per packet) and applies only
+// what changed. SIGINT/SIGTERM stop it cleanly; the XDP programs are attached
+// through bpf_links, so even kill -9 leaves nothing attached.
+import ArgumentParser
+import CVnicShim
+import Glibc
+import VnicCLI
+import VnicConfig
+import VnicCore
+import VnicDataplane
+
+struct VnicD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vnicd",
+        abstract: "The vnic dataplane daemon: XDP steering into per-VNIC AF_XDP sockets, pinned workers.")
+
+    @Option(help: "The configuration database (else $VNIC_DB, else /var/lib/vnic/vnic.db).")
+    var db: String?
+
+    @Option(name: .long, help: "The uplink interface (default: the link the database's VNICs name).")
+    var link: String?
+
+    @Option(help: "Workers, one per uplink queue 0..<N (default: every queue of the uplink).")
+    var queues: Int?
+
+    @Option(help: "Cores to pin the workers to, comma separated (worker i on the i-th).")
+    var cores: String?
+
+    @Option(name: .customLong("xdp-mode"), help: "native (driver) or generic (skb) XDP.")
+    var xdpMode: String = "native"
+
+    @Option(name: .customLong("bpf-object"), help: "The compiled classifier (default: vnic.bpf.o beside vnicd, or $VNIC_BPF_OBJECT).")
+    var bpfObject: String?
+
+    @Flag(name: .customLong("busy-poll"), help: "Never sleep when idle (lowest latency, one core per worker).")
+    var busyPoll = false
+
+    @Option(name: .customLong("max-vnics"), help: "The highest VNIC index the XSKMAPs hold.")
+    var maxVNICs: UInt32 = 4096
+
+    @Option(help: "UMEM frames (2 KiB each) per worker.")
+    var frames: UInt32 = 16384
+
+    func validate() throws {
+        if let q = queues, q < 1 { throw ValidationError("--queues: '\(q)' must be at least 1") }
+        if xdpMode != "native" && xdpMode != "generic" {
+            throw ValidationError("--xdp-mode: '\(xdpMode)' is not native or generic")
+        }
+        if let c = cores { _ = try parseCores(c) }
+        if frames < 4096 { throw ValidationError("--frames: '\(frames)' is below 4096") }
+        if maxVNICs < 1 || maxVNICs >= VNIC_MAX_VNICS {
+            throw ValidationError("--max-vnics: '\(maxVNICs)' is not in 1...\(VNIC_MAX_VNICS - 1)")
+        }
+    }
+
+    func parseCores(_ text: String) throws -> [Int] {
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))
+        var list: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let c = Int(part), c >= 0 else { throw ValidationError("--cores: '\(part)' is not a core number") }
+            guard c < cpus else { throw ValidationError("--cores: core \(c) does not exist (this machine has \(cpus))") }
+            list.append(c)
+        }
+        return list
+    }
+
+    func run() throws {
+        let path = db ?? ProcessInfoLite.env("VNIC_DB") ?? "/var/lib/vnic/vnic.db"
+        let store = try ConfigStore.open(path: path, create: false)
+        var generation = try store.generation()
+        let records = try store.vnics()
+        guard let uplink = link ?? records.first?.link else {
+            throw VnicError("nothing to serve: \(path) has no VNICs and no --link was given")
+        }
+        let others = Set(records.map(\.link)).subtracting([uplink])
+        if !others.isEmpty {
+            log("VNICs on \(others.sorted().joined(separator: ", ")) are ignored: this vnicd serves \(uplink)")
+        }
+        var opts = Dataplane.Options(uplink: uplink, bpfObject: try locateObject())
+        opts.queues = queues
+        opts.cores = try cores.map(parseCores)
+        opts.xdpMode = xdpMode == "generic" ? .generic : .native
+        opts.busyPoll = busyPoll
+        opts.maxVNICs = maxVNICs
+        opts.framesPerWorker = frames
+
+        // Workers inherit this mask: the signals reach only the control thread's sigtimedwait.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, s) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        let dp = try Dataplane(options: opts)
+        log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
+        dp.apply(specs(records, uplink: uplink)).forEach(log)
+        try? dp.status(generation: generation).write(database: path)
+
+        var wait = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+        var ticks = 0
+        while true {
+            let sig = sigtimedwait(&signals, nil, &wait)
+            if sig == SIGINT || sig == SIGTERM || sig == SIGHUP {
+                log("signal \(sig): stopping")
+                break
+            }
+            ticks += 1
+            do {
+                let g = try store.generation()
+                if g != generation {
+                    generation = g
+                    dp.apply(specs(try store.vnics(), uplink: uplink)).forEach(log)
+                }
+            } catch {
+                log("read \(path): \(error)")
+            }
+            if ticks % 200 == 0 { dp.retryDown().forEach(log) }
+            if ticks % 50 == 0 { try? dp.status(generation: generation).write(database: path) }
+        }
+        let final = dp.status(generation: generation)
+        dp.shutdown()
+        RuntimeStatus.remove(database: path)
+        printSummary(final)
+    }
+
+    func specs(_ records: [VNICRecord], uplink: String) -> [VNICSpec] {
+        records.filter { $0.link == uplink }.map { VNICSpec(name: $0.name, index: $0.index, mac: $0.mac, port: $0.port) }
+    }
+
+    func locateObject() throws -> String {
+        if let p = bpfObject { return p }
+        if let p = ProcessInfoLite.env("VNIC_BPF_OBJECT") { return p }
+        let exe = ProcessInfoLite.executableDirectory()
+        for candidate in [exe + "/vnic.bpf.o", exe + "/../lib/vnic/vnic.bpf.o", "/usr/local/lib/vnic/vnic.bpf.o"]
+        where access(candidate, R_OK) == 0 {
+            return candidate
+        }
+        throw VnicError("vnic.bpf.o not found beside vnicd or in /usr/local/lib/vnic (run make build, or pass --bpf-object)")
+    }
+
+    func printSummary(_ s: RuntimeStatus) {
+        log("stopped; classifier: " + s.classifier.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        for q in s.queues { log("queue \(q.queue) (core \(q.core)): rx \(q.rxPackets) tx \(q.txPackets)") }
+        for (name, v) in s.vnics.sorted(by: { $0.key < $1.key }) {
+            let drops = v.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            log("vnic \(name): \(v.state) rx \(v.rxPackets) pkts \(v.rxBytes) B, tx \(v.txPackets) pkts \(v.txBytes) B\(drops.isEmpty ? "" : ", drops " + drops)")
+        }
+    }
+}
+
+func log(_ line: String) {
+    fputs("vnicd: \(line)\n", stderr)
+}
+
+enum ProcessInfoLite {
+    static func env(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+    static func executableDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return "." }
+        let path = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    }
+}

@@ -1,0 +1,68 @@
+/* vnic.shared.h: every map key, map value, counter index and constant shared by
+ * the XDP programs (bpf/vnic.bpf.c) and the Swift dataplane, which imports this
+ * header through the CVnicShim module instead of redeclaring anything.
+ * Fixed-width types, explicit padding; a Swift test checks the sizes.
+ *
+ * XSKMAP slots: slot(vnic, queue) = vnic * queue_count + queue. VNIC index 0 is
+ * reserved for the uplink's own socket on each queue: it receives broadcast and
+ * multicast (flooded to every VNIC by the worker) and transmits to the wire.
+ */
+#ifndef VNIC_SHARED_H
+#define VNIC_SHARED_H
+
+#include <linux/types.h>
+
+#define VNIC_MAX_VNICS      65536u  /* VNIC indexes are 1 ... VNIC_MAX_VNICS-1 */
+#define VNIC_MAX_QUEUES     64u     /* uplink queues (= workers) */
+#define VNIC_UPLINK_INDEX   0u      /* the reserved index of the uplink socket */
+
+/* Key of vnic_macs: a destination MAC in wire order. */
+struct vnic_mac_key {
+	__u8  addr[6];
+	__u16 pad;              /* always 0 */
+};
+
+/* Value of vnic_macs. */
+struct vnic_mac_entry {
+	__u32 vnic_index;       /* 1 ... VNIC_MAX_VNICS-1 */
+	__u32 flags;            /* reserved, 0 */
+};
+
+/* Load-time settings, the only variable in .rodata (written before load). */
+struct vnic_settings {
+	__u32 queue_count;      /* XSKMAP stride: the number of uplink queues */
+	__u32 pad;
+};
+
+/* Per-CPU counters of the XDP programs (index into vnic_counters). */
+enum vnic_xdp_counter {
+	VNIC_XDP_REDIRECTED = 0,  /* uplink unicast redirected to a VNIC socket */
+	VNIC_XDP_FLOODED,         /* uplink broadcast/multicast to the uplink socket */
+	VNIC_XDP_UNKNOWN_DST,     /* uplink unicast to a MAC no VNIC owns: dropped */
+	VNIC_XDP_NO_SOCKET,       /* known destination but no socket bound yet: dropped */
+	VNIC_XDP_MALFORMED,       /* shorter than an Ethernet header: dropped */
+	VNIC_XDP_BAD_QUEUE,       /* rx queue >= queue_count: dropped */
+	VNIC_XDP_PORT_REDIRECTED, /* VM port frame redirected to the port socket */
+	VNIC_XDP_PORT_UNKNOWN,    /* frame on a port no VNIC owns: dropped */
+	VNIC_XDP_COUNTER_MAX
+};
+
+/* Per VNIC and worker counters kept by the Swift workers (not a BPF map);
+ * declared here so the layout has one definition. rx = towards the VM. */
+enum vnic_drop_reason {
+	VNIC_DROP_SPOOF_MAC = 0,  /* VM sent a frame with a source MAC not its own */
+	VNIC_DROP_MALFORMED,      /* VM frame shorter than an Ethernet header */
+	VNIC_DROP_TX_FULL,        /* the destination's transmit ring was full */
+	VNIC_DROP_NO_BUFFER,      /* no free frame to copy a flooded frame into */
+	VNIC_DROP_REASON_MAX
+};
+
+struct vnic_counters {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 drops[VNIC_DROP_REASON_MAX];
+};
+
+#endif
