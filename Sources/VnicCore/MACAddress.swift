@@ -10,16 +10,19 @@ public struct MACAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
             | UInt64(b.3) << 16 | UInt64(b.4) << 8 | UInt64(b.5)
     }
 
-    /// Parses `aa:bb:cc:dd:ee:ff` (also `-` separated; one or two hex digits per octet).
+    /// Parses `aa:bb:cc:dd:ee:ff` (or all `-` separated; one or two hex digits per
+    /// octet). Signs, `0x` prefixes, spaces and mixed separators are rejected.
     public init?(_ text: some StringProtocol) {
+        let separator: Character = text.contains(":") ? ":" : "-"
+        let parts = text.split(separator: separator, omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
         var value: UInt64 = 0
-        var octets = 0
-        for part in text.split(separator: ":", omittingEmptySubsequences: false).flatMap({ $0.split(separator: "-", omittingEmptySubsequences: false) }) {
-            guard (1...2).contains(part.count), let o = UInt8(part, radix: 16) else { return nil }
+        for part in parts {
+            // UInt8(_:radix:) alone would accept "+f": insist on hex digits.
+            guard (1...2).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isHexDigit }),
+                  let o = UInt8(part, radix: 16) else { return nil }
             value = value << 8 | UInt64(o)
-            octets += 1
         }
-        guard octets == 6 else { return nil }
         rawValue = value
     }
 
