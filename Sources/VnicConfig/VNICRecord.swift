@@ -1,0 +1,117 @@
+// VNICRecord: one VNIC's configuration as the database stores it, and the
+// rules every stored record obeys (checked by `validate()` before each write).
+import VnicCore
+
+public struct VNICRecord: Equatable, Sendable {
+    /// The VNIC's name: 1...31 of `A-Z a-z 0-9 _ . -`, starting with a letter.
+    public var name: String
+    /// The uplink interface whose traffic the VNIC shares.
+    public var link: String
+    /// The host side of the VM's veth/tap, if attached.
+    public var port: String?
+    /// The VNIC's own MAC: unicast, non-zero, unique in the database.
+    public var mac: MACAddress
+    /// The VM's addresses with their prefix lengths, in the order given.
+    public var ips: [IPv4Interface]
+    /// The VM's default route.
+    public var gateway: IPv4Address?
+    public var mtu: UInt32
+    /// The dataplane slot: assigned by the store at create (the smallest free
+    /// one in `indexRange`), unique, stable for the VNIC's life. Ignored on input.
+    public var index: UInt32
+
+    public static let defaultMTU: UInt32 = 1500
+    public static let mtuRange: ClosedRange<UInt32> = 68...9216
+    public static let indexRange: ClosedRange<UInt32> = 1...65535
+    public static let maxNameLength = 31
+    /// Linux's IFNAMSIZ (16) less the terminating NUL.
+    public static let maxInterfaceNameLength = 15
+    public static let maxAddresses = 64
+
+    public init(name: String, link: String, port: String? = nil, mac: MACAddress,
+                ips: [IPv4Interface] = [], gateway: IPv4Address? = nil,
+                mtu: UInt32 = VNICRecord.defaultMTU, index: UInt32 = 0) {
+        self.name = name
+        self.link = link
+        self.port = port
+        self.mac = mac
+        self.ips = ips
+        self.gateway = gateway
+        self.mtu = mtu
+        self.index = index
+    }
+
+    /// Checks everything about the record that does not depend on other VNICs
+    /// (uniqueness is the store's job). Throws a usage error naming the field.
+    public func validate() throws(VnicError) {
+        try VNICRecord.validateName(name)
+        try VNICRecord.validateInterfaceName(link, field: "link")
+        if let port {
+            try VNICRecord.validateInterfaceName(port, field: "port")
+            if port == link { throw .usage("port: '\(port)' is the VNIC's link; a port is the VM's own interface") }
+        }
+        if mac.isMulticast {
+            throw .usage("mac: \(mac) is a multicast address; a VNIC needs a unicast MAC")
+        }
+        if mac.isZero { throw .usage("mac: \(mac) is not an assignable address") }
+        guard ips.count <= VNICRecord.maxAddresses else {
+            throw .usage("ip: \(ips.count) addresses given; at most \(VNICRecord.maxAddresses)")
+        }
+        var seen = Set<IPv4Address>()
+        for ip in ips {
+            try VNICRecord.validateHostAddress(ip)
+            guard seen.insert(ip.address).inserted else { throw .usage("ip: \(ip.address) is given twice") }
+        }
+        if let gateway, !gateway.isUnicastHost {
+            throw .usage("gateway: \(gateway) is not a unicast host address")
+        }
+        guard VNICRecord.mtuRange.contains(mtu) else {
+            throw .usage("mtu: \(mtu) is out of range (\(VNICRecord.mtuRange.lowerBound)-\(VNICRecord.mtuRange.upperBound))")
+        }
+    }
+
+    /// A VNIC name: 1...31 of `A-Z a-z 0-9 _ . -`, starting with a letter.
+    public static func validateName(_ name: String) throws(VnicError) {
+        let ok = (1...maxNameLength).contains(name.utf8.count)
+            && name.utf8.first.map(isASCIILetter) == true
+            && name.utf8.allSatisfy { isASCIILetter($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
+        if !ok {
+            throw .usage("name: '\(name)' is not a valid VNIC name (1-\(maxNameLength) of A-Z a-z 0-9 _ . -, starting with a letter)")
+        }
+    }
+
+    /// A Linux interface name as the kernel accepts it (`dev_valid_name`):
+    /// 1...15 bytes, not `.` or `..`, no `/`, `:` or whitespace. Control
+    /// characters are refused too (they would garble the CLI's output).
+    public static func validateInterfaceName(_ name: String, field: String) throws(VnicError) {
+        let bytes = name.utf8
+        let ok = (1...maxInterfaceNameLength).contains(bytes.count) && name != "." && name != ".."
+            && bytes.allSatisfy { $0 > 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: ":") }
+        if !ok {
+            throw .usage("\(field): '\(name)' is not a valid interface name (1-\(maxInterfaceNameLength) bytes, no '/', ':' or whitespace)")
+        }
+    }
+
+    /// An address a VM may own: unicast, not loopback, not the network or
+    /// broadcast address of its subnet (for prefixes up to /30), prefix >= 1.
+    static func validateHostAddress(_ ip: IPv4Interface) throws(VnicError) {
+        guard ip.address.isUnicastHost else { throw .usage("ip: \(ip) is not a unicast host address") }
+        guard ip.prefixLength >= 1 else { throw .usage("ip: \(ip) has prefix length 0") }
+        if ip.prefixLength <= 30 {
+            let hostMask = UInt32.max >> UInt32(ip.prefixLength)
+            let host = ip.address.rawValue & hostMask
+            if host == 0 { throw .usage("ip: \(ip) is the network address of its subnet") }
+            if host == hostMask { throw .usage("ip: \(ip) is the broadcast address of its subnet") }
+        }
+    }
+
+    private static func isASCIILetter(_ b: UInt8) -> Bool { (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
+}
+
+extension IPv4Address {
+    /// Not 0.0.0.0/8, not loopback (127/8), not multicast or reserved (224/3).
+    var isUnicastHost: Bool {
+        let first = rawValue >> 24
+        return first != 0 && first != 127 && first < 224
+    }
+}
