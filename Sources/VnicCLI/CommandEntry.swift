@@ -14,7 +14,7 @@ public enum CommandEntry {
             try cmd.run()
             exit(0)
         } catch let e as VnicError {
-            fputs("\(name): \(e.message)\n", stderr)
+            printError("\(name): \(e.message)")
             exit(e.exitCode)
         } catch {
             let code = C.exitCode(for: error)
@@ -24,7 +24,7 @@ public enum CommandEntry {
             }
             // ArgumentParser says 64 (EX_USAGE) for bad arguments; the contract says 2.
             let line = C.message(for: error).split(separator: "\n").first.map(String.init) ?? "error"
-            fputs("\(name): \(line)\n", stderr)
+            printError("\(name): \(line)")
             exit(code == .validationFailure ? 2 : (code.rawValue == 0 ? 1 : code.rawValue))
         }
     }

@@ -296,6 +296,16 @@ public final class Dataplane {
                     if n > 0 { v.drops[name, default: 0] &+= n }
                 }
             }
+            // Drops in the kernel before a worker saw the frame: towards the VM on the
+            // uplink sockets, from the VM on the port sockets.
+            for sock in a.uplinkSockets + a.portSockets {
+                let st = sock.statistics()
+                let towardsVM = sock.ifname == options.uplink
+                for (reason, n) in [("ring-full", st.rx_ring_full), ("fill-empty", st.rx_fill_ring_empty_descs),
+                                    ("kernel", st.rx_dropped &+ st.rx_invalid_descs)] where n > 0 {
+                    v.drops["xsk-\(towardsVM ? "rx" : "tx")-\(reason)", default: 0] &+= n
+                }
+            }
             vnics[name] = v
         }
         let queues = workers.enumerated().map { q, w in

@@ -111,7 +111,7 @@ final class Worker: @unchecked Sendable {
         vnic_set_current_thread_name("vnic-worker-\(queue)")
         let rc = vnic_pin_current_thread(Int32(core))
         if rc != 0 {
-            stderrLine("vnicd: pin worker \(queue) to core \(core): \(errnoString(rc))")
+            printError("vnicd: pin worker \(queue) to core \(core): \(errnoString(rc))")
         }
         var idle = 0
         while vnic_load_u64_acquire(stopFlag) == 0 {

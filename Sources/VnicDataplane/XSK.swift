@@ -115,6 +115,14 @@ final class XSKSocket {
         tx = txRing
     }
 
+    /// The kernel's drop counters of this socket (XDP_STATISTICS).
+    func statistics() -> xdp_statistics {
+        var st = xdp_statistics()
+        var len = socklen_t(MemoryLayout<xdp_statistics>.size)
+        _ = getsockopt(fd, Int32(SOL_XDP), XDP_STATISTICS, &st, &len)
+        return st
+    }
+
     deinit {
         xsk_socket__delete(xsk)
         rx?.deallocate()

@@ -151,7 +151,7 @@ struct VnicD: ParsableCommand {
 }
 
 func log(_ line: String) {
-    fputs("vnicd: \(line)\n", stderr)
+    printError("vnicd: \(line)")
 }
 
 enum ProcessInfoLite {
