@@ -3,8 +3,8 @@
 //
 // Invariants: every command names a namespace of the lab (`ip -n NS`, `ip netns
 // exec NS`, `ip netns add/del NS`), so the root namespace is never changed; a
-// failed `up` undoes what it created; up and down of one prefix are serialised
-// by a lock file, so two concurrent runs cannot interleave.
+// failed `up` undoes what it created; runs of up and down are serialised by a
+// lock file, so two concurrent runs cannot interleave.
 import Foundation
 import VnicCore
 
@@ -108,7 +108,7 @@ public struct Lab: Sendable {
     /// what this run created is removed before the error is thrown.
     @discardableResult
     public func up(_ t: LabTopology) throws(VnicError) -> UpReport {
-        try withLabLock(prefix: t.prefix) { () throws(VnicError) in try lockedUp(t) }
+        try withLabLock { () throws(VnicError) in try lockedUp(t) }
     }
 
     private func lockedUp(_ t: LabTopology) throws(VnicError) -> UpReport {
@@ -155,7 +155,7 @@ public struct Lab: Sendable {
     @discardableResult
     public func down(prefix: String) throws(VnicError) -> [String] {
         try LabTopology.validate(prefix: prefix)
-        return try withLabLock(prefix: prefix) { () throws(VnicError) in try lockedDown(prefix: prefix) }
+        return try withLabLock { () throws(VnicError) in try lockedDown(prefix: prefix) }
     }
 
     private func lockedDown(prefix: String) throws(VnicError) -> [String] {
@@ -230,12 +230,13 @@ enum Privileges {
     }
 }
 
-/// Runs `body` holding an exclusive lock for `prefix` (flock on
-/// /run/lock/vnic-lab.PREFIX.lock), so up and down of one lab never interleave.
-/// The file stays; it is empty and reused.
-func withLabLock<T>(prefix: String, _ body: () throws(VnicError) -> T) throws(VnicError) -> T {
+/// Runs `body` holding the lab lock (flock on /run/lock/vnic-lab.lock), so no two
+/// runs of up or down interleave. One lock for every prefix: runs take
+/// milliseconds to seconds, and no lock file is left per prefix. The file stays; it
+/// is empty and reused.
+func withLabLock<T>(_ body: () throws(VnicError) -> T) throws(VnicError) -> T {
     let dir = FileManager.default.fileExists(atPath: "/run/lock") ? "/run/lock" : NSTemporaryDirectory()
-    let path = "\(dir)/vnic-lab.\(prefix).lock"
+    let path = "\(dir)/vnic-lab.lock"
     let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw VnicError("open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }

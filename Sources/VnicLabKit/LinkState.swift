@@ -26,11 +26,36 @@ public struct LinkState: Hashable, Sendable, Codable {
     public var xdp: XDPAttachment?
     public var addresses: [Address]
 
+    public init(ifindex: Int, name: String, flags: [String] = [], mtu: Int = 1500, operstate: String = "DOWN",
+                address: String? = nil, peerIfindex: Int? = nil, peerNetnsID: Int? = nil, alias: String? = nil,
+                kind: String? = nil, txQueues: Int = 1, rxQueues: Int = 1, xdp: XDPAttachment? = nil,
+                addresses: [Address] = []) {
+        self.ifindex = ifindex
+        self.name = name
+        self.flags = flags
+        self.mtu = mtu
+        self.operstate = operstate
+        self.address = address
+        self.peerIfindex = peerIfindex
+        self.peerNetnsID = peerNetnsID
+        self.alias = alias
+        self.kind = kind
+        self.txQueues = txQueues
+        self.rxQueues = rxQueues
+        self.xdp = xdp
+        self.addresses = addresses
+    }
+
     public struct Address: Hashable, Sendable, Codable {
         /// `inet` or `inet6`.
         public var family: String
         public var local: String
         public var prefixLength: Int
+        public init(family: String, local: String, prefixLength: Int) {
+            self.family = family
+            self.local = local
+            self.prefixLength = prefixLength
+        }
         public var description: String { "\(local)/\(prefixLength)" }
     }
 
@@ -52,6 +77,15 @@ public struct XDPAttachment: Hashable, Sendable, Codable {
     public struct Program: Hashable, Sendable, Codable {
         public var id: Int
         public var name: String?
+        public init(id: Int, name: String?) {
+            self.id = id
+            self.name = name
+        }
+    }
+
+    public init(mode: String, programs: [Program]) {
+        self.mode = mode
+        self.programs = programs
     }
     public var description: String {
         ([mode] + programs.map { p in "id \(p.id)" + (p.name.map { " (\($0))" } ?? "") }).joined(separator: " ")

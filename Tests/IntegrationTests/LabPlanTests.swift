@@ -1,0 +1,196 @@
+// LabTopology, LabPlan and the iproute2 JSON decoding, without a kernel: these
+// run anywhere (no root, no binaries) and pin the contract's names and formulas.
+import Foundation
+import VnicCore
+import VnicLabKit
+import XCTest
+
+final class LabPlanTests: XCTestCase {
+
+    func testContractNamesAndAddresses() throws {
+        let t = try LabTopology(prefix: "vl", vms: 17, queues: 4)
+        XCTAssertEqual(t.hostNamespace, "vl-host")
+        XCTAssertEqual(t.wireNamespace, "vl-wire")
+        XCTAssertEqual(t.vmNamespace(17), "vl-vm17")
+        XCTAssertEqual(t.namespaces.count, 19)
+        XCTAssertEqual(t.port(17), "vm17p")
+        XCTAssertEqual(t.vmMAC(17).description, "02:00:00:00:01:11")
+        XCTAssertEqual(t.vmMAC(1).description, "02:00:00:00:01:01")
+        XCTAssertEqual(t.vmIP(17).description, "10.77.0.27/24")
+        XCTAssertEqual(t.wireMAC.description, "02:00:00:00:00:01")
+        XCTAssertEqual(t.wireIP.description, "10.77.0.1/24")
+        XCTAssertEqual(t.uplinkMAC.description, "02:00:00:00:00:02")
+        let last = try LabTopology(vms: LabTopology.vmRange.upperBound)
+        XCTAssertEqual(last.vmIP(last.vms).description, "10.77.0.254/24")
+        XCTAssertEqual(LabTopology.shape(fromAlias: t.shapeAlias)?.vms, 17)
+        XCTAssertEqual(LabTopology.shape(fromAlias: t.shapeAlias)?.queues, 4)
+    }
+
+    func testDefaults() throws {
+        let t = try LabTopology()
+        XCTAssertEqual([t.prefix, "\(t.vms)", "\(t.queues)"], ["vl", "2", "1"])
+    }
+
+    func testValidationNamesTheToken() {
+        let bad: [(String, Int, Int, String)] = [
+            ("vl", 0, 1, "--vms: '0'"), ("vl", 245, 1, "--vms: '245'"), ("vl", 1, 0, "--queues: '0'"),
+            ("vl", 1, 65, "--queues: '65'"), ("", 1, 1, "--prefix: ''"), ("Vl", 1, 1, "--prefix: 'Vl'"),
+            ("1vl", 1, 1, "--prefix: '1vl'"), ("abcdefghi", 1, 1, "--prefix: 'abcdefghi'"),
+            ("a_b", 1, 1, "--prefix: 'a_b'"), ("a/b", 1, 1, "--prefix: 'a/b'"), ("é", 1, 1, "--prefix: 'é'"),
+        ]
+        for (prefix, vms, queues, message) in bad {
+            XCTAssertThrowsError(try LabTopology(prefix: prefix, vms: vms, queues: queues)) { error in
+                let e = error as? VnicError
+                XCTAssertEqual(e?.exitCode, 2)
+                XCTAssertTrue(e?.message.hasPrefix(message) ?? false, "\(e?.message ?? "?") vs \(message)")
+            }
+        }
+        for prefix in ["a", "vl", "t-1", "abcdefgh", "z9-"] {
+            XCTAssertNoThrow(try LabTopology(prefix: prefix), prefix)
+        }
+    }
+
+    func testOnlyExactNamesBelongToALab() {
+        for ns in ["vl-host", "vl-wire", "vl-vm1", "vl-vm244"] {
+            XCTAssertTrue(LabTopology.belongsToLab(namespace: ns, prefix: "vl"), ns)
+        }
+        for ns in ["vl-a-host", "vl-vm", "vl-vm01", "vl-vmx", "vlx-host", "vl-hostx", "xvl-wire", "vl-vm1-host", "vl-vm1234"] {
+            XCTAssertFalse(LabTopology.belongsToLab(namespace: ns, prefix: "vl"), ns)
+        }
+        XCTAssertEqual(LabTopology.vmNumber(namespace: "vl-vm12", prefix: "vl"), 12)
+    }
+
+    /// Every command of a plan names a namespace of the lab: nothing can touch the root namespace.
+    func testAPlanOnlyTouchesTheLabsNamespaces() throws {
+        let t = try LabTopology(prefix: "p", vms: 3, queues: 2)
+        let steps = LabPlan.steps(t, observed: [:])
+        XCTAssertFalse(steps.isEmpty)
+        let namespaces = Set(t.namespaces)
+        for step in steps {
+            let a = step.ipArguments
+            let ns = a.first == "-n" ? a[1] : (a.first == "netns" && a.count > 2 ? a[2] : nil)
+            XCTAssertNotNil(ns.map(namespaces.contains), "\(step) names no namespace")
+            XCTAssertTrue(ns.map(namespaces.contains) ?? false, "\(step) is outside the lab")
+            if let add = a.firstIndex(of: "add"), a[add - 1] == "link" {
+                // The peer is created straight into its namespace, never in the caller's.
+                let peerNS = a.firstIndex(of: "netns").map { a[$0 + 1] }
+                XCTAssertTrue(peerNS.map(namespaces.contains) ?? false, "\(step) creates a peer outside the lab")
+            }
+        }
+        // Namespaces first, the host's IPv6 off before any interface is made there.
+        let sysctl = try XCTUnwrap(steps.firstIndex { $0.ipArguments.contains("sysctl") })
+        let firstLink = try XCTUnwrap(steps.firstIndex { $0.ipArguments.contains("add") && $0.ipArguments.contains("veth") })
+        let lastNetns = try XCTUnwrap(steps.lastIndex { $0.ipArguments.starts(with: ["netns", "add"]) })
+        XCTAssertLessThan(lastNetns, sysctl)
+        XCTAssertLessThan(sysctl, firstLink)
+        XCTAssertEqual(steps.filter { $0.ipArguments.contains("veth") }.count, 4)
+        XCTAssertTrue(steps.filter { $0.ipArguments.starts(with: ["netns", "add"]) }.allSatisfy { $0.undo != nil })
+    }
+
+    /// The observed state of a complete lab plans nothing.
+    func testACompleteLabPlansNothing() throws {
+        let t = try LabTopology(prefix: "p", vms: 2, queues: 2)
+        let observed = complete(t)
+        XCTAssertEqual(LabPlan.steps(t, observed: observed), [])
+        XCTAssertNil(LabPlan.conflict(t, namespaces: t.namespaces, host: observed[t.hostNamespace]))
+
+        // One thing off at a time: exactly the fix for it.
+        var down = observed
+        down[t.vmNamespace(2)]!.links[1].flags = ["BROADCAST"]
+        XCTAssertEqual(LabPlan.steps(t, observed: down).map(\.description), ["ip -n p-vm2 link set dev vnic0 up"])
+        var noAddress = observed
+        noAddress[t.wireNamespace]!.links[1].addresses = []
+        XCTAssertEqual(LabPlan.steps(t, observed: noAddress).map(\.description), ["ip -n p-wire addr add 10.77.0.1/24 dev wire0"])
+        var extraAddress = observed
+        extraAddress[t.vmNamespace(1)]!.links[1].addresses.append(.init(family: "inet", local: "10.77.0.99", prefixLength: 24))
+        XCTAssertEqual(LabPlan.steps(t, observed: extraAddress), [], "up removes nothing it did not make")
+        var offload = observed
+        offload[t.vmNamespace(1)]!.txChecksumOff = []
+        XCTAssertEqual(LabPlan.steps(t, observed: offload).map(\.description), ["ip netns exec p-vm1 ethtool -K vnic0 tx off"])
+
+        // A VM namespace gone: made again, with its pair; the rest untouched.
+        var partial = observed
+        partial[t.vmNamespace(2)] = nil
+        partial[t.hostNamespace]!.links.removeAll { $0.name == t.port(2) }
+        let steps = LabPlan.steps(t, observed: partial).map(\.description)
+        XCTAssertEqual(steps.first, "ip netns add p-vm2")
+        XCTAssertTrue(steps.allSatisfy { $0.contains("p-vm2") || $0.contains("vm2p") }, "\(steps)")
+    }
+
+    func testAnotherShapeConflicts() throws {
+        let two = try LabTopology(prefix: "p", vms: 2, queues: 2)
+        let observed = complete(two)
+        let host = observed[two.hostNamespace]
+        for (vms, queues) in [(3, 2), (1, 2), (2, 1)] {
+            let other = try LabTopology(prefix: "p", vms: vms, queues: queues)
+            let conflict = LabPlan.conflict(other, namespaces: two.namespaces, host: host)
+            XCTAssertEqual(conflict, "a lab with prefix 'p' already exists with --vms 2 --queues 2, not --vms \(vms) "
+                           + "--queues \(queues); remove it first with 'vnic-lab down --prefix p'")
+        }
+        // Without the alias (a lab from elsewhere), VM namespaces beyond N still conflict, fewer do not.
+        var bare = host!
+        bare.links[1].alias = nil
+        XCTAssertNotNil(LabPlan.conflict(try LabTopology(prefix: "p", vms: 1, queues: 2), namespaces: two.namespaces, host: bare))
+        XCTAssertNil(LabPlan.conflict(try LabTopology(prefix: "p", vms: 3, queues: 2), namespaces: two.namespaces, host: bare))
+        XCTAssertNil(LabPlan.conflict(two, namespaces: [], host: nil))
+    }
+
+    /// Output of `ip -n NS -j -d addr show` with iproute2 6.1, trimmed.
+    func testDecodesIproute2JSON() throws {
+        let json = """
+            [{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN",
+              "address":"00:00:00:00:00:00","num_tx_queues":1,"num_rx_queues":1,
+              "addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host"}]},
+             {"ifindex":2,"link_index":3,"ifname":"uplink0","flags":["BROADCAST","MULTICAST","UP"],"mtu":1500,
+              "operstate":"UP","address":"02:00:00:00:00:02","link_netnsid":0,"ifalias":"vnic-lab vms=2 queues=2",
+              "linkinfo":{"info_kind":"veth"},"num_tx_queues":2,"num_rx_queues":2,
+              "xdp":{"mode":1,"prog":{"id":101,"name":"xdp_pass","tag":"d4f8542f2b42fac5","jited":1},
+                     "attached":[{"mode":1,"prog":{"id":101,"name":"xdp_pass","tag":"d4f8542f2b42fac5","jited":1}}]},
+              "addr_info":[]}]
+            """
+        let links = try LinkState.decode(ipJSON: json)
+        XCTAssertEqual(links.map(\.name), ["lo", "uplink0"])
+        XCTAssertNil(links[0].peerIfindex)
+        XCTAssertEqual(links[0].ipv4.map(\.description), ["127.0.0.1/8"])
+        let u = links[1]
+        XCTAssertEqual(u.mac, MACAddress("02:00:00:00:00:02"))
+        XCTAssertEqual([u.peerIfindex, u.peerNetnsID], [3, 0])
+        XCTAssertEqual([u.txQueues, u.rxQueues], [2, 2])
+        XCTAssertTrue(u.isAdminUp)
+        XCTAssertEqual(u.kind, "veth")
+        XCTAssertEqual(u.xdp, XDPAttachment(mode: "native", programs: [.init(id: 101, name: "xdp_pass")]))
+        XCTAssertEqual(LabTopology.shape(fromAlias: u.alias ?? "")?.queues, 2)
+        XCTAssertEqual(try LinkState.decode(ipJSON: ""), [])
+    }
+
+    // MARK: Helpers
+
+    /// What the kernel shows for a complete lab of topology `t`.
+    private func complete(_ t: LabTopology) -> [String: NamespaceState] {
+        var next = 2
+        func lo() -> LinkState {
+            LinkState(ifindex: 1, name: "lo", flags: ["LOOPBACK", "UP", "LOWER_UP"], mtu: 65536, operstate: "UNKNOWN",
+                      address: "00:00:00:00:00:00", kind: nil, txQueues: 1, rxQueues: 1, xdp: nil, addresses: [])
+        }
+        var result: [String: NamespaceState] = [:]
+        for ns in t.namespaces { result[ns] = NamespaceState(name: ns, links: [lo()]) }
+        result[t.hostNamespace]!.ipv6Disabled = true
+        for pair in t.vethPairs {
+            let hostIndex = next, peerIndex = next + 1
+            next += 2
+            var host = LinkState(ifindex: hostIndex, name: pair.hostName, flags: ["BROADCAST", "UP"], mtu: 1500,
+                                 operstate: "UP", address: pair.hostMAC.description, peerIfindex: peerIndex,
+                                 peerNetnsID: 0, kind: "veth", txQueues: t.queues, rxQueues: t.queues, xdp: nil,
+                                 addresses: [])
+            if pair.hostName == t.uplink { host.alias = t.shapeAlias }
+            let peer = LinkState(ifindex: peerIndex, name: pair.peerName, flags: ["BROADCAST", "UP"], mtu: 1500,
+                                 operstate: "UP", address: pair.peerMAC.description, peerIfindex: hostIndex,
+                                 peerNetnsID: 0, kind: "veth", txQueues: t.queues, rxQueues: t.queues, xdp: nil,
+                                 addresses: [.init(family: "inet", local: "\(pair.peerIP.address)", prefixLength: 24)])
+            result[pair.hostNamespace]!.links.append(host)
+            result[pair.peerNamespace]!.links.append(peer)
+            result[pair.peerNamespace]!.txChecksumOff.insert(pair.peerName)
+        }
+        return result
+    }
+}
