@@ -162,6 +162,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// Runs `body` in a write transaction and commits it; if `body` throws, the
     /// transaction is aborted and nothing is written. Writers of all processes
     /// take turns (LMDB's writer lock); the commit is durable when this returns.
+    @discardableResult
     public func write<R>(_ body: (inout WriteTransaction) throws -> R) throws -> R {
         var txn = try WriteTransaction(self)
         let result = try body(&txn)
