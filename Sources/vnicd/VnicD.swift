@@ -75,10 +75,6 @@ struct VnicD: ParsableCommand {
         guard let uplink = link ?? records.first?.link else {
             throw VnicError("nothing to serve: \(path) has no VNICs and no --link was given")
         }
-        let others = Set(records.map(\.link)).subtracting([uplink])
-        if !others.isEmpty {
-            log("VNICs on \(others.sorted().joined(separator: ", ")) are ignored: this vnicd serves \(uplink)")
-        }
         var opts = Dataplane.Options(uplink: uplink, bpfObject: try locateObject())
         opts.queues = queues
         opts.cores = try cores.map(parseCores)
@@ -94,6 +90,10 @@ struct VnicD: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let dp = try Dataplane(options: opts)
+        let others = Set(records.map(\.link)).subtracting([uplink])
+        if !others.isEmpty {
+            log("VNICs on \(others.sorted().joined(separator: ", ")) are ignored: this vnicd serves \(uplink)")
+        }
         log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
         dp.apply(specs(records, uplink: uplink)).forEach(log)
         try? dp.status(generation: generation).write(database: path)

@@ -1,0 +1,229 @@
+// Dataplane integration tests: the real vnicd, vnicadm and vnic-pktgen binaries
+// in a namespace lab per test, with the XDP classifier loaded into the kernel and
+// real AF_XDP sockets. Each test builds its own lab (unique prefix) and tears it
+// down, whatever happens.
+import Foundation
+import VnicCore
+import VnicLabKit
+import XCTest
+
+final class DataplaneTests: XCTestCase {
+
+    // MARK: helpers
+
+    /// A lab with one VNIC per VM in a fresh database, as the contract's lab wants them.
+    private func makeLab(vms: Int = 2, queues: Int = 2) throws -> (LabFixture, String) {
+        let lab = try LabFixture(test: self, vms: vms, queues: queues)
+        let db = lab.path("vnic.db")
+        let t = lab.topology
+        for vm in t.vmNumbers {
+            let r = try Command.run([try lab.bin("vnicadm"), "create-vnic", "--db", db, "-l", t.uplink,
+                                     "-m", "\(t.vmMAC(vm))", "--port", t.port(vm), "-i", "\(t.vmIP(vm))", "vnic\(vm)"])
+            XCTAssertTrue(r.succeeded, r.diagnostic)
+        }
+        return (lab, db)
+    }
+
+    /// Starts vnicd in the lab's host namespace and waits until every VNIC is up.
+    private func startVnicd(_ lab: LabFixture, db: String, _ extra: [String] = [],
+                            file: StaticString = #filePath, line: UInt = #line) throws -> RunningCommand {
+        let cmd = try lab.start(in: lab.topology.hostNamespace, [try lab.bin("vnicd"), "--db", db] + extra)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let s = status(db), s.vnics.count == lab.topology.vms, s.vnics.values.allSatisfy({ $0.state == "up" }) {
+                return cmd
+            }
+            if !cmd.isRunning { break }
+            usleep(50_000)
+        }
+        let r = cmd.terminate()
+        throw FixtureError(message: "vnicd did not bring every VNIC up: \(r.stderr) \(cmd.stderrSoFar)")
+    }
+
+    private func status(_ db: String) -> RuntimeStatus? {
+        guard let data = FileManager.default.contents(atPath: db + "-status.json") else { return nil }
+        return try? JSONDecoder().decode(RuntimeStatus.self, from: data)
+    }
+
+    /// Waits for the daemon's next status rewrite (it rewrites it every 250 ms).
+    private func freshStatus(_ db: String) throws -> RuntimeStatus {
+        let before = status(db)?.updated ?? 0
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline {
+            if let s = status(db), s.updated > before { return s }
+            usleep(50_000)
+        }
+        throw FixtureError(message: "vnicd did not rewrite \(db)-status.json")
+    }
+
+    private func xdpAttached(_ lab: LabFixture) throws -> [String] {
+        try lab.links(in: lab.topology.hostNamespace).filter { $0.xdp != nil }.map(\.name)
+    }
+
+    private func ping(_ lab: LabFixture, from ns: String, _ ip: IPv4Address) throws -> CommandResult {
+        try lab.run(in: ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "\(ip)")
+    }
+
+    private struct SinkReport: Decodable { var received: Int; var out_of_order: Int }
+
+    private func sinkReport(_ cmd: RunningCommand) throws -> SinkReport {
+        let r = cmd.wait(timeout: .seconds(30))
+        XCTAssertTrue(r.succeeded, r.diagnostic)
+        guard let line = r.stdout.split(separator: "\n").last else { throw FixtureError(message: "sink printed nothing: \(r.stderr)") }
+        return try JSONDecoder().decode(SinkReport.self, from: Data(line.utf8))
+    }
+
+    private func startSink(_ lab: LabFixture, vm: Int, seconds: Int) throws -> RunningCommand {
+        let s = try lab.start(in: lab.topology.vmNamespace(vm), try lab.bin("vnic-pktgen"), "--sink", "-i",
+                              lab.topology.vmInterface, "--duration", "\(seconds)", "--json")
+        let deadline = Date().addingTimeInterval(5)
+        while !s.stderrSoFar.contains("sink ready") && Date() < deadline { usleep(20_000) }
+        return s
+    }
+
+    // MARK: tests
+
+    /// Ping from the wire to each VM, from each VM to the wire, and VM to VM (ARP included).
+    func testPingThroughVnicd() throws {
+        let (lab, db) = try makeLab()
+        let t = lab.topology
+        _ = try startVnicd(lab, db: db)
+        for vm in t.vmNumbers {
+            var r = try ping(lab, from: t.wireNamespace, t.vmIP(vm).address)
+            XCTAssertTrue(r.succeeded, "wire -> vm\(vm): \(r.stdout) \(r.stderr)")
+            r = try ping(lab, from: t.vmNamespace(vm), t.wireIP.address)
+            XCTAssertTrue(r.succeeded, "vm\(vm) -> wire: \(r.stdout) \(r.stderr)")
+        }
+        let r = try ping(lab, from: t.vmNamespace(1), t.vmIP(2).address)
+        XCTAssertTrue(r.succeeded, "vm1 -> vm2: \(r.stdout) \(r.stderr)")
+        // VM to VM stays inside the appliance: nothing of it reaches the uplink.
+        let s = try freshStatus(db)
+        XCTAssertGreaterThan(s.vnics["vnic2"]?.rxPackets ?? 0, 0)
+    }
+
+    /// 10,000 frames to VM1's MAC reach VM1 and only VM1, over both uplink queues;
+    /// frames to an unknown MAC reach no VM and are counted; workers are pinned.
+    func testSteeringByDestinationMACOnTwoQueues() throws {
+        let (lab, db) = try makeLab()
+        let t = lab.topology
+        let vnicd = try startVnicd(lab, db: db)
+        let sink1 = try startSink(lab, vm: 1, seconds: 6)
+        let sink2 = try startSink(lab, vm: 2, seconds: 6)
+        let pktgen = try lab.bin("vnic-pktgen")
+        var r = try lab.run(in: t.wireNamespace, pktgen, "-i", t.wire, "--dst-mac", "\(t.vmMAC(1))",
+                            "--dst-ip", "\(t.vmIP(1).address)", "--count", "10000", "--queues", "2",
+                            "--flows", "4", "--rate", "20000")
+        XCTAssertTrue(r.succeeded, r.diagnostic)
+        r = try lab.run(in: t.wireNamespace, pktgen, "-i", t.wire, "--dst-mac", "02:00:00:00:0e:ee",
+                        "--count", "1234", "--queues", "2", "--rate", "20000")
+        XCTAssertTrue(r.succeeded, r.diagnostic)
+        let got1 = try sinkReport(sink1), got2 = try sinkReport(sink2)
+        XCTAssertEqual(got1.received, 10000, "frames to VM1's MAC that reached VM1")
+        XCTAssertEqual(got1.out_of_order, 0)
+        XCTAssertEqual(got2.received, 0, "frames that reached VM2")
+
+        let s = try freshStatus(db)
+        XCTAssertEqual(s.classifier["unknown-dst"], 1234, "unknown-destination counter")
+        XCTAssertEqual(s.queues.count, 2)
+        for q in s.queues { XCTAssertGreaterThan(q.rxPackets, 1000, "uplink queue \(q.queue) carried traffic") }
+        // The wire's own broadcasts and multicasts (IPv6 DAD, ND) are flooded to VM1 too.
+        XCTAssertGreaterThanOrEqual(s.vnics["vnic1"]?.rxPackets ?? 0, 10000)
+
+        // Each worker thread may run on exactly one core, a different one each.
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(s.pid)/task")
+        var cores: [String: String] = [:]
+        for task in tasks {
+            let comm = (try? String(contentsOfFile: "/proc/\(s.pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
+            guard comm.hasPrefix("vnic-worker-") else { continue }
+            let st = try String(contentsOfFile: "/proc/\(s.pid)/task/\(task)/status", encoding: .utf8)
+            let allowed = st.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?
+                .split(separator: "\t").last.map(String.init) ?? "?"
+            cores[comm.trimmingCharacters(in: .whitespacesAndNewlines)] = allowed
+        }
+        XCTAssertEqual(cores.count, 2, "worker threads: \(cores)")
+        for (name, allowed) in cores { XCTAssertNotNil(Int(allowed), "\(name) may run on \(allowed), not one core") }
+        XCTAssertEqual(Set(cores.values).count, 2, "workers share a core: \(cores)")
+        _ = vnicd.terminate()
+    }
+
+    /// SIGTERM detaches everything; so does kill -9 (bpf_link); a new vnicd starts after both.
+    func testStopAndKillLeaveNothingAttached() throws {
+        let (lab, db) = try makeLab(queues: 1)
+        let t = lab.topology
+        var vnicd = try startVnicd(lab, db: db)
+        XCTAssertEqual(Set(try xdpAttached(lab)), Set([t.uplink] + t.ports))
+        vnicd.signal(SIGTERM)
+        let r = vnicd.wait(timeout: .seconds(10))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try xdpAttached(lab), [], "XDP still attached after SIGTERM")
+
+        vnicd = try startVnicd(lab, db: db)
+        XCTAssertTrue(try ping(lab, from: t.wireNamespace, t.vmIP(1).address).succeeded)
+        vnicd.signal(SIGKILL)
+        _ = vnicd.wait(timeout: .seconds(10))
+        var attached = try xdpAttached(lab)
+        let deadline = Date().addingTimeInterval(3)
+        while !attached.isEmpty && Date() < deadline { usleep(100_000); attached = try xdpAttached(lab) }
+        XCTAssertEqual(attached, [], "XDP still attached after kill -9")
+
+        _ = try startVnicd(lab, db: db)
+        let p = try ping(lab, from: t.wireNamespace, t.vmIP(2).address)
+        XCTAssertTrue(p.succeeded, "after restart: \(p.stdout)")
+    }
+
+    /// A VNIC created or deleted while vnicd runs is picked up within 1 s, and the
+    /// other VNIC's traffic goes on without loss.
+    func testLiveCreateAndDeleteSpareOtherVNICs() throws {
+        let (lab, db) = try makeLab(queues: 1)
+        let t = lab.topology
+        let vnicadm = try lab.bin("vnicadm")
+        _ = try startVnicd(lab, db: db)
+        let sink1 = try startSink(lab, vm: 1, seconds: 6)
+        let traffic = try lab.start(in: t.wireNamespace, try lab.bin("vnic-pktgen"), "-i", t.wire,
+                                    "--dst-mac", "\(t.vmMAC(1))", "--count", "40000", "--rate", "10000")
+
+        XCTAssertTrue(try Command.run([vnicadm, "delete-vnic", "--db", db, "vnic2"]).succeeded)
+        var gone = false
+        let d1 = Date().addingTimeInterval(1)
+        while Date() < d1 && !gone { gone = status(db)?.vnics["vnic2"] == nil; usleep(20_000) }
+        XCTAssertTrue(gone, "vnicd still has vnic2 1 s after delete-vnic")
+        XCTAssertFalse(try lab.run(in: t.wireNamespace, "ping", "-c", "1", "-W", "1", "\(t.vmIP(2).address)").succeeded,
+                       "vm2 still reachable after delete-vnic")
+
+        let c = try Command.run([vnicadm, "create-vnic", "--db", db, "-l", t.uplink, "-m", "\(t.vmMAC(2))",
+                                 "--port", t.port(2), "-i", "\(t.vmIP(2))", "vnic2"])
+        XCTAssertTrue(c.succeeded, c.diagnostic)
+        var up = false
+        let d2 = Date().addingTimeInterval(1)
+        while Date() < d2 && !up { up = status(db)?.vnics["vnic2"]?.state == "up"; usleep(20_000) }
+        XCTAssertTrue(up, "vnicd did not bring vnic2 up within 1 s")
+        XCTAssertTrue(try ping(lab, from: t.wireNamespace, t.vmIP(2).address).succeeded)
+
+        XCTAssertTrue(traffic.wait(timeout: .seconds(20)).succeeded)
+        XCTAssertEqual(try sinkReport(sink1).received, 40000, "vnic1 lost frames while vnic2 was deleted and re-created")
+    }
+
+    /// Bad input: one line naming the problem, exit 1 or 2, nothing left attached.
+    func testBadInputIsNamed() throws {
+        let (lab, db) = try makeLab(queues: 2)
+        let t = lab.topology
+        let vnicd = try lab.bin("vnicd")
+        func check(_ argv: [String], exit code: Int32, mentions token: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let r = try lab.run(in: t.hostNamespace, argv)
+            XCTAssertEqual(r.status, code, "\(argv): \(r.stderr)", file: file, line: line)
+            let lines = r.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(argv) printed: \(r.stderr)", file: file, line: line)
+            XCTAssertTrue(r.stderr.contains(token), "\(argv): '\(r.stderr)' does not name \(token)", file: file, line: line)
+        }
+        try check([vnicd, "--db", db, "--link", "nosuch0"], exit: 1, mentions: "nosuch0")
+        try check([vnicd, "--db", lab.path("missing.db")], exit: 1, mentions: lab.path("missing.db"))
+        let garbage = lab.path("garbage.db")
+        FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x5A, count: 8192))
+        try check([vnicd, "--db", garbage], exit: 1, mentions: garbage)
+        try check([vnicd, "--db", db, "--queues", "3"], exit: 2, mentions: "--queues")
+        try check([vnicd, "--db", db, "--cores", "0,x"], exit: 2, mentions: "x")
+        try check([try lab.bin("vnicadm"), "create-vnic", "--db", db, "-l", t.uplink, "-m", "02:00:zz:00:00:01", "vnicx"],
+                  exit: 2, mentions: "02:00:zz:00:00:01")
+        XCTAssertEqual(try xdpAttached(lab), [], "a failed start left XDP attached")
+    }
+}
