@@ -27,8 +27,7 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     /// .255 is the broadcast address and .256 does not exist).
     public static let vmRange = 1...244
     public static let queueRange = 1...64
-    /// Namespace names (at most 15 bytes, like interface names, to stay portable) are
-    /// the prefix plus the longest suffix, `-vm244` or `-host`.
+    /// Keeps namespace names short (at most 14 bytes with `-vm244`), like interface names.
     public static let maxPrefixLength = 8
 
     public let prefix: String

@@ -112,8 +112,10 @@ extension VnicLab {
             var lab = try Lab.preflight()
             if verbose { lab.log = { FileHandle.standardError.write(Data("+ \($0)\n".utf8)) } }
             let removed = try lab.down(prefix: prefixOption.prefix)
+            let names = removed.count <= 6 ? removed.joined(separator: " ")
+                : removed.prefix(3).joined(separator: " ") + " ... " + removed.last!
             print(removed.isEmpty ? "no lab with prefix \(prefixOption.prefix)"
-                  : "lab \(prefixOption.prefix): removed \(removed.joined(separator: " "))")
+                  : "lab \(prefixOption.prefix): removed \(removed.count) namespace\(removed.count == 1 ? "" : "s") (\(names))")
         }
     }
 

@@ -75,6 +75,16 @@ func startInNamespace(_ namespace: String, _ argv: [String]) throws -> RunningCo
     try Command.start(nsenter(namespace, argv))
 }
 
+/// Variadic form: `inNamespace(t.wireNamespace, "ping", "-c", "1", "10.77.0.11")`.
+func inNamespace(_ namespace: String, _ argv: String..., timeout: Duration = .seconds(30)) throws -> CommandResult {
+    try inNamespace(namespace, argv, timeout: timeout)
+}
+
+/// Variadic form of `startInNamespace(_:_:)`.
+func startInNamespace(_ namespace: String, _ argv: String...) throws -> RunningCommand {
+    try startInNamespace(namespace, argv)
+}
+
 private func nsenter(_ namespace: String, _ argv: [String]) -> [String] {
     ["nsenter", "--net=/run/netns/\(namespace)", "--"] + argv
 }
