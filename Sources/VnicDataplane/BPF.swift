@@ -77,6 +77,23 @@ public final class BPFObject {
         return bpf_program__fd(p)
     }
 
+    /// Runs a loaded program once on `frame` (BPF_PROG_TEST_RUN) and returns its
+    /// verdict; for tests of the classifier without a device.
+    func testRun(program name: String, frame: [UInt8]) throws(VnicError) -> UInt32 {
+        let fd = try programFD(named: name)
+        var opts = bpf_test_run_opts()
+        opts.sz = MemoryLayout<bpf_test_run_opts>.size
+        var data = frame
+        let rc = data.withUnsafeMutableBytes { buf in
+            opts.data_in = UnsafeRawPointer(buf.baseAddress)
+            opts.data_size_in = UInt32(buf.count)
+            opts.repeat = 1
+            return bpf_prog_test_run_opts(fd, &opts)
+        }
+        guard rc == 0 else { throw VnicError("test run of \(name): \(errnoString(-rc))") }
+        return opts.retval
+    }
+
     func mapFD(named name: String) throws(VnicError) -> BPFMap {
         let m = try map(named: name)
         return BPFMap(fd: bpf_map__fd(m), name: name)

@@ -1,0 +1,23 @@
+// The shared header's structs as Swift imports them: sizes and offsets must match
+// what the BPF program and the kernel see (bpf/vnic.shared.h).
+import CVnicShim
+@testable import VnicDataplane
+import XCTest
+
+final class LayoutTests: XCTestCase {
+    func testSharedStructSizes() {
+        XCTAssertEqual(MemoryLayout<vnic_mac_key>.size, 8)
+        XCTAssertEqual(MemoryLayout<vnic_mac_entry>.size, 8)
+        XCTAssertEqual(MemoryLayout<vnic_settings>.size, 8)
+        XCTAssertEqual(MemoryLayout<vnic_counters>.size, 8 * (4 + Int(VNIC_DROP_REASON_MAX.rawValue)))
+    }
+
+    func testDropsOffsetMatchesHeader() {
+        XCTAssertEqual(MemoryLayout<vnic_counters>.offset(of: \vnic_counters.drops), vnicCountersDropsOffset)
+    }
+
+    func testCounterNamesCoverEnums() {
+        XCTAssertEqual(Dataplane.dropNames.count, Int(VNIC_DROP_REASON_MAX.rawValue))
+        XCTAssertEqual(Dataplane.xdpCounterNames.count, Int(VNIC_XDP_COUNTER_MAX.rawValue))
+    }
+}
