@@ -6,6 +6,7 @@
 // failed `up` undoes what it created; runs of up and down are serialised by a
 // lock file, so two concurrent runs cannot interleave.
 import Foundation
+import Synchronization
 import VnicCore
 
 public struct Lab: Sendable {
@@ -131,6 +132,7 @@ public struct Lab: Sendable {
                 let result = try Command.run([ip] + step.ipArguments, timeout: commandTimeout)
                 if !result.succeeded && !step.mayFail { throw Self.failure(result, step.ipArguments) }
                 done.append(step)
+                if LabInterrupt.requested { throw VnicError("interrupted (what this run created is removed)") }
             }
         } catch {
             rollBack(done)
@@ -212,6 +214,21 @@ public struct Lab: Sendable {
         struct Entry: Decodable { var nsid: Int; var name: String? }
         let entries = (try? JSONDecoder().decode([Entry].self, from: Data(text.utf8))) ?? []
         return Dictionary(entries.compactMap { e in e.name.map { (e.nsid, $0) } }, uniquingKeysWith: { a, _ in a })
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP during `up` stop it between two commands, so it can
+/// roll back instead of leaving half a lab. Handlers only set a flag; children get
+/// the default dispositions back when they exec.
+public enum LabInterrupt {
+    private static let flag = Atomic<Bool>(false)
+
+    public static var requested: Bool { flag.load(ordering: .relaxed) }
+
+    public static func install() {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { _ in LabInterrupt.flag.store(true, ordering: .relaxed) }
+        }
     }
 }
 

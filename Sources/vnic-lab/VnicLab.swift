@@ -92,6 +92,7 @@ extension VnicLab {
             let t = try topology()
             var lab = try Lab.preflight()
             if verbose { lab.log = { FileHandle.standardError.write(Data("+ \($0)\n".utf8)) } }
+            LabInterrupt.install()
             let report = try lab.up(t)
             print(report.changed
                   ? "\(t): up (\(report.steps.count) change\(report.steps.count == 1 ? "" : "s"), "

@@ -230,6 +230,20 @@ final class LabTests: XCTestCase {
         XCTAssertEqual(try lab.existingNamespaces(), [], "a failed up left namespaces behind")
     }
 
+    /// SIGTERM in the middle of a large `up`: exit 1, and nothing of the lab is left.
+    func testInterruptedUpRemovesWhatItCreated() throws {
+        let lab = try LabFixture(test: self, vms: LabTopology.vmRange.upperBound, queues: 1, up: false)
+        let up = try Command.start([try lab.bin("vnic-lab"), "up", "--prefix", lab.prefix,
+                                    "--vms", "\(lab.topology.vms)"])
+        Thread.sleep(forTimeInterval: 1)
+        up.signal(SIGTERM)
+        let result = up.wait(timeout: .seconds(120))
+        if result.status == 0 { throw XCTSkip("up of \(lab.topology.vms) VMs finished within a second") }
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("interrupted"), result.stderr)
+        XCTAssertEqual(try lab.existingNamespaces(), [], "an interrupted up left namespaces behind")
+    }
+
     /// Without CAP_NET_ADMIN/CAP_SYS_ADMIN (root with them dropped): exit 1, saying so.
     func testWithoutPrivilegesExitsOne() throws {
         try TestEnvironment.requireLabPrivileges()
