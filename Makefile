@@ -40,11 +40,15 @@ test: build
 demo: build
 	bash scripts/demo.sh "$(RELEASE_BIN)"
 
-bench: build
-	bash bench/run.sh "$(RELEASE_BIN)"
+build/malloc_count.so: bench/malloc_count.c
+	@mkdir -p build
+	gcc -O2 -shared -fPIC -o $@ $<
 
-bench-smoke: build
-	bash bench/run.sh --smoke "$(RELEASE_BIN)"
+bench: build build/malloc_count.so
+	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 5 --runs 5
+
+bench-smoke: build build/malloc_count.so
+	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 1 --runs 1 --out build/bench-smoke.json
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/vnic
