@@ -35,7 +35,7 @@ build: deps bpf
 # Every test: unit tests and the integration tests against the real kernel
 # (they use the release binaries built above).
 test: build
-	VNIC_BIN_DIR="$(RELEASE_BIN)" $(SWIFT) test --parallel --num-workers 2
+	bash scripts/test.sh "$(RELEASE_BIN)"
 
 demo: build
 	bash scripts/demo.sh "$(RELEASE_BIN)"
