@@ -14,18 +14,22 @@ public enum CommandEntry {
             try cmd.run()
             exit(0)
         } catch let e as VnicError {
-            printError("\(name): \(e.message)")
+            printError("\(name): \(e.message.oneLine)")
             exit(e.exitCode)
         } catch {
             let code = C.exitCode(for: error)
-            if code == .success {
-                print(C.fullMessage(for: error))
+            if code == .success {   // --help, --version
+                let text = C.fullMessage(for: error)
+                if !text.isEmpty { print(text) }
                 exit(0)
             }
             // ArgumentParser says 64 (EX_USAGE) for bad arguments; the contract says 2.
-            let line = C.message(for: error).split(separator: "\n").first.map(String.init) ?? "error"
-            printError("\(name): \(line)")
-            exit(code == .validationFailure ? 2 : (code.rawValue == 0 ? 1 : code.rawValue))
+            var message = C.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if message.hasPrefix("Error: ") { message.removeFirst(7) }
+            let usage = code == .validationFailure || error is ValidationError
+            printError("\(name): \(message)")
+            exit(usage ? 2 : (code.rawValue == 0 ? 1 : code.rawValue))
         }
     }
+
 }

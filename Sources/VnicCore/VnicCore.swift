@@ -15,3 +15,17 @@ public struct VnicError: Error, CustomStringConvertible, Sendable {
     public static func usage(_ message: String) -> VnicError { VnicError(message, exitCode: 2) }
     public var description: String { message }
 }
+
+extension StringProtocol {
+    /// The text on one line, for a one-line error message: its non-empty lines,
+    /// trimmed of leading and trailing blanks, joined with "; ".
+    public var oneLine: String {
+        split(whereSeparator: \.isNewline)
+            .map { line in
+                let start = line.firstIndex(where: { $0 != " " && $0 != "\t" }) ?? line.endIndex
+                let end = line.lastIndex(where: { $0 != " " && $0 != "\t" }).map { line.index(after: $0) } ?? start
+                return line[start..<end]
+            }
+            .filter { !$0.isEmpty }.joined(separator: "; ")
+    }
+}

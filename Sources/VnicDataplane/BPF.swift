@@ -106,23 +106,25 @@ public struct BPFMap: Sendable {
     public let name: String
 
     func update<K, V>(_ key: K, _ value: V) throws(VnicError) {
-        var k = key, v = value
-        let rc = bpf_map_update_elem(fd, &k, &v, UInt64(BPF_ANY))
+        let rc = withUnsafeBytes(of: key) { k in
+            withUnsafeBytes(of: value) { v in bpf_map_update_elem(fd, k.baseAddress, v.baseAddress, UInt64(BPF_ANY)) }
+        }
         guard rc == 0 else { throw VnicError("update map \(name): \(errnoString(-rc))") }
     }
 
     /// Deletes a key; a missing key is not an error.
     func delete<K>(_ key: K) {
-        var k = key
-        _ = bpf_map_delete_elem(fd, &k)
+        _ = withUnsafeBytes(of: key) { bpf_map_delete_elem(fd, $0.baseAddress) }
     }
 
     /// Sums a per-CPU u64 array entry over all possible CPUs.
     func perCPUSum(index: UInt32) -> UInt64 {
         let cpus = Int(max(libbpf_num_possible_cpus(), 1))
         var values = [UInt64](repeating: 0, count: cpus)
-        var k = index
-        guard bpf_map_lookup_elem(fd, &k, &values) == 0 else { return 0 }
+        let rc = withUnsafeBytes(of: index) { k in
+            values.withUnsafeMutableBytes { bpf_map_lookup_elem(fd, k.baseAddress, $0.baseAddress) }
+        }
+        guard rc == 0 else { return 0 }
         return values.reduce(0, &+)
     }
 }

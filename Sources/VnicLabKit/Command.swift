@@ -23,7 +23,7 @@ public struct CommandResult: Sendable, CustomStringConvertible {
     /// stderr on one line (for error messages), else stdout, else the status.
     public var diagnostic: String {
         if timedOut { return "timed out" }
-        let text = Command.oneLine(stderr).isEmpty ? Command.oneLine(stdout) : Command.oneLine(stderr)
+        let text = stderr.oneLine.isEmpty ? stdout.oneLine : stderr.oneLine
         return text.isEmpty ? "exit status \(status)" : text
     }
     public var description: String { "\(commandLine): status \(status)\(timedOut ? " (timed out)" : "")" }
@@ -63,12 +63,6 @@ public enum Command {
         argv.map { arg in
             arg.isEmpty || arg.contains(where: { " \"'$\\|&;<>()*?[]{}\t\n".contains($0) }) ? "'" + arg.replacingOccurrences(of: "'", with: "'\\''") + "'" : arg
         }.joined(separator: " ")
-    }
-
-    /// Collapses whitespace and newlines so a message fits on one line.
-    public static func oneLine(_ text: String) -> String {
-        text.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }.joined(separator: "; ")
     }
 }
 

@@ -49,7 +49,7 @@ public struct Lab: Sendable {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         let all: [Entry]
         do { all = trimmed.isEmpty ? [] : try JSONDecoder().decode([Entry].self, from: Data(trimmed.utf8)) } catch {
-            throw VnicError("ip -j netns list: unexpected output: \(Command.oneLine(String(trimmed.prefix(200))))")
+            throw VnicError("ip -j netns list: unexpected output: \(trimmed.prefix(200).oneLine)")
         }
         func rank(_ ns: String) -> Int {
             if ns == LabTopology.hostNamespace(prefix: prefix) { return -2 }

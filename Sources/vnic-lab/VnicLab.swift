@@ -6,7 +6,6 @@ import Foundation
 import VnicCore
 import VnicLabKit
 
-@main
 struct VnicLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnic-lab",
@@ -19,32 +18,8 @@ struct VnicLab: ParsableCommand {
             """,
         subcommands: [Up.self, Down.self, Status.self])
 
-    /// Parses, runs, and maps every error to the contract's exit codes: usage
-    /// errors exit 2 (ArgumentParser would use 64), runtime failures 1.
-    static func main() {
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch let error as VnicError {
-            fail(error.message, status: error.exitCode)
-        } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
-            fail(Self.message(for: error), status: 2)
-        }
-    }
-
     /// No subcommand is a usage error, not a request for help.
     func run() throws { throw VnicError.usage("missing subcommand: up, down or status (see --help)") }
-
-    static func fail(_ message: String, status: Int32) -> Never {
-        FileHandle.standardError.write(Data("vnic-lab: \(oneLine(message))\n".utf8))
-        Foundation.exit(status)
-    }
-
-    static func oneLine(_ text: String) -> String {
-        text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }.joined(separator: "; ")
-    }
 }
 
 /// --prefix, shared by every subcommand.

@@ -45,7 +45,7 @@ struct ShowVNIC: ParsableCommand {
     @Argument(help: ArgumentHelp("Show only this VNIC.", valueName: "name"))
     var name: String?
 
-    // validate() runs inside ArgumentParser, which exits 2 (via VnicAdmEntry)
+    // validate() runs inside ArgumentParser, which exits 2 (via CommandEntry)
     // only for a ValidationError.
     func validate() throws {
         if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o name,mac)") }

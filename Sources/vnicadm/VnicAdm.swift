@@ -35,34 +35,3 @@ struct DatabaseOptions: ParsableArguments {
 
     func open(create: Bool) throws -> ConfigStore { try ConfigStore.open(path: path, create: create) }
 }
-
-enum VnicAdmEntry {
-    /// Parses, runs, and exits with the contract's code.
-    static func main(arguments: [String]) -> Never {
-        do {
-            var command = try VnicAdm.parseAsRoot(arguments)
-            try command.run()
-            exit(0)
-        } catch let e as VnicError {
-            fail(e.message, e.exitCode)
-        } catch {
-            let code = VnicAdm.exitCode(for: error)
-            if code == .success {   // --help and other clean exits
-                let text = VnicAdm.fullMessage(for: error)
-                if !text.isEmpty { print(text) }
-                exit(0)
-            }
-            // ArgumentParser reports bad arguments as 64 (EX_USAGE); the contract says 2.
-            let message = VnicAdm.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            let usage = code == .validationFailure || error is ValidationError
-            fail(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message,
-                 usage ? 2 : (code.rawValue == 0 ? 1 : code.rawValue))
-        }
-    }
-
-    private static func fail(_ message: String, _ code: Int32) -> Never {
-        let line = Array("vnicadm: \(message)\n".utf8)
-        _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-        exit(code)
-    }
-}
