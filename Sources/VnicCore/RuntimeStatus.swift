@@ -9,8 +9,11 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         public var core: Int
         public var rxPackets: UInt64
         public var txPackets: UInt64
-        public init(queue: Int, core: Int, rxPackets: UInt64, txPackets: UInt64) {
+        /// Frames of the worker's UMEM free in its pool (not in any ring).
+        public var freeFrames: UInt64
+        public init(queue: Int, core: Int, rxPackets: UInt64, txPackets: UInt64, freeFrames: UInt64) {
             self.queue = queue; self.core = core; self.rxPackets = rxPackets; self.txPackets = txPackets
+            self.freeFrames = freeFrames
         }
     }
     public struct VNIC: Codable, Sendable, Equatable {

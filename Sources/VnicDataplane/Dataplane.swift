@@ -218,7 +218,7 @@ public final class Dataplane {
                 a.portSockets.append(ps)
                 let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
                 rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: ps.pair.fill, comp: ps.pair.comp,
-                                                fd: ps.fd, ctx: tag, fillTarget: 1024))
+                                                fd: ps.fd, ctx: tag, fillTarget: 512))
                 a.portRings.append(rings)
                 let c = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
                 c.initialize(to: vnic_counters())
@@ -265,12 +265,14 @@ public final class Dataplane {
         }
         if let cur = current { retired.append((gen - 1, cur)) }
         current = tables
-        // A worker loops at least every 0.5 ms, idle or not.
+        // A worker loops at least every 0.5 ms, idle or not. Wait for every one:
+        // the caller closes sockets the previous table named right after this.
         var waited = 0
-        while workers.contains(where: { $0.installed < gen }) && waited < 5_000 {
+        while workers.contains(where: { $0.installed < gen }) {
             usleep(100); waited += 1
+            if waited == 10_000 { printError("vnicd: a worker has not taken a new table for 1 s (is its core starved?)") }
         }
-        let oldest = workers.map(\.installed).min() ?? gen
+        let oldest = gen
         retired.removeAll { r in
             guard r.generation < oldest else { return false }
             r.tables.forEach(WorkerTable.destroy)
@@ -310,7 +312,8 @@ public final class Dataplane {
         }
         let queues = workers.enumerated().map { q, w in
             RuntimeStatus.Queue(queue: q, core: w.core, rxPackets: vnic_counter_load(w.queueCounters),
-                                txPackets: vnic_counter_load(w.queueCounters + 1))
+                                txPackets: vnic_counter_load(w.queueCounters + 1),
+                                freeFrames: vnic_load_u64_acquire(w.queueCounters + 2))
         }
         var classifier: [String: UInt64] = [:]
         for (i, name) in Dataplane.xdpCounterNames.enumerated() {

@@ -37,7 +37,8 @@ final class Worker: @unchecked Sendable {
     let mailbox: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     let installedGeneration: UnsafeMutablePointer<UInt64>
     let stopFlag: UnsafeMutablePointer<UInt64>
-    /// [0] frames received from the uplink, [1] frames sent to the uplink.
+    /// [0] frames received from the uplink, [1] frames sent to the uplink,
+    /// [2] frames free in the pool (a gauge, stored once per loop).
     let queueCounters: UnsafeMutablePointer<UInt64>
 
     var table: UnsafeMutablePointer<WorkerTable>
@@ -54,7 +55,7 @@ final class Worker: @unchecked Sendable {
         uplink = .allocate(capacity: 1)
         uplink.initialize(to: QueueRings(rx: uplinkSocket.rx!, tx: uplinkSocket.tx!, fill: umem.firstPair.fill,
                                          comp: umem.firstPair.comp, fd: uplinkSocket.fd, ctx: Worker.uplinkTag,
-                                         fillTarget: 4096))
+                                         fillTarget: 2048))
         pool = .allocate(capacity: Int(frames))
         for i in 0..<Int(frames) { pool[i] = UInt64(i) * UInt64(UMEM.frameSize) }
         poolCount = Int(frames)
@@ -63,7 +64,7 @@ final class Worker: @unchecked Sendable {
         mailbox = .allocate(capacity: 1); mailbox.initialize(to: nil)
         installedGeneration = .allocate(capacity: 1); installedGeneration.initialize(to: 0)
         stopFlag = .allocate(capacity: 1); stopFlag.initialize(to: 0)
-        queueCounters = .allocate(capacity: 2); queueCounters.initialize(repeating: 0, count: 2)
+        queueCounters = .allocate(capacity: 3); queueCounters.initialize(repeating: 0, count: 3)
         table = WorkerTable.make(generation: 0, entries: [], reclaim: [])
     }
 
@@ -119,6 +120,7 @@ final class Worker: @unchecked Sendable {
                 install()
             }
             let work = loopOnce()
+            vnic_store_u64_release(queueCounters + 2, UInt64(poolCount))
             if work || busyPoll {
                 idle = 0
             } else {
@@ -131,6 +133,19 @@ final class Worker: @unchecked Sendable {
     private func install() {
         guard let raw = vnic_exchange_pointer(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), nil) else { return }
         let t = raw.assumingMemoryBound(to: WorkerTable.self)
+        // A VNIC leaving this worker: its uplink receive socket is about to close and
+        // shares the uplink pair, so take back what it still holds (its map slots
+        // are already gone, nothing new arrives). Its port pair is reclaimed by tag.
+        let old = table.pointee
+        for e in 0..<old.count {
+            let entry = old.entries[e]
+            let now = t.pointee.lookup(entry.mac)
+            if now >= 0 && t.pointee.entries[now].uplinkRX == entry.uplinkRX { continue }
+            var idx: UInt32 = 0
+            let n = xsk_ring_cons__peek(entry.uplinkRX, UInt32.max, &idx)
+            for i in 0..<n { free(xsk_ring_cons__rx_desc(entry.uplinkRX, idx &+ i).pointee.addr) }
+            if n > 0 { xsk_ring_cons__release(entry.uplinkRX, n) }
+        }
         // Frames tagged with a retired pair go back to the pool.
         for r in 0..<t.pointee.reclaimCount {
             let tag = t.pointee.reclaim[r]
@@ -165,10 +180,14 @@ final class Worker: @unchecked Sendable {
             xsk_ring_cons__release(q.pointee.comp, done)
         }
         let fill = q.pointee.fill
-        let want = min(xsk_prod_nb_free(fill, q.pointee.fillTarget), q.pointee.fillTarget)
+        let size = fill.pointee.size
+        let level = size &- xsk_prod_nb_free(fill, size)   // frames the kernel holds in the ring
+        let target = q.pointee.fillTarget
+        guard level < target else { return }
+        let want = target - level
         // Refill in steps of at least a burst, so a busy ring is not topped up one by one.
         let n = UInt32(min(Int(want), poolCount))
-        guard n >= Worker.burst || (n > 0 && want == q.pointee.fillTarget) else { return }
+        guard n >= Worker.burst || (n > 0 && want == target) else { return }
         guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return }
         let tag = q.pointee.ctx
         for i in 0..<n {

@@ -94,13 +94,15 @@ final class XSKSocket {
         cfg.bind_flags = UInt16(XDP_USE_NEED_WAKEUP) | UInt16(bind == .copy ? XDP_COPY : XDP_ZEROCOPY)
         var s: OpaquePointer?
         var rc: Int32 = 0
-        // Re-binding a queue right after its previous socket closed can fail with
-        // EBUSY while the kernel tears the old one down: retry with a short backoff.
-        for attempt in 0..<40 {
+        // Re-binding a queue right after its previous socket closed fails (EBUSY, and
+        // seen here also ENODEV) until the kernel's deferred teardown of the old
+        // buffer pool ran: retry with a short backoff for up to about 2 s.
+        for attempt in 0..<100 {
             rc = xsk_socket__create_shared(&s, ifname, queue, umem.umem, rxRing, txRing,
                                            pair.fill, pair.comp, &cfg)
-            if rc != -EBUSY { break }
-            usleep(UInt32(min(1000 * (attempt + 1), 25_000)))
+            if rc != -EBUSY && rc != -ENODEV { break }
+            if rc == -ENODEV && if_nametoindex(ifname) == 0 { break }   // really gone
+            usleep(UInt32(min(1000 * (attempt + 1), 20_000)))
         }
         guard rc == 0, let s else {
             rxRing?.deallocate(); txRing?.deallocate()

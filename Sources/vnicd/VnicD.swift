@@ -17,7 +17,7 @@ struct VnicD: ParsableCommand {
         commandName: "vnicd",
         abstract: "The vnic dataplane daemon: XDP steering into per-VNIC AF_XDP sockets, pinned workers.")
 
-    @Option(help: "The configuration database (else $VNIC_DB, else /var/lib/vnic/vnic.db).")
+    @Option(help: "The configuration database (else $\(ConfigStore.pathVariable), else \(ConfigStore.defaultPath)).")
     var db: String?
 
     @Option(name: .long, help: "The uplink interface (default: the link the database's VNICs name).")
@@ -68,10 +68,11 @@ struct VnicD: ParsableCommand {
     }
 
     func run() throws {
-        let path = db ?? ProcessInfoLite.env("VNIC_DB") ?? "/var/lib/vnic/vnic.db"
+        let path = ConfigStore.databasePath(option: db)
         let store = try ConfigStore.open(path: path, create: false)
-        var generation = try store.generation()
-        let records = try store.vnics()
+        let first = try store.snapshot()
+        var generation = first.generation
+        let records = first.vnics
         guard let uplink = link ?? records.first?.link else {
             throw VnicError("nothing to serve: \(path) has no VNICs and no --link was given")
         }
@@ -100,6 +101,7 @@ struct VnicD: ParsableCommand {
 
         var wait = timespec(tv_sec: 0, tv_nsec: 5_000_000)
         var ticks = 0
+        var lastError: String?
         while true {
             let sig = sigtimedwait(&signals, nil, &wait)
             if sig == SIGINT || sig == SIGTERM || sig == SIGHUP {
@@ -108,13 +110,16 @@ struct VnicD: ParsableCommand {
             }
             ticks += 1
             do {
-                let g = try store.generation()
-                if g != generation {
-                    generation = g
-                    dp.apply(specs(try store.vnics(), uplink: uplink)).forEach(log)
+                if try store.generation() != generation {
+                    let snap = try store.snapshot()
+                    generation = snap.generation
+                    dp.apply(specs(snap.vnics, uplink: uplink)).forEach(log)
                 }
+                lastError = nil
             } catch {
-                log("read \(path): \(error)")
+                let message = "read \(path): \(error)"
+                if message != lastError { log(message + " (keeping the current configuration)") }
+                lastError = message
             }
             if ticks % 200 == 0 { dp.retryDown().forEach(log) }
             if ticks % 50 == 0 { try? dp.status(generation: generation).write(database: path) }
