@@ -227,6 +227,21 @@ final class Worker: @unchecked Sendable {
         return false
     }
 
+    /// Copies a frame to the port of every VNIC in `entries` but `except` (-1: none).
+    @inline(__always)
+    private func flood(_ data: UnsafeRawPointer, len: UInt32, to entries: UnsafeMutablePointer<VNICEntry>,
+                       count: Int, except: Int) {
+        for e in 0..<count where e != except {
+            let entry = entries[e]
+            if enqueueCopy(entry.port, from: data, len: len) {
+                vnic_counter_add(&entry.counters.pointee.rx_packets, 1)
+                vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(len))
+            } else {
+                countDrop(entry.counters, VNIC_DROP_NO_BUFFER)
+            }
+        }
+    }
+
     /// Submits what was reserved and kicks the kernel when it asks for it.
     @inline(__always)
     private func flush(_ q: UnsafeMutablePointer<QueueRings>) {
@@ -288,16 +303,8 @@ final class Worker: @unchecked Sendable {
             work = true
             for i in 0..<fn {
                 let d = xsk_ring_cons__rx_desc(uplink.pointee.rx, idx &+ i).pointee
-                let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
-                for e in 0..<count {
-                    let entry = entries[e]
-                    if enqueueCopy(entry.port, from: data, len: d.len) {
-                        vnic_counter_add(&entry.counters.pointee.rx_packets, 1)
-                        vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(d.len))
-                    } else {
-                        countDrop(entry.counters, VNIC_DROP_NO_BUFFER)
-                    }
-                }
+                flood(UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!), len: d.len,
+                      to: entries, count: count, except: -1)
                 free(d.addr)
             }
             xsk_ring_cons__release(uplink.pointee.rx, fn)
@@ -326,23 +333,10 @@ final class Worker: @unchecked Sendable {
                 }
                 accepted &+= 1; bytes &+= UInt64(d.len)
                 let dst = MACKey.load(data)
-                if MACKey.isGroup(dst) {
-                    for o in 0..<count where o != e {
-                        let other = entries[o]
-                        if enqueueCopy(other.port, from: data, len: d.len) {
-                            vnic_counter_add(&other.counters.pointee.rx_packets, 1)
-                            vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
-                        } else {
-                            countDrop(other.counters, VNIC_DROP_NO_BUFFER)
-                        }
-                    }
-                    if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
-                        countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
-                    }
-                    continue
-                }
-                let local = t.lookup(dst)
+                let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
                 if local < 0 {
+                    // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
+                    if MACKey.isGroup(dst) { flood(data, len: d.len, to: entries, count: count, except: e) }
                     if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
                         countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
                     }
