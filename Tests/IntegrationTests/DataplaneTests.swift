@@ -101,6 +101,18 @@ final class DataplaneTests: XCTestCase {
         XCTAssertGreaterThan(s.vnics["vnic2"]?.rxPackets ?? 0, 0)
     }
 
+    /// The generic (skb) XDP mode forwards too, for drivers without native XDP.
+    func testGenericXDPModeForwards() throws {
+        let (lab, db) = try makeLab(queues: 1)
+        let t = lab.topology
+        _ = try startVnicd(lab, db: db, ["--xdp-mode", "generic"])
+        XCTAssertTrue(try lab.links(in: t.hostNamespace).first { $0.name == t.uplink }?.xdp != nil)
+        var r = try ping(lab, from: t.wireNamespace, t.vmIP(1).address)
+        XCTAssertTrue(r.succeeded, "wire -> vm1 in generic mode: \(r.stdout)")
+        r = try ping(lab, from: t.vmNamespace(2), t.vmIP(1).address)
+        XCTAssertTrue(r.succeeded, "vm2 -> vm1 in generic mode: \(r.stdout)")
+    }
+
     /// 10,000 frames to VM1's MAC reach VM1 and only VM1, over both uplink queues;
     /// frames to an unknown MAC reach no VM and are counted; workers are pinned.
     func testSteeringByDestinationMACOnTwoQueues() throws {
@@ -218,7 +230,7 @@ final class DataplaneTests: XCTestCase {
         try check([vnicd, "--db", db, "--link", "nosuch0"], exit: 1, mentions: "nosuch0")
         try check([vnicd, "--db", lab.path("missing.db")], exit: 1, mentions: lab.path("missing.db"))
         let garbage = lab.path("garbage.db")
-        FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x5A, count: 8192))
+        _ = FileManager.default.createFile(atPath: garbage, contents: Data(repeating: 0x5A, count: 8192))
         try check([vnicd, "--db", garbage], exit: 1, mentions: garbage)
         try check([vnicd, "--db", db, "--queues", "3"], exit: 2, mentions: "--queues")
         try check([vnicd, "--db", db, "--cores", "0,x"], exit: 2, mentions: "x")
