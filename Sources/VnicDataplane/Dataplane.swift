@@ -38,12 +38,12 @@ public final class Dataplane {
         public var framesPerWorker: UInt32 = 16384
         public var busyPoll = false
         /// Upper bound of VNIC indexes (sizes the XSKMAPs).
-        public var maxVNICs: UInt32 = 4096
+        public var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
         public init(uplink: String, bpfObject: String) { self.uplink = uplink; self.bpfObject = bpfObject }
     }
 
     final class Active {
-        let spec: VNICSpec
+        var spec: VNICSpec
         let portIfindex: UInt32
         let tag: UInt16
         var portLink: XDPLink?
@@ -139,7 +139,28 @@ public final class Dataplane {
         var log: [String] = []
         let wanted = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         desired = wanted
-        // Removed or changed: take down first (a changed MAC, port or index is re-added).
+        // A new MAC on the same port and index is changed in place: the classifier
+        // gets the new key before the old one goes, then the workers' tables
+        // follow. Nothing else is touched; no socket closes.
+        let moved = active.values.filter { a in
+            guard let w = wanted[a.spec.name], w != a.spec else { return false }
+            return w.index == a.spec.index && w.port == a.spec.port
+        }
+        if !moved.isEmpty {
+            for a in moved {
+                let new = wanted[a.spec.name]!
+                do {
+                    try macs.update(macKey(new.mac), vnic_mac_entry(vnic_index: new.index, flags: 0))
+                } catch {
+                    log.append("vnic \(a.spec.name): \(error.message)")
+                }
+                macs.delete(macKey(a.spec.mac))
+                log.append("vnic \(a.spec.name) mac \(a.spec.mac) -> \(new.mac)")
+                a.spec = new
+            }
+            publish(reclaim: [])
+        }
+        // Removed or otherwise changed (port, index): taken down, then re-added.
         let gone = active.values.filter { wanted[$0.spec.name] != $0.spec }
         if !gone.isEmpty {
             for a in gone { unmap(a) }

@@ -14,6 +14,9 @@ public struct SinkResult: Sendable {
     public var flows: Int = 0
     /// Seconds between the first and the last counted frame.
     public var seconds: Double = 0
+    /// CLOCK_MONOTONIC nanoseconds when the first and the last counted frame arrived (0: none).
+    public var firstArrival: UInt64 = 0
+    public var lastArrival: UInt64 = 0
     /// Latency samples in nanoseconds, sorted.
     public var latencies: [UInt64] = []
 
@@ -84,6 +87,8 @@ public enum PacketSink {
             if at > sentAt { result.latencies.append(at - sentAt) }
         }
         result.flows = lastSeq.count
+        result.firstArrival = first
+        result.lastArrival = last
         result.seconds = last > first ? Double(last - first) / 1e9 : 0
         result.latencies.sort()
         return result

@@ -71,7 +71,8 @@ struct Pktgen: ParsableCommand {
         if json {
             var o: [String: Any] = ["mode": "sink", "interface": i, "received": r.packets, "bytes": r.bytes,
                                     "out_of_order": r.outOfOrder, "other": r.other, "flows": r.flows,
-                                    "seconds": r.seconds, "pps": pps.rounded()]
+                                    "seconds": r.seconds, "pps": pps.rounded(),
+                                    "first_arrival_ns": r.firstArrival, "last_arrival_ns": r.lastArrival]
             if let p50, let p99, let p999 {
                 o["latency_ns"] = ["p50": p50, "p99": p99, "p99.9": p999]
             }

@@ -39,7 +39,7 @@ struct VnicD: ParsableCommand {
     var busyPoll = false
 
     @Option(name: .customLong("max-vnics"), help: "The highest VNIC index the XSKMAPs hold.")
-    var maxVNICs: UInt32 = 4096
+    var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
 
     @Option(help: "UMEM frames (2 KiB each) per worker.")
     var frames: UInt32 = 16384
