@@ -50,6 +50,12 @@ static inline uint64_t vnic_load_u64_acquire(const uint64_t *p) {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
+/* A VNIC's rate limiter state, shared by its workers: compare-and-swap.
+ * On failure *expected is updated to the current value. */
+static inline _Bool vnic_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desired) {
+	return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
 /* rdtsc for cycle counts in benchmarks. */
 static inline uint64_t vnic_rdtsc(void) {
 	uint32_t lo, hi;

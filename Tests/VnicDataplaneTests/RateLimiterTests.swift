@@ -1,0 +1,62 @@
+@testable import VnicDataplane
+import XCTest
+
+final class RateLimiterTests: XCTestCase {
+    /// Offers `perBurst` frames of `size` bytes every `interval` ns for `seconds` of
+    /// simulated time, from `workers` workers sharing one limiter; returns bits/s admitted.
+    func admittedRate(bitsPerSecond: UInt64, size: UInt32, perBurst: Int, interval: UInt64,
+                      seconds: Double, workers: Int = 1) -> Double {
+        let limiter = RateLimiter(bitsPerSecond: bitsPerSecond)
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        tat.initialize(to: 0)
+        defer { tat.deallocate() }
+        var bytes: UInt64 = 0
+        let start: UInt64 = 1_000_000_000
+        var now = start
+        let end = start + UInt64(seconds * 1e9)
+        while now < end {
+            for _ in 0..<workers {
+                let n = limiter.admit(tat, now: now, lengths: { _ in size }, count: perBurst)
+                bytes += UInt64(n) * UInt64(size)
+            }
+            now += interval
+        }
+        return Double(bytes * 8) / seconds
+    }
+
+    func testLimitIsHeldWithinTwoPercent() {
+        for (rate, size) in [(100_000_000 as UInt64, 1514 as UInt32), (1_000_000_000, 64), (10_000_000, 512)] {
+            // Offer twice the limit.
+            let interval = UInt64(64 * Double(size) * 8 * 1e9 / (2 * Double(rate)))
+            let got = admittedRate(bitsPerSecond: rate, size: size, perBurst: 64, interval: interval, seconds: 2)
+            XCTAssertEqual(got, Double(rate), accuracy: Double(rate) * 0.02, "\(rate) bit/s with \(size) B frames")
+        }
+    }
+
+    func testWorkersSharingTheLimiterShareTheRate() {
+        let got = admittedRate(bitsPerSecond: 100_000_000, size: 1514, perBurst: 64, interval: 50_000, seconds: 2, workers: 2)
+        XCTAssertEqual(got, 1e8, accuracy: 2e6)
+    }
+
+    func testBelowTheLimitEverythingPasses() {
+        // 10 frames of 1000 B every ms = 80 Mbit/s under a 100 Mbit/s limit.
+        let got = admittedRate(bitsPerSecond: 100_000_000, size: 1000, perBurst: 10, interval: 1_000_000, seconds: 1)
+        XCTAssertEqual(got, 80_000_000, accuracy: 1)
+    }
+
+    func testUnlimitedAdmitsAll() {
+        let limiter = RateLimiter(bitsPerSecond: 0)
+        var tat: UInt64 = 0
+        XCTAssertTrue(limiter.isUnlimited)
+        XCTAssertEqual(limiter.admit(&tat, now: 5, lengths: { _ in 1514 }, count: 64), 64)
+    }
+
+    func testBurstIsBoundedByTheTolerance() {
+        // After a long idle time, one offer of 10,000 frames admits only about the bucket depth.
+        let limiter = RateLimiter(bitsPerSecond: 100_000_000)
+        var tat: UInt64 = 0
+        let n = limiter.admit(&tat, now: 10_000_000_000, lengths: { _ in 1514 }, count: 10_000)
+        let depthFrames = Double(limiter.toleranceNanos) / (1514 * 8 / 0.1)   // ns per frame at 100 Mbit/s
+        XCTAssertEqual(Double(n), depthFrames, accuracy: 2)
+    }
+}
