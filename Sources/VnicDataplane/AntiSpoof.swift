@@ -11,18 +11,7 @@
 // (ARP, IPv4 with DHCP, IPv6 with ND/DAD/DHCPv6). One VLAN tag (802.1Q/802.1ad)
 // is looked through, so a tag does not hide what it carries.
 import CVnicShim
-
-/// Which of dladm's protections a VNIC has (bit set).
-public struct Protection: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let macNoSpoof = Protection(rawValue: 1 << 0)
-    public static let ipNoSpoof = Protection(rawValue: 1 << 1)
-    public static let dhcpNoSpoof = Protection(rawValue: 1 << 2)
-    public static let restricted = Protection(rawValue: 1 << 3)
-    /// dladm's default: mac-nospoof.
-    public static let `default`: Protection = [.macNoSpoof]
-}
+import VnicCore
 
 /// The verdict on one outbound frame; raw values index the drop counters.
 public enum SpoofVerdict: UInt32, Sendable {
@@ -76,7 +65,7 @@ public enum AntiSpoof {
     @inline(__always)
     public static func check(_ f: UnsafeRawPointer, len: Int, _ p: SpoofPolicy) -> SpoofVerdict {
         guard len >= 14 else { return .malformed }
-        if p.protection.contains(.macNoSpoof), MACKey.load(f + 6) != p.mac { return .spoofMAC }
+        if p.protection.contains(.macNospoof), MACKey.load(f + 6) != p.mac { return .spoofMAC }
         var l3 = 14
         var type = be16(f, 12)
         if type == ethVLAN || type == ethQinQ {
@@ -96,7 +85,7 @@ public enum AntiSpoof {
 
     @inline(__always)
     static func arp(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: SpoofPolicy) -> SpoofVerdict {
-        guard p.protection.contains(.ipNoSpoof) else { return .pass }
+        guard p.protection.contains(.ipNospoof) else { return .pass }
         guard len >= o + 28 else { return .malformed }
         // Ethernet/IPv4 ARP only: hardware 1, protocol 0x0800, sizes 6 and 4.
         guard be16(f, o) == 1, be16(f, o + 2) == ethIPv4, f.load(fromByteOffset: o + 4, as: UInt8.self) == 6,
@@ -125,7 +114,7 @@ public enum AntiSpoof {
             guard o + total >= u + 8 else { return .malformed }
             let sport = be16(f, u), dport = be16(f, u + 2), ulen = Int(be16(f, u + 4))
             guard ulen >= 8, u + ulen <= o + total else { return .malformed }
-            if p.protection.contains(.dhcpNoSpoof) {
+            if p.protection.contains(.dhcpNospoof) {
                 if sport == 67 { return .spoofDHCP }                      // a server (or relay) reply
                 if sport == 68 && dport == 67 {
                     let v = dhcpClientMessage(f, u + 8, u + ulen, p)
@@ -134,7 +123,7 @@ public enum AntiSpoof {
             }
             dhcpClient = sport == 68 && dport == 67
         }
-        if p.protection.contains(.ipNoSpoof) && !p.allowsIPv4(src) && !(src == 0 && dhcpClient) {
+        if p.protection.contains(.ipNospoof) && !p.allowsIPv4(src) && !(src == 0 && dhcpClient) {
             return .spoofIP
         }
         return .pass
@@ -183,11 +172,11 @@ public enum AntiSpoof {
             l4 += (Int(f.load(fromByteOffset: l4 + 1, as: UInt8.self)) + 1) * 8
             guard l4 <= end else { return .malformed }
         }
-        if p.protection.contains(.dhcpNoSpoof) && next == 17 {
+        if p.protection.contains(.dhcpNospoof) && next == 17 {
             guard l4 + 8 <= end else { return .malformed }
             if be16(f, l4) == 547 { return .spoofDHCP }                   // a DHCPv6 server/relay
         }
-        guard p.protection.contains(.ipNoSpoof) else { return .pass }
+        guard p.protection.contains(.ipNospoof) else { return .pass }
         let srcHi = UInt64(bigEndian: f.loadUnaligned(fromByteOffset: o + 8, as: UInt64.self))
         let srcLo = UInt64(bigEndian: f.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self))
         if next == 58 {

@@ -56,7 +56,7 @@ final class AntiSpoofTests: XCTestCase {
         frame.withUnsafeBytes { AntiSpoof.check($0.baseAddress!, len: len ?? $0.count, policy(p)) }
     }
 
-    static let all: Protection = [.macNoSpoof, .ipNoSpoof, .dhcpNoSpoof, .restricted]
+    static let all: Protection = [.macNospoof, .ipNospoof, .dhcpNospoof, .restricted]
 
     /// Built with FrameBuilder: UDP from VM1 (or `src`) to the wire.
     func udp(src: IPv4Address = IPv4Address("10.77.0.11")!, mac: MACAddress = vmMAC, sport: UInt16 = 5000,
@@ -103,7 +103,7 @@ final class AntiSpoofTests: XCTestCase {
 
     func testForgedIPv4SourceIsSpoofIP() {
         let f = udp(src: IPv4Address("10.77.0.12")!)
-        XCTAssertEqual(verdict(f, [.macNoSpoof, .ipNoSpoof]), .spoofIP)
+        XCTAssertEqual(verdict(f, [.macNospoof, .ipNospoof]), .spoofIP)
         XCTAssertEqual(verdict(f, .default), .pass, "mac-nospoof alone does not look at IP")
         XCTAssertEqual(verdict(udp(src: IPv4Address("192.168.8.1")!), Self.all), .spoofIP, "just outside allowed-ips")
     }
@@ -111,10 +111,10 @@ final class AntiSpoofTests: XCTestCase {
     func testForgedARPIsSpoofARP() {
         // The ARP request turned into a reply claiming 10.77.0.1 (opcode 2, sender IP .1).
         var reply = Self.arpRequest; reply[21] = 2; reply[31] = 0x01
-        XCTAssertEqual(verdict(reply, [.ipNoSpoof]), .spoofARP)
+        XCTAssertEqual(verdict(reply, [.ipNospoof]), .spoofARP)
         // Sender MAC inside ARP forged, Ethernet source left alone.
         var mac = Self.arpRequest; mac.replaceSubrange(22..<28, with: Self.otherMAC.bytes)
-        XCTAssertEqual(verdict(mac, [.ipNoSpoof]), .spoofARP)
+        XCTAssertEqual(verdict(mac, [.ipNospoof]), .spoofARP)
         // An RFC 5227 probe (sender IP 0.0.0.0) is legitimate.
         var probe = Self.arpRequest; probe.replaceSubrange(28..<32, with: [0, 0, 0, 0])
         XCTAssertEqual(verdict(probe, Self.all), .pass)
@@ -123,21 +123,21 @@ final class AntiSpoofTests: XCTestCase {
     func testForeignIPv6SourceIsSpoofIPv6() {
         // The RS with another VM's link-local source (fe80::ff:fe00:102).
         var f = Self.routerSolicitation; f[37] = 0x02
-        XCTAssertEqual(verdict(f, [.ipNoSpoof]), .spoofIPv6)
+        XCTAssertEqual(verdict(f, [.ipNospoof]), .spoofIPv6)
         // A DAD probe for someone else's address.
         var dad = Self.dadNS; dad[77] = 0x02
-        XCTAssertEqual(verdict(dad, [.ipNoSpoof]), .spoofIPv6)
+        XCTAssertEqual(verdict(dad, [.ipNospoof]), .spoofIPv6)
         // The source moved into allowed-ips 2001:db8:0:1::/64 passes.
         var allowed = Self.routerSolicitation
         allowed.replaceSubrange(22..<30, with: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1])
-        XCTAssertEqual(verdict(allowed, [.ipNoSpoof]), .pass)
+        XCTAssertEqual(verdict(allowed, [.ipNospoof]), .pass)
     }
 
     func testDHCPServerMessagesAndForeignClientsAreSpoofDHCP() {
         let offer = dhcp(op: 2, sport: 67, dport: 68, src: IPv4Address("10.77.0.11")!, options: [53, 1, 2])
-        XCTAssertEqual(verdict(offer, [.dhcpNoSpoof]), .spoofDHCP)
-        XCTAssertEqual(verdict(dhcp(chaddr: Self.otherMAC), [.dhcpNoSpoof]), .spoofDHCP, "chaddr not the VNIC's")
-        XCTAssertEqual(verdict(dhcp(options: [61, 7, 1] + Self.otherMAC.bytes), [.dhcpNoSpoof]), .spoofDHCP, "client id")
+        XCTAssertEqual(verdict(offer, [.dhcpNospoof]), .spoofDHCP)
+        XCTAssertEqual(verdict(dhcp(chaddr: Self.otherMAC), [.dhcpNospoof]), .spoofDHCP, "chaddr not the VNIC's")
+        XCTAssertEqual(verdict(dhcp(options: [61, 7, 1] + Self.otherMAC.bytes), [.dhcpNospoof]), .spoofDHCP, "client id")
         XCTAssertEqual(verdict(offer, .default), .pass, "without dhcp-nospoof")
     }
 
@@ -148,7 +148,7 @@ final class AntiSpoofTests: XCTestCase {
         // A VLAN tag does not hide an IPv4 spoof: 802.1Q tag inserted before the ethertype.
         var tagged = udp(src: IPv4Address("10.77.0.12")!)
         tagged.insert(contentsOf: [0x81, 0x00, 0x00, 0x05], at: 12)
-        XCTAssertEqual(verdict(tagged, [.ipNoSpoof]), .spoofIP)
+        XCTAssertEqual(verdict(tagged, [.ipNospoof]), .spoofIP)
     }
 
     // MARK: malformed frames: dropped, never read past

@@ -26,9 +26,10 @@ final class RateLimiterTests: XCTestCase {
 
     func testLimitIsHeldWithinTwoPercent() {
         for (rate, size) in [(100_000_000 as UInt64, 1514 as UInt32), (1_000_000_000, 64), (10_000_000, 512)] {
-            // Offer twice the limit.
-            let interval = UInt64(64 * Double(size) * 8 * 1e9 / (2 * Double(rate)))
-            let got = admittedRate(bitsPerSecond: rate, size: size, perBurst: 64, interval: interval, seconds: 2)
+            // Offer at least twice the limit, in bursts every 100 us (a worker polls far more often).
+            let bitsPer100us = 2 * Double(rate) / 10_000
+            let perBurst = Int((bitsPer100us / (Double(size) * 8)).rounded(.up))
+            let got = admittedRate(bitsPerSecond: rate, size: size, perBurst: perBurst, interval: 100_000, seconds: 2)
             XCTAssertEqual(got, Double(rate), accuracy: Double(rate) * 0.02, "\(rate) bit/s with \(size) B frames")
         }
     }
