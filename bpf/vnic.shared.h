@@ -48,10 +48,16 @@ enum vnic_xdp_counter {
 };
 
 /* Per VNIC and worker counters kept by the Swift workers (not a BPF map);
- * declared here so the layout has one definition. rx = towards the VM. */
+ * declared here so the layout has one definition. rx = towards the VM.
+ * The first seven drop reasons are AntiSpoof's verdicts, in the same order. */
 enum vnic_drop_reason {
-	VNIC_DROP_SPOOF_MAC = 0,  /* VM sent a frame with a source MAC not its own */
-	VNIC_DROP_MALFORMED,      /* VM frame shorter than an Ethernet header */
+	VNIC_DROP_SPOOF_MAC = 0,  /* source MAC not the VNIC's (mac-nospoof) */
+	VNIC_DROP_MALFORMED,      /* truncated headers, bad IHL, lengths that lie */
+	VNIC_DROP_SPOOF_IP,       /* IPv4 source not the VNIC's (ip-nospoof) */
+	VNIC_DROP_SPOOF_ARP,      /* ARP sender MAC or IP not the VNIC's (ip-nospoof) */
+	VNIC_DROP_SPOOF_IPV6,     /* IPv6 source or ND target not the VNIC's (ip-nospoof) */
+	VNIC_DROP_SPOOF_DHCP,     /* DHCP server message or foreign client (dhcp-nospoof) */
+	VNIC_DROP_RESTRICTED,     /* not IPv4, IPv6 or ARP (restricted) */
 	VNIC_DROP_TX_FULL,        /* the destination's transmit ring was full */
 	VNIC_DROP_NO_BUFFER,      /* no free frame to copy a flooded frame into */
 	VNIC_DROP_REASON_MAX

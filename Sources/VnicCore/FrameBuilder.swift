@@ -28,6 +28,49 @@ public enum FrameBuilder {
         return f
     }
 
+    /// An Ethernet II frame: header and payload, padded to the 60-byte minimum.
+    public static func ethernet(dst: MACAddress, src: MACAddress, type: UInt16, payload: [UInt8]) -> [UInt8] {
+        var f = dst.bytes + src.bytes + be16(type) + payload
+        if f.count < 60 { f += [UInt8](repeating: 0, count: 60 - f.count) }
+        return f
+    }
+
+    /// An Ethernet/IPv4 ARP message (RFC 826): op 1 request, 2 reply.
+    public static func arp(op: UInt16, src: MACAddress, dst: MACAddress, senderMAC: MACAddress, senderIP: IPv4Address,
+                           targetMAC: MACAddress, targetIP: IPv4Address) -> [UInt8] {
+        let body = be16(1) + be16(0x0800) + [6, 4] + be16(op) + senderMAC.bytes + be32(senderIP.rawValue)
+            + targetMAC.bytes + be32(targetIP.rawValue)
+        return ethernet(dst: dst, src: src, type: 0x0806, payload: body)
+    }
+
+    /// An IPv6 UDP datagram (RFC 8200) with a zero payload of `payloadLength` bytes;
+    /// addresses are 16 bytes each. The UDP checksum is left 0 (the checks here
+    /// do not verify it).
+    public static func ipv6UDP(dst: MACAddress, src: MACAddress, srcIP: [UInt8], dstIP: [UInt8],
+                               srcPort: UInt16, dstPort: UInt16, payloadLength: Int = 8) -> [UInt8] {
+        precondition(srcIP.count == 16 && dstIP.count == 16)
+        let udpLen = 8 + payloadLength
+        let ip: [UInt8] = [0x60, 0, 0, 0] + be16(UInt16(udpLen)) + [17, 64] + srcIP + dstIP
+        let udp = be16(srcPort) + be16(dstPort) + be16(UInt16(udpLen)) + [0, 0] + [UInt8](repeating: 0, count: payloadLength)
+        return ethernet(dst: dst, src: src, type: 0x86DD, payload: ip + udp)
+    }
+
+    /// A DHCP message (RFC 2131) over IPv4/UDP: `op` 1 from a client (68 -> 67),
+    /// 2 from a server (67 -> 68); htype 1, hlen 6, `chaddr`, the magic cookie,
+    /// then `options` (message type first, e.g. [53, 1, 1] for DISCOVER) and end.
+    public static func dhcp(op: UInt8, src: MACAddress, dst: MACAddress, srcIP: IPv4Address, dstIP: IPv4Address,
+                            chaddr: MACAddress, options: [UInt8]) -> [UInt8] {
+        let sport: UInt16 = op == 1 ? 68 : 67
+        var f = udp(dst: dst, src: src, srcIP: srcIP, dstIP: dstIP, srcPort: sport, dstPort: sport == 68 ? 67 : 68,
+                    length: headers + 240 + options.count + 1)
+        f[42] = op; f[43] = 1; f[44] = 6
+        f.replaceSubrange(70..<76, with: chaddr.bytes)
+        f.replaceSubrange(278..<282, with: [0x63, 0x82, 0x53, 0x63])
+        f.replaceSubrange(282..<(282 + options.count), with: options)
+        f[282 + options.count] = 255
+        return f
+    }
+
     /// The Internet checksum (RFC 1071) of `bytes`.
     public static func checksum(_ bytes: [UInt8]) -> UInt16 {
         var sum: UInt32 = 0

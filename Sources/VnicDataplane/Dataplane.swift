@@ -20,8 +20,24 @@ public struct VNICSpec: Equatable, Sendable {
     public var index: UInt32
     public var mac: MACAddress
     public var port: String?
+    /// Its addresses (their sources pass ip-nospoof as /32).
+    public var ips: [IPv4Address] = []
+    public var protection: Protection = .default
+    /// allowed-ips: further IPv4 prefixes its frames may come from.
+    public var allowedIPs: [IPv4Interface] = []
+    /// maxbw in bits/s, each direction; 0: unlimited.
+    public var maxbw: UInt64 = 0
+    public var priority: Priority = .default
     public init(name: String, index: UInt32, mac: MACAddress, port: String?) {
         self.name = name; self.index = index; self.mac = mac; self.port = port
+    }
+
+    /// The (network, mask) pairs its IPv4 sources may match.
+    var sourcePrefixes: [(UInt32, UInt32)] {
+        ips.map { ($0.rawValue, UInt32.max) } + allowedIPs.map { p in
+            let mask: UInt32 = p.prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(p.prefixLength))
+            return (p.address.rawValue & mask, mask)
+        }
     }
 }
 
@@ -51,14 +67,43 @@ public final class Dataplane {
         var portSockets: [XSKSocket] = []
         var portRings: [UnsafeMutablePointer<QueueRings>] = []
         var counters: [UnsafeMutablePointer<vnic_counters>] = []
+        /// maxbw state, shared by the VNIC's workers: [0] towards the VM, [1] from it.
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+        /// IPv6 prefixes for allowed-ips (none yet: IPv6 sources pass as link-local only).
+        let ipv6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
+        /// The spec's source prefixes, for the workers' checks; replaced when the
+        /// spec changes (the old buffer is kept until no table can name it).
+        var prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
+        var retiredPrefixes: [UnsafeMutablePointer<(UInt32, UInt32)>] = []
         init(spec: VNICSpec, portIfindex: UInt32, tag: UInt16) {
             self.spec = spec; self.portIfindex = portIfindex; self.tag = tag
+            tat.initialize(repeating: 0, count: 2)
+            prefixes = Active.allocate(spec.sourcePrefixes)
+        }
+        static func allocate(_ list: [(UInt32, UInt32)]) -> UnsafeMutablePointer<(UInt32, UInt32)> {
+            let p = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: max(list.count, 1))
+            p.initialize(from: list, count: list.count)
+            return p
+        }
+        /// Takes a changed spec in place (same index and port).
+        func update(_ new: VNICSpec) {
+            retiredPrefixes.append(prefixes)
+            prefixes = Active.allocate(new.sourcePrefixes)
+            spec = new
+        }
+        func policy() -> SpoofPolicy {
+            SpoofPolicy(mac: MACKey.from(spec.mac.bytes), protection: spec.protection, ipv4: prefixes,
+                        ipv4Count: spec.ips.count + spec.allowedIPs.count, ipv6: ipv6, ipv6Count: 0)
         }
         deinit {
             portLink = nil
             uplinkSockets.removeAll(); portSockets.removeAll()
             portRings.forEach { $0.deallocate() }
             counters.forEach { $0.deallocate() }
+            tat.deallocate()
+            ipv6.deallocate()
+            prefixes.deallocate()
+            retiredPrefixes.forEach { $0.deallocate() }
         }
     }
 
@@ -139,26 +184,32 @@ public final class Dataplane {
         var log: [String] = []
         let wanted = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         desired = wanted
-        // A new MAC on the same port and index is changed in place: the classifier
-        // gets the new key before the old one goes, then the workers' tables
-        // follow. Nothing else is touched; no socket closes.
-        let moved = active.values.filter { a in
+        // A change on the same port and index is applied in place: a new MAC gets
+        // its classifier key before the old one goes; properties (protection,
+        // addresses, maxbw, priority) reach the workers with their next table.
+        // Nothing else is touched; no socket closes.
+        let changed = active.values.filter { a in
             guard let w = wanted[a.spec.name], w != a.spec else { return false }
             return w.index == a.spec.index && w.port == a.spec.port
         }
-        if !moved.isEmpty {
-            for a in moved {
+        if !changed.isEmpty {
+            for a in changed {
                 let new = wanted[a.spec.name]!
-                do {
-                    try macs.update(macKey(new.mac), vnic_mac_entry(vnic_index: new.index, flags: 0))
-                } catch {
-                    log.append("vnic \(a.spec.name): \(error.message)")
+                if new.mac != a.spec.mac {
+                    do {
+                        try macs.update(macKey(new.mac), vnic_mac_entry(vnic_index: new.index, flags: 0))
+                    } catch {
+                        log.append("vnic \(a.spec.name): \(error.message)")
+                    }
+                    macs.delete(macKey(a.spec.mac))
+                    log.append("vnic \(a.spec.name) mac \(a.spec.mac) -> \(new.mac)")
+                } else {
+                    log.append("vnic \(a.spec.name) properties changed")
                 }
-                macs.delete(macKey(a.spec.mac))
-                log.append("vnic \(a.spec.name) mac \(a.spec.mac) -> \(new.mac)")
-                a.spec = new
+                a.update(new)
             }
             publish(reclaim: [])
+            for a in changed { a.retiredPrefixes.forEach { $0.deallocate() }; a.retiredPrefixes.removeAll() }
         }
         // Removed or otherwise changed (port, index): taken down, then re-added.
         let gone = active.values.filter { wanted[$0.spec.name] != $0.spec }
@@ -273,12 +324,16 @@ public final class Dataplane {
     private func publish(reclaim: [UInt16]) {
         tableGeneration += 1
         let gen = tableGeneration
-        let list = active.values.sorted { $0.spec.index < $1.spec.index }
+        // Priority order (high first), then index: the workers serve them in this order.
+        let list = active.values.sorted {
+            ($0.spec.priority.rawValue, $1.spec.index) > ($1.spec.priority.rawValue, $0.spec.index)
+        }
         var tables: [UnsafeMutablePointer<WorkerTable>] = []
         for (q, w) in workers.enumerated() {
             let entries = list.map { a in
                 VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
-                          uplinkRX: a.uplinkSockets[q].rx!, port: a.portRings[q], counters: a.counters[q])
+                          uplinkRX: a.uplinkSockets[q].rx!, port: a.portRings[q], counters: a.counters[q],
+                          policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat)
             }
             let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim)
             tables.append(t)
@@ -347,7 +402,8 @@ public final class Dataplane {
     }
 
     /// Names of enum vnic_drop_reason, in order.
-    static let dropNames = ["spoof-mac", "malformed", "tx-full", "no-buffer"]
+    static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
+                            "restricted", "tx-full", "no-buffer"]
     /// Names of enum vnic_xdp_counter, in order.
     static let xdpCounterNames = ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
                                   "bad-queue", "port-redirected", "port-unknown"]

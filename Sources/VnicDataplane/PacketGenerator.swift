@@ -40,6 +40,9 @@ public struct GeneratorConfig: Sendable {
     public var rate: UInt64? = nil
     public var flows: Int = 1
     public var queues: Int = 1
+    /// A frame to send as it is (no FCS) instead of the generated UDP frames:
+    /// no per-frame fields are rewritten.
+    public var rawFrame: [UInt8]? = nil
     public init(ifname: String, dst: MACAddress, src: MACAddress, srcIP: IPv4Address, dstIP: IPv4Address) {
         self.ifname = ifname; self.dst = dst; self.src = src; self.srcIP = srcIP; self.dstIP = dstIP
     }
@@ -84,6 +87,7 @@ final class QueueSender: @unchecked Sendable {
     let socket: XSKSocket
     let frames: UInt32 = 4096
     let len: UInt32
+    let raw: Bool
     let flows: Int
     let flowBase: Int
     let quota: UInt64?
@@ -95,18 +99,19 @@ final class QueueSender: @unchecked Sendable {
         umem = try UMEM(frameCount: frames, fillSize: 2048, compSize: 2048)
         socket = try XSKSocket(ifname: cfg.ifname, queue: UInt32(queue), umem: umem, pair: umem.firstPair,
                                rxSize: 0, txSize: 2048, bind: .copy)
-        len = UInt32(cfg.size - 4)
+        len = UInt32(cfg.rawFrame?.count ?? cfg.size - 4)
+        raw = cfg.rawFrame != nil
         flows = cfg.flows
         flowBase = queue * cfg.flows
         self.quota = quota
         deadline = cfg.duration.map { monotonicNanos() + UInt64($0 * 1e9) }
         nanosPerFrame = rate.map { 1_000_000_000 / max($0, 1) } ?? 0
-        let template = FrameBuilder.udp(dst: cfg.dst, src: cfg.src, srcIP: cfg.srcIP, dstIP: cfg.dstIP,
-                                        srcPort: 1024, dstPort: PktgenPayload.udpPort, length: Int(len))
+        let template = cfg.rawFrame ?? FrameBuilder.udp(dst: cfg.dst, src: cfg.src, srcIP: cfg.srcIP, dstIP: cfg.dstIP,
+                                                        srcPort: 1024, dstPort: PktgenPayload.udpPort, length: Int(len))
         for i in 0..<Int(frames) {
             let p = umem.area + i * Int(UMEM.frameSize)
             template.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: template.count) }
-            p.storeBytes(of: PktgenPayload.magic.bigEndian, toByteOffset: PktgenPayload.offset, as: UInt16.self)
+            if !raw { p.storeBytes(of: PktgenPayload.magic.bigEndian, toByteOffset: PktgenPayload.offset, as: UInt16.self) }
         }
     }
 
@@ -135,14 +140,16 @@ final class QueueSender: @unchecked Sendable {
                 for i in 0..<n {
                     let addr = UInt64(next) * UInt64(UMEM.frameSize)
                     next = next + 1 == Int(frames) ? 0 : next + 1
-                    let p = umem.area + Int(addr)
-                    seq[flow] &+= 1
-                    let id = flowBase + flow
-                    p.storeBytes(of: UInt16(truncatingIfNeeded: 1024 + id).bigEndian, toByteOffset: 34, as: UInt16.self)
-                    p.storeBytes(of: UInt16(truncatingIfNeeded: id).bigEndian, toByteOffset: PktgenPayload.offset + 2, as: UInt16.self)
-                    p.storeBytes(of: seq[flow].bigEndian, toByteOffset: PktgenPayload.offset + 4, as: UInt32.self)
-                    p.storeBytes(of: monotonicNanos().bigEndian, toByteOffset: PktgenPayload.offset + 8, as: UInt64.self)
-                    flow = flow + 1 == flows ? 0 : flow + 1
+                    if !raw {
+                        let p = umem.area + Int(addr)
+                        seq[flow] &+= 1
+                        let id = flowBase + flow
+                        p.storeBytes(of: UInt16(truncatingIfNeeded: 1024 + id).bigEndian, toByteOffset: 34, as: UInt16.self)
+                        p.storeBytes(of: UInt16(truncatingIfNeeded: id).bigEndian, toByteOffset: PktgenPayload.offset + 2, as: UInt16.self)
+                        p.storeBytes(of: seq[flow].bigEndian, toByteOffset: PktgenPayload.offset + 4, as: UInt32.self)
+                        p.storeBytes(of: monotonicNanos().bigEndian, toByteOffset: PktgenPayload.offset + 8, as: UInt64.self)
+                        flow = flow + 1 == flows ? 0 : flow + 1
+                    }
                     let d = xsk_ring_prod__tx_desc(tx, idx &+ i)!
                     d.pointee.addr = addr
                     d.pointee.len = len

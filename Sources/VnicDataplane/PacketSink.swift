@@ -30,8 +30,8 @@ public struct SinkResult: Sendable {
 public enum PacketSink {
     /// Receives until `duration` seconds passed, or `count` frames were counted,
     /// or (once something arrived) nothing arrived for `idle` seconds.
-    /// `ready` is called once the socket is bound.
-    public static func run(ifname: String, duration: Double, count: UInt64?, idle: Double?,
+    /// Only frames from `source` count, when given. `ready` is called once the socket is bound.
+    public static func run(ifname: String, duration: Double, count: UInt64?, idle: Double?, from source: IPv4Address? = nil,
                            ready: () -> Void) throws(VnicError) -> SinkResult {
         let ifindex = if_nametoindex(ifname)
         guard ifindex != 0 else { throw VnicError("sink: \(ifname): no such interface") }
@@ -77,7 +77,9 @@ public enum PacketSink {
             if n <= 0 { continue }
             if Int32(from.sll_pkttype) == PACKET_OUTGOING { continue }
             let at = monotonicNanos()
-            guard let (flow, seq, sentAt) = parse(buf, n) else { result.other += 1; continue }
+            guard let (flow, seq, sentAt) = parse(buf, n),
+                  source.map({ UInt32(buf[26]) << 24 | UInt32(buf[27]) << 16 | UInt32(buf[28]) << 8 | UInt32(buf[29]) == $0.rawValue }) ?? true
+            else { result.other += 1; continue }
             if first == 0 { first = at }
             last = at
             result.packets += 1

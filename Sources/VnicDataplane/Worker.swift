@@ -18,6 +18,9 @@ import VnicCore
 
 final class Worker: @unchecked Sendable {
     static let burst: UInt32 = 64
+    /// Frames a loop takes from the VNICs' rings before it services the rest
+    /// again: what makes priority matter when the worker is saturated.
+    static let loopBudget = 256
     static let uplinkTag: UInt16 = 1
 
     let queue: UInt32
@@ -275,24 +278,37 @@ final class Worker: @unchecked Sendable {
         service(uplink)
         for e in 0..<count { service(entries[e].port) }
 
+        // Entries come in priority order (high first). Under saturation the loop's
+        // budget runs out before the low ones; their frames wait in their rings.
+        var budget = Worker.loopBudget
+
         // Uplink, per VNIC: the descriptor moves to the VNIC's port unchanged.
-        for e in 0..<count {
+        // Only as many as maxbw admits and the port's ring can take: the rest wait
+        // in the VNIC's receive ring (its inbound VSQ), in order.
+        for e in 0..<count where budget > 0 {
             let entry = entries[e]
-            let n = xsk_ring_cons__peek(entry.uplinkRX, Worker.burst, &idx)
-            if n == 0 { continue }
+            let rx = entry.uplinkRX
+            let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
+            if got == 0 { continue }
             work = true
-            var bytes: UInt64 = 0, sent: UInt64 = 0
-            for i in 0..<n {
-                let d = xsk_ring_cons__rx_desc(entry.uplinkRX, idx &+ i).pointee
-                if enqueue(entry.port, addr: d.addr, len: d.len) {
-                    sent &+= 1; bytes &+= UInt64(d.len)
-                } else {
-                    free(d.addr)
-                    countDrop(entry.counters, VNIC_DROP_TX_FULL)
-                }
+            let first = idx
+            var n = min(got, xsk_prod_nb_free(entry.port.pointee.tx, got))
+            if n > 0 && !entry.limiter.isUnlimited {
+                n = UInt32(entry.limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
+                    xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
+                }, count: Int(n)))
             }
-            xsk_ring_cons__release(entry.uplinkRX, n)
-            vnic_counter_add(&entry.counters.pointee.rx_packets, sent)
+            if n < got { xsk_ring_cons__cancel(rx, got &- n) }
+            if n == 0 { continue }
+            var bytes: UInt64 = 0
+            for i in 0..<n {
+                let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
+                _ = enqueue(entry.port, addr: d.addr, len: d.len)   // space was checked above
+                bytes &+= UInt64(d.len)
+            }
+            xsk_ring_cons__release(rx, n)
+            budget &-= Int(n)
+            vnic_counter_add(&entry.counters.pointee.rx_packets, UInt64(n))
             vnic_counter_add(&entry.counters.pointee.rx_bytes, bytes)
             vnic_counter_add(queueCounters, UInt64(n))
         }
@@ -311,24 +327,32 @@ final class Worker: @unchecked Sendable {
             vnic_counter_add(queueCounters, UInt64(fn))
         }
 
-        // Ports: what the VMs send.
+        // Ports: what the VMs send. maxbw admits a prefix of the burst; the rest
+        // stays in the port's receive ring (the outbound VSQ): the VM's frames wait
+        // there instead of being dropped, until the ring is full.
         var toWire: UInt64 = 0
-        for e in 0..<count {
+        for e in 0..<count where budget > 0 {
             let entry = entries[e]
             let rx = entry.port.pointee.rx
-            let n = xsk_ring_cons__peek(rx, Worker.burst, &idx)
-            if n == 0 { continue }
+            let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
+            if got == 0 { continue }
             work = true
+            let first = idx
+            var n = got
+            if !entry.limiter.isUnlimited {
+                n = UInt32(entry.limiter.admit(entry.tat + 1, now: monotonicNanos(), lengths: {
+                    xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
+                }, count: Int(n)))
+                if n < got { xsk_ring_cons__cancel(rx, got &- n) }
+                if n == 0 { continue }
+            }
             var accepted: UInt64 = 0, bytes: UInt64 = 0
             for i in 0..<n {
-                let d = xsk_ring_cons__rx_desc(rx, idx &+ i).pointee
+                let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
                 let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
-                if d.len < 14 {
-                    countDrop(entry.counters, VNIC_DROP_MALFORMED)
-                    free(d.addr); continue
-                }
-                if MACKey.load(data + 6) != entry.mac {
-                    countDrop(entry.counters, VNIC_DROP_SPOOF_MAC)
+                let verdict = AntiSpoof.check(data, len: Int(d.len), entry.policy)
+                if verdict != .pass {
+                    countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
                     free(d.addr); continue
                 }
                 accepted &+= 1; bytes &+= UInt64(d.len)
@@ -353,6 +377,7 @@ final class Worker: @unchecked Sendable {
                 }
             }
             xsk_ring_cons__release(rx, n)
+            budget &-= Int(n)
             vnic_counter_add(&entry.counters.pointee.tx_packets, accepted)
             vnic_counter_add(&entry.counters.pointee.tx_bytes, bytes)
         }

@@ -40,6 +40,12 @@ struct VNICEntry {
     var uplinkRX: UnsafeMutablePointer<xsk_ring_cons>
     var port: UnsafeMutablePointer<QueueRings>
     var counters: UnsafeMutablePointer<vnic_counters>
+    /// What the VNIC's outbound frames are checked against.
+    var policy: SpoofPolicy
+    /// maxbw, and its state: [0] towards the VM, [1] from the VM, shared by the
+    /// VNIC's workers.
+    var limiter: RateLimiter
+    var tat: UnsafeMutablePointer<UInt64>
 }
 
 struct WorkerTable {

@@ -11,49 +11,10 @@ final class DataplaneTests: XCTestCase {
 
     // MARK: helpers
 
-    /// A lab with one VNIC per VM in a fresh database, as the contract's lab wants them.
     private func makeLab(vms: Int = 2, queues: Int = 2) throws -> (LabFixture, String) {
         let lab = try LabFixture(test: self, vms: vms, queues: queues)
-        let db = lab.path("vnic.db")
-        let t = lab.topology
-        for vm in t.vmNumbers {
-            let r = try Command.run([try lab.bin("vnicadm"), "create-vnic", "--db", db, "-l", t.uplink,
-                                     "-m", "\(t.vmMAC(vm))", "--port", t.port(vm), "-i", "\(t.vmIP(vm))", "vnic\(vm)"])
-            XCTAssertTrue(r.succeeded, r.diagnostic)
-        }
-        return (lab, db)
-    }
-
-    /// Starts vnicd in the lab's host namespace and waits until every VNIC is up.
-    private func startVnicd(_ lab: LabFixture, db: String, _ extra: [String] = [],
-                            file: StaticString = #filePath, line: UInt = #line) throws -> RunningCommand {
-        let cmd = try lab.start(in: lab.topology.hostNamespace, [try lab.bin("vnicd"), "--db", db] + extra)
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let s = status(db), s.vnics.count == lab.topology.vms, s.vnics.values.allSatisfy({ $0.state == "up" }) {
-                return cmd
-            }
-            if !cmd.isRunning { break }
-            usleep(50_000)
-        }
-        let r = cmd.terminate()
-        throw FixtureError(message: "vnicd did not bring every VNIC up: \(r.stderr) \(cmd.stderrSoFar)")
-    }
-
-    private func status(_ db: String) -> RuntimeStatus? {
-        guard let data = FileManager.default.contents(atPath: db + "-status.json") else { return nil }
-        return try? JSONDecoder().decode(RuntimeStatus.self, from: data)
-    }
-
-    /// Waits for the daemon's next status rewrite (it rewrites it every 250 ms).
-    private func freshStatus(_ db: String) throws -> RuntimeStatus {
-        let before = status(db)?.updated ?? 0
-        let deadline = Date().addingTimeInterval(3)
-        while Date() < deadline {
-            if let s = status(db), s.updated > before { return s }
-            usleep(50_000)
-        }
-        throw FixtureError(message: "vnicd did not rewrite \(db)-status.json")
+        try lab.createVNICs()
+        return (lab, lab.database)
     }
 
     private func xdpAttached(_ lab: LabFixture) throws -> [String] {
@@ -64,30 +25,13 @@ final class DataplaneTests: XCTestCase {
         try lab.run(in: ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "\(ip)")
     }
 
-    private struct SinkReport: Decodable { var received: Int; var out_of_order: Int }
-
-    private func sinkReport(_ cmd: RunningCommand) throws -> SinkReport {
-        let r = cmd.wait(timeout: .seconds(30))
-        XCTAssertTrue(r.succeeded, r.diagnostic)
-        guard let line = r.stdout.split(separator: "\n").last else { throw FixtureError(message: "sink printed nothing: \(r.stderr)") }
-        return try JSONDecoder().decode(SinkReport.self, from: Data(line.utf8))
-    }
-
-    private func startSink(_ lab: LabFixture, vm: Int, seconds: Int) throws -> RunningCommand {
-        let s = try lab.start(in: lab.topology.vmNamespace(vm), try lab.bin("vnic-pktgen"), "--sink", "-i",
-                              lab.topology.vmInterface, "--duration", "\(seconds)", "--json")
-        let deadline = Date().addingTimeInterval(5)
-        while !s.stderrSoFar.contains("sink ready") && Date() < deadline { usleep(20_000) }
-        return s
-    }
-
     // MARK: tests
 
     /// Ping from the wire to each VM, from each VM to the wire, and VM to VM (ARP included).
     func testPingThroughVnicd() throws {
-        let (lab, db) = try makeLab()
+        let (lab, _) = try makeLab()
         let t = lab.topology
-        _ = try startVnicd(lab, db: db)
+        _ = try lab.startVnicd()
         for vm in t.vmNumbers {
             var r = try ping(lab, from: t.wireNamespace, t.vmIP(vm).address)
             XCTAssertTrue(r.succeeded, "wire -> vm\(vm): \(r.stdout) \(r.stderr)")
@@ -97,15 +41,15 @@ final class DataplaneTests: XCTestCase {
         let r = try ping(lab, from: t.vmNamespace(1), t.vmIP(2).address)
         XCTAssertTrue(r.succeeded, "vm1 -> vm2: \(r.stdout) \(r.stderr)")
         // VM to VM stays inside the appliance: nothing of it reaches the uplink.
-        let s = try freshStatus(db)
+        let s = try lab.freshStatus()
         XCTAssertGreaterThan(s.vnics["vnic2"]?.rxPackets ?? 0, 0)
     }
 
     /// The generic (skb) XDP mode forwards too, for drivers without native XDP.
     func testGenericXDPModeForwards() throws {
-        let (lab, db) = try makeLab(queues: 1)
+        let (lab, _) = try makeLab(queues: 1)
         let t = lab.topology
-        _ = try startVnicd(lab, db: db, ["--xdp-mode", "generic"])
+        _ = try lab.startVnicd(["--xdp-mode", "generic"])
         XCTAssertTrue(try lab.links(in: t.hostNamespace).first { $0.name == t.uplink }?.xdp != nil)
         var r = try ping(lab, from: t.wireNamespace, t.vmIP(1).address)
         XCTAssertTrue(r.succeeded, "wire -> vm1 in generic mode: \(r.stdout)")
@@ -116,11 +60,11 @@ final class DataplaneTests: XCTestCase {
     /// 10,000 frames to VM1's MAC reach VM1 and only VM1, over both uplink queues;
     /// frames to an unknown MAC reach no VM and are counted; workers are pinned.
     func testSteeringByDestinationMACOnTwoQueues() throws {
-        let (lab, db) = try makeLab()
+        let (lab, _) = try makeLab()
         let t = lab.topology
-        let vnicd = try startVnicd(lab, db: db)
-        let sink1 = try startSink(lab, vm: 1, seconds: 6)
-        let sink2 = try startSink(lab, vm: 2, seconds: 6)
+        let vnicd = try lab.startVnicd()
+        let sink1 = try lab.startSink(vm: 1, seconds: 6)
+        let sink2 = try lab.startSink(vm: 2, seconds: 6)
         let pktgen = try lab.bin("vnic-pktgen")
         var r = try lab.run(in: t.wireNamespace, pktgen, "-i", t.wire, "--dst-mac", "\(t.vmMAC(1))",
                             "--dst-ip", "\(t.vmIP(1).address)", "--count", "10000", "--queues", "2",
@@ -129,12 +73,12 @@ final class DataplaneTests: XCTestCase {
         r = try lab.run(in: t.wireNamespace, pktgen, "-i", t.wire, "--dst-mac", "02:00:00:00:0e:ee",
                         "--count", "1234", "--queues", "2", "--rate", "20000")
         XCTAssertTrue(r.succeeded, r.diagnostic)
-        let got1 = try sinkReport(sink1), got2 = try sinkReport(sink2)
+        let got1 = try SinkReport(sink1), got2 = try SinkReport(sink2)
         XCTAssertEqual(got1.received, 10000, "frames to VM1's MAC that reached VM1")
         XCTAssertEqual(got1.out_of_order, 0)
         XCTAssertEqual(got2.received, 0, "frames that reached VM2")
 
-        let s = try freshStatus(db)
+        let s = try lab.freshStatus()
         XCTAssertEqual(s.classifier["unknown-dst"], 1234, "unknown-destination counter")
         XCTAssertEqual(s.queues.count, 2)
         for q in s.queues { XCTAssertGreaterThan(q.rxPackets, 1000, "uplink queue \(q.queue) carried traffic") }
@@ -160,16 +104,16 @@ final class DataplaneTests: XCTestCase {
 
     /// SIGTERM detaches everything; so does kill -9 (bpf_link); a new vnicd starts after both.
     func testStopAndKillLeaveNothingAttached() throws {
-        let (lab, db) = try makeLab(queues: 1)
+        let (lab, _) = try makeLab(queues: 1)
         let t = lab.topology
-        var vnicd = try startVnicd(lab, db: db)
+        var vnicd = try lab.startVnicd()
         XCTAssertEqual(Set(try xdpAttached(lab)), Set([t.uplink] + t.ports))
         vnicd.signal(SIGTERM)
         let r = vnicd.wait(timeout: .seconds(10))
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try xdpAttached(lab), [], "XDP still attached after SIGTERM")
 
-        vnicd = try startVnicd(lab, db: db)
+        vnicd = try lab.startVnicd()
         XCTAssertTrue(try ping(lab, from: t.wireNamespace, t.vmIP(1).address).succeeded)
         vnicd.signal(SIGKILL)
         _ = vnicd.wait(timeout: .seconds(10))
@@ -178,7 +122,7 @@ final class DataplaneTests: XCTestCase {
         while !attached.isEmpty && Date() < deadline { usleep(100_000); attached = try xdpAttached(lab) }
         XCTAssertEqual(attached, [], "XDP still attached after kill -9")
 
-        _ = try startVnicd(lab, db: db)
+        _ = try lab.startVnicd()
         let p = try ping(lab, from: t.wireNamespace, t.vmIP(2).address)
         XCTAssertTrue(p.succeeded, "after restart: \(p.stdout)")
     }
@@ -189,15 +133,15 @@ final class DataplaneTests: XCTestCase {
         let (lab, db) = try makeLab(queues: 1)
         let t = lab.topology
         let vnicadm = try lab.bin("vnicadm")
-        _ = try startVnicd(lab, db: db)
-        let sink1 = try startSink(lab, vm: 1, seconds: 6)
+        _ = try lab.startVnicd()
+        let sink1 = try lab.startSink(vm: 1, seconds: 6)
         let traffic = try lab.start(in: t.wireNamespace, try lab.bin("vnic-pktgen"), "-i", t.wire,
                                     "--dst-mac", "\(t.vmMAC(1))", "--count", "40000", "--rate", "10000")
 
         XCTAssertTrue(try Command.run([vnicadm, "delete-vnic", "--db", db, "vnic2"]).succeeded)
         var gone = false
         let d1 = Date().addingTimeInterval(1)
-        while Date() < d1 && !gone { gone = status(db)?.vnics["vnic2"] == nil; usleep(20_000) }
+        while Date() < d1 && !gone { gone = lab.status()?.vnics["vnic2"] == nil; usleep(20_000) }
         XCTAssertTrue(gone, "vnicd still has vnic2 1 s after delete-vnic")
         XCTAssertFalse(try lab.run(in: t.wireNamespace, "ping", "-c", "1", "-W", "1", "\(t.vmIP(2).address)").succeeded,
                        "vm2 still reachable after delete-vnic")
@@ -207,12 +151,42 @@ final class DataplaneTests: XCTestCase {
         XCTAssertTrue(c.succeeded, c.diagnostic)
         var up = false
         let d2 = Date().addingTimeInterval(1)
-        while Date() < d2 && !up { up = status(db)?.vnics["vnic2"]?.state == "up"; usleep(20_000) }
+        while Date() < d2 && !up { up = lab.status()?.vnics["vnic2"]?.state == "up"; usleep(20_000) }
         XCTAssertTrue(up, "vnicd did not bring vnic2 up within 1 s")
         XCTAssertTrue(try ping(lab, from: t.wireNamespace, t.vmIP(2).address).succeeded)
 
         XCTAssertTrue(traffic.wait(timeout: .seconds(20)).succeeded)
-        XCTAssertEqual(try sinkReport(sink1).received, 40000, "vnic1 lost frames while vnic2 was deleted and re-created")
+        XCTAssertEqual(try SinkReport(sink1).received, 40000, "vnic1 lost frames while vnic2 was deleted and re-created")
+    }
+
+    /// VM1's MAC changes while traffic flows to VM2: VM2 loses nothing, and frames
+    /// to the new MAC reach VM1 within 100 ms of the commit.
+    func testMACChangeInPlaceSparesOtherVNICs() throws {
+        let (lab, db) = try makeLab(queues: 2)
+        let t = lab.topology
+        let pktgen = try lab.bin("vnic-pktgen")
+        _ = try lab.startVnicd()
+        let sink1 = try lab.startSink(vm: 1, seconds: 7)
+        let sink2 = try lab.startSink(vm: 2, seconds: 7)
+        let newMAC = "02:00:00:00:01:a1"
+        let toVM2 = try lab.start(in: t.wireNamespace, pktgen, "-i", t.wire, "--dst-mac", "\(t.vmMAC(2))",
+                                  "--dst-ip", "\(t.vmIP(2).address)", "--count", "30000", "--rate", "10000", "--queues", "2")
+        let toNew = try lab.start(in: t.wireNamespace, pktgen, "-i", t.wire, "--dst-mac", newMAC,
+                                  "--duration", "3", "--rate", "10000")
+        usleep(1_000_000)
+        let before = monotonicNanos()
+        let set = try Command.run([try lab.bin("vnicadm"), "set", "--db", db, "vnic1", "mac=\(newMAC)"])
+        XCTAssertTrue(set.succeeded, set.diagnostic)
+        XCTAssertTrue(toVM2.wait(timeout: .seconds(20)).succeeded)
+        XCTAssertTrue(toNew.wait(timeout: .seconds(20)).succeeded)
+        let r1 = try SinkReport(sink1), r2 = try SinkReport(sink2)
+        XCTAssertEqual(r2.received, 30000, "VM2 lost frames while VM1's MAC changed")
+        XCTAssertGreaterThan(r1.received, 0, "nothing reached VM1 at its new MAC")
+        if r1.received > 0 {
+            let ms = Double(Int64(r1.first_arrival_ns) - Int64(before)) / 1e6
+            XCTAssertLessThan(ms, 100, "first frame at the new MAC \(ms) ms after vnicadm set started")
+        }
+        XCTAssertEqual(lab.status()?.vnics["vnic1"]?.state, "up")
     }
 
     /// Bad input: one line naming the problem, exit 1 or 2, nothing left attached.

@@ -65,17 +65,11 @@ final class AntiSpoofTests: XCTestCase {
                          srcPort: sport, dstPort: dport, length: length)
     }
 
-    /// A DHCP message from VM1, built per RFC 2131 on FrameBuilder's UDP frame:
-    /// op, htype 1, hlen 6, chaddr, the magic cookie, then `options` and an end option.
-    func dhcp(op: UInt8 = 1, sport: UInt16 = 68, dport: UInt16 = 67, chaddr: MACAddress = vmMAC,
-              src: IPv4Address = IPv4Address("0.0.0.0")!, options: [UInt8] = [53, 1, 1]) -> [UInt8] {
-        var f = udp(src: src, sport: sport, dport: dport, length: 42 + 240 + options.count + 1)
-        f[42] = op; f[43] = 1; f[44] = 6
-        f.replaceSubrange(70..<76, with: chaddr.bytes)
-        f.replaceSubrange(278..<282, with: [0x63, 0x82, 0x53, 0x63])
-        f.replaceSubrange(282..<(282 + options.count), with: options)
-        f[282 + options.count] = 255
-        return f
+    /// A DHCP message from VM1 (FrameBuilder.dhcp, RFC 2131).
+    func dhcp(op: UInt8 = 1, chaddr: MACAddress = vmMAC, src: IPv4Address = IPv4Address("0.0.0.0")!,
+              options: [UInt8] = [53, 1, 1]) -> [UInt8] {
+        FrameBuilder.dhcp(op: op, src: Self.vmMAC, dst: MACAddress(rawValue: 0xFFFF_FFFF_FFFF), srcIP: src,
+                          dstIP: IPv4Address("255.255.255.255")!, chaddr: chaddr, options: options)
     }
 
     // MARK: legitimate traffic, every protection on: no false positives
@@ -134,7 +128,7 @@ final class AntiSpoofTests: XCTestCase {
     }
 
     func testDHCPServerMessagesAndForeignClientsAreSpoofDHCP() {
-        let offer = dhcp(op: 2, sport: 67, dport: 68, src: IPv4Address("10.77.0.11")!, options: [53, 1, 2])
+        let offer = dhcp(op: 2, src: IPv4Address("10.77.0.11")!, options: [53, 1, 2])
         XCTAssertEqual(verdict(offer, [.dhcpNospoof]), .spoofDHCP)
         XCTAssertEqual(verdict(dhcp(chaddr: Self.otherMAC), [.dhcpNospoof]), .spoofDHCP, "chaddr not the VNIC's")
         XCTAssertEqual(verdict(dhcp(options: [61, 7, 1] + Self.otherMAC.bytes), [.dhcpNospoof]), .spoofDHCP, "client id")

@@ -16,6 +16,16 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(MemoryLayout<vnic_counters>.offset(of: \vnic_counters.drops), vnicCountersDropsOffset)
     }
 
+    func testSpoofVerdictsAreDropReasons() {
+        XCTAssertEqual(SpoofVerdict.spoofMAC.rawValue, VNIC_DROP_SPOOF_MAC.rawValue)
+        XCTAssertEqual(SpoofVerdict.malformed.rawValue, VNIC_DROP_MALFORMED.rawValue)
+        XCTAssertEqual(SpoofVerdict.spoofIP.rawValue, VNIC_DROP_SPOOF_IP.rawValue)
+        XCTAssertEqual(SpoofVerdict.spoofARP.rawValue, VNIC_DROP_SPOOF_ARP.rawValue)
+        XCTAssertEqual(SpoofVerdict.spoofIPv6.rawValue, VNIC_DROP_SPOOF_IPV6.rawValue)
+        XCTAssertEqual(SpoofVerdict.spoofDHCP.rawValue, VNIC_DROP_SPOOF_DHCP.rawValue)
+        XCTAssertEqual(SpoofVerdict.restricted.rawValue, VNIC_DROP_RESTRICTED.rawValue)
+    }
+
     func testCounterNamesCoverEnums() {
         XCTAssertEqual(Dataplane.dropNames.count, Int(VNIC_DROP_REASON_MAX.rawValue))
         XCTAssertEqual(Dataplane.xdpCounterNames.count, Int(VNIC_XDP_COUNTER_MAX.rawValue))

@@ -21,11 +21,17 @@ final class WorkerTableTests: XCTestCase {
         let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
         let port = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
         let counters = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
-        defer { rx.deallocate(); port.deallocate(); counters.deallocate() }
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+        let prefixes = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: 1)
+        let v6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
+        defer { rx.deallocate(); port.deallocate(); counters.deallocate(); tat.deallocate(); prefixes.deallocate(); v6.deallocate() }
         var entries: [VNICEntry] = []
         for i in 0..<1000 {
             let mac = MACAddress(rawValue: 0x02_00_00_00_00_00 | UInt64(i * 7919))
-            entries.append(VNICEntry(index: UInt32(i + 1), mac: MACKey.from(mac.bytes), uplinkRX: rx, port: port, counters: counters))
+            let key = MACKey.from(mac.bytes)
+            let policy = SpoofPolicy(mac: key, protection: .default, ipv4: prefixes, ipv4Count: 0, ipv6: v6, ipv6Count: 0)
+            entries.append(VNICEntry(index: UInt32(i + 1), mac: key, uplinkRX: rx, port: port, counters: counters,
+                                     policy: policy, limiter: RateLimiter(bitsPerSecond: 0), tat: tat))
         }
         let t = WorkerTable.make(generation: 1, entries: entries, reclaim: [])
         defer { WorkerTable.destroy(t) }
