@@ -331,6 +331,7 @@ final class Worker: @unchecked Sendable {
         // stays in the port's receive ring (the outbound VSQ): the VM's frames wait
         // there instead of being dropped, until the ring is full.
         var toWire: UInt64 = 0
+        budget = Worker.loopBudget   // each direction has its own
         for e in 0..<count where budget > 0 {
             let entry = entries[e]
             let rx = entry.port.pointee.rx
