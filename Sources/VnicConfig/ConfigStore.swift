@@ -1,15 +1,17 @@
 // ConfigStore: the VNIC configuration database (see Schema.swift for its layout).
 //
 // Writers (vnicadm, later the control plane) commit one LMDB write transaction
-// per change; it checks uniqueness, writes the record and its indexes, and bumps
-// the generation, so every reader sees all of a change or none of it, and a
-// writer killed mid-transaction leaves the last commit intact. Writers of all
+// per change (`update`, or a whole batch of changes in one); it checks
+// uniqueness, writes the records, their indexes and audit entries, and bumps the
+// generation, so every reader sees all of a change or none of it, and a writer
+// killed mid-transaction leaves the last commit intact. Writers of all
 // processes take turns on LMDB's writer lock.
 // Readers (vnicd) poll `generation()` and reload (`snapshot()`) when it moves;
 // reads reuse one read transaction (reset + renew), so polling allocates nothing
-// in LMDB and costs one lookup.
+// in LMDB and costs one lookup. Workers use a `ConfigReader` (FastPath.swift).
 // Every error is a VnicError: 2 for bad input (invalid or conflicting values,
-// unknown VNIC), 1 for everything else (missing or unreadable database, LMDB).
+// unknown VNIC), 1 for everything else (missing, read-only, full or unreadable
+// database, LMDB); a failed write changes nothing.
 import CLMDB
 import Foundation
 import Synchronization
@@ -20,19 +22,29 @@ public final class ConfigStore: Sendable {
     public static let defaultPath = "/var/lib/vnic/vnic.db"
     /// The environment variable naming the database.
     public static let pathVariable = "VNIC_DB"
+    /// The environment variable that sets the map size (the most the file may
+    /// grow to) when a process opens the database: bytes, or with K/M/G.
+    public static let mapSizeVariable = "VNIC_DB_MAP_SIZE"
+    public static let defaultMapSize = 1 << 30
     /// The schema this build writes and reads.
     public static let schemaVersion = Schema.version
+    /// The audit log keeps at most this many entries (the oldest go first).
+    public static let auditCapacity = 1_000_000
 
     public let path: String
     let environment: LMDBEnvironment
     let tables: Tables
+    /// Why writes are impossible ("Read-only file system"), nil when they are possible.
+    public let readOnlyReason: String?
     /// Reused read transaction; reset between uses.
     private let reader: Mutex<ReadTransaction>
 
-    private init(path: String, environment: LMDBEnvironment, tables: Tables, reader: consuming ReadTransaction) {
+    private init(path: String, environment: LMDBEnvironment, tables: Tables, readOnlyReason: String?,
+                 reader: consuming ReadTransaction) {
         self.path = path
         self.environment = environment
         self.tables = tables
+        self.readOnlyReason = readOnlyReason
         self.reader = Mutex(reader)
     }
 
@@ -45,6 +57,15 @@ public final class ConfigStore: Sendable {
         return defaultPath
     }
 
+    /// The map size to open with: `$VNIC_DB_MAP_SIZE` (e.g. `64K`, `4G`), else 1 GiB.
+    public static func mapSize(environment: [String: String] = ProcessInfo.processInfo.environment) throws(VnicError) -> Int {
+        guard let text = environment[mapSizeVariable], !text.isEmpty else { return defaultMapSize }
+        guard let v = ValueSyntax.parseSize(text), v >= 4096, let n = Int(exactly: v) else {
+            throw .usage("\(mapSizeVariable): '\(text)' is not a size of at least 4K (e.g. 64M, 4G)")
+        }
+        return n
+    }
+
     // Opening is serialized in the process: LMDB wants sub-databases opened from
     // one transaction at a time.
     private static let openLock = Mutex(())
@@ -53,13 +74,21 @@ public final class ConfigStore: Sendable {
     /// missing parent directories, mode 0755) is created and initialized;
     /// without, a missing file is an error naming the path. A file this process
     /// already has open is shared (LMDB allows one environment per file and process).
-    public static func open(path: String, create: Bool) throws(VnicError) -> ConfigStore {
-        try openLock.withLock { _ throws(VnicError) in try openLocked(path: path, create: create) }
+    /// An older schema is migrated (one write transaction) when the file is
+    /// writable, and read as it is when not. A file that cannot be written
+    /// (read-only mount, no permission) opens read-only: reads work, writes
+    /// fail naming the reason. `mapSize` nil: `mapSize(environment:)`.
+    public static func open(path: String, create: Bool, mapSize: Int? = nil) throws(VnicError) -> ConfigStore {
+        let size: Int
+        if let mapSize { size = mapSize } else { size = try Self.mapSize() }
+        let store = try openLock.withLock { _ throws(VnicError) in try openLocked(path: path, create: create, mapSize: size) }
+        return store
     }
 
-    private static func openLocked(path: String, create: Bool) throws(VnicError) -> ConfigStore {
+    private static func openLocked(path: String, create: Bool, mapSize: Int) throws(VnicError) -> ConfigStore {
         guard !path.isEmpty else { throw .usage("database path is empty") }
         var st = stat()
+        let existed: Bool
         if stat(path, &st) != 0 {
             let err = errno
             guard err == ENOENT else { throw VnicError("database \(path): \(String(cString: strerror(err)))") }
@@ -67,62 +96,105 @@ public final class ConfigStore: Sendable {
                 throw VnicError("database \(path) does not exist (create a VNIC with vnicadm create-vnic first)")
             }
             try makeParentDirectory(of: path)
+            existed = false
         } else if st.st_mode & S_IFMT == S_IFDIR {
             throw VnicError("database \(path) is a directory, not a database file")
         } else if st.st_mode & S_IFMT != S_IFREG {
             throw VnicError("database \(path) is not a regular file")
+        } else {
+            existed = true
         }
 
+        var options = LMDBEnvironment.Options()
+        options.mapSize = mapSize
         let environment: LMDBEnvironment
+        var readOnlyReason: String?
         do {
-            environment = try LMDBEnvironment.open(path: path)
-        } catch let e as LMDBError where e.code == EACCES && !create {
-            // A reader without write access to the data file (not the lock file).
-            var ro = LMDBEnvironment.Options()
-            ro.readOnly = true
-            do { environment = try LMDBEnvironment.open(path: path, options: ro) } catch { throw openError(error, path) }
+            environment = try LMDBEnvironment.open(path: path, options: options)
+        } catch let e as LMDBError where existed && (e.code == EACCES || e.code == EROFS) {
+            // No write access to the data file (or the lock file): read what is there.
+            options.readOnly = true
+            readOnlyReason = String(cString: strerror(e.code))
+            do { environment = try LMDBEnvironment.open(path: path, options: options) } catch { throw openError(error, path) }
+        } catch let e as LMDBError where !existed && (e.code == EACCES || e.code == EROFS) {
+            throw VnicError("create database \(path): \(String(cString: strerror(e.code)))")
         } catch {
             throw openError(error, path)
         }
+        if readOnlyReason == nil && environment.isReadOnly { readOnlyReason = "opened read-only by this process" }
 
         return try mapErrors { () throws -> ConfigStore in
+            // What is there: the schema version (nil: not initialized) and the tables it has.
+            let found: (version: UInt32?, tables: Tables?) = try {
+                let txn = try ReadTransaction(environment)
+                guard let meta = try txn.openDatabase(Schema.Table.meta.rawValue, create: false),
+                      let v = try txn.get(meta, key: Schema.schemaVersionKey) else {
+                    try txn.commit()
+                    return (nil, nil)
+                }
+                let version = try checkSchema(v, path)
+                switch try Tables.open(in: txn, version: version) {
+                case .success(let t):
+                    try txn.commit()   // keeps the table handles for the environment
+                    return (version, t)
+                case .failure(let missing):
+                    throw VnicError("database \(path) is not a vnic configuration database (no table '\(missing.table.rawValue)')")
+                }
+            }()
+
             let tables: Tables
-            if create && !environment.isReadOnly {
+            if let version = found.version, let t = found.tables, version == Schema.version || readOnlyReason != nil {
+                tables = t   // current, or older and read as it is
+            } else if found.version == nil && !create {
+                let why = try environment.read { txn in
+                    try txn.openDatabase(Schema.Table.meta.rawValue, create: false) == nil ? "no table 'meta'" : "no schema version"
+                }
+                throw VnicError("database \(path) is not a vnic configuration database (\(why))")
+            } else if let reason = readOnlyReason {
+                throw VnicError("database \(path) is read-only (\(reason)) and not initialized")
+            } else {
+                // Initialize or migrate, re-checking inside the write transaction:
+                // another process may have done it meanwhile.
                 tables = try environment.write { txn in
                     let t = try Tables(creatingIn: &txn)
                     if let v = try txn.get(t.meta, key: Schema.schemaVersionKey) {
-                        try checkSchema(v, path)
+                        let version = try checkSchema(v, path)
+                        if version < Schema.version {
+                            _ = try Schema.migrate(from: version, tables: t, &txn)
+                            let g = try txn.get(t.meta, key: Schema.generationKey).flatMap(Schema.decodeU64) ?? 0
+                            try txn.put(t.meta, key: Array(Schema.generationKey.utf8), value: Schema.u64Value(g &+ 1))
+                        }
                     } else {
                         try txn.put(t.meta, key: Array(Schema.schemaVersionKey.utf8), value: Schema.u32Value(Schema.version))
                         try txn.put(t.meta, key: Array(Schema.generationKey.utf8), value: Schema.u64Value(1))
                     }
                     return t
                 }
-            } else {
-                let txn = try ReadTransaction(environment)
-                switch try Tables.open(in: txn) {
-                case .success(let t): tables = t
-                case .failure(let missing):
-                    throw VnicError("database \(path) is not a vnic configuration database (no table '\(missing.table.rawValue)')")
-                }
-                guard let v = try txn.get(tables.meta, key: Schema.schemaVersionKey) else {
-                    throw VnicError("database \(path) is not a vnic configuration database (no schema version)")
-                }
-                try checkSchema(v, path)
-                try txn.commit()   // keeps the table handles for the environment
             }
             var reader = try ReadTransaction(environment)
             reader.reset()
-            return ConfigStore(path: path, environment: environment, tables: tables, reader: reader)
+            return ConfigStore(path: path, environment: environment, tables: tables, readOnlyReason: readOnlyReason, reader: reader)
         }
     }
 
-    private static func checkSchema(_ v: UnsafeRawBufferPointer, _ path: String) throws(VnicError) {
+    @discardableResult
+    private static func checkSchema(_ v: UnsafeRawBufferPointer, _ path: String) throws(VnicError) -> UInt32 {
         guard let version = Schema.decodeU32(v) else {
             throw VnicError("database \(path) has a corrupt schema version (\(v.count) bytes)")
         }
+        guard version >= 1 else { throw VnicError("database \(path) has schema version 0") }
         guard version <= Schema.version else {
             throw VnicError("database \(path) has schema version \(version); this build reads up to \(Schema.version)")
+        }
+        return version
+    }
+
+    /// The schema version stored in the file (below `schemaVersion` only when
+    /// an older database was opened without write access).
+    public func storedSchemaVersion() throws(VnicError) -> UInt32 {
+        try withSnapshot { txn throws in
+            guard let v = try txn.get(tables.meta, key: Schema.schemaVersionKey) else { throw VnicError("no schema version") }
+            return try ConfigStore.checkSchema(v, path)
         }
     }
 
@@ -149,8 +221,8 @@ public final class ConfigStore: Sendable {
 
     // MARK: reading
 
-    /// The number of committed writes so far (a fresh database has 1). Cheap:
-    /// one lookup in the reused read transaction.
+    /// The number of committed configuration changes so far (a fresh database
+    /// has 1). Cheap: one lookup in the reused read transaction.
     public func generation() throws(VnicError) -> UInt64 {
         try withSnapshot { txn throws in try readGeneration(txn) }
     }
@@ -176,6 +248,31 @@ public final class ConfigStore: Sendable {
         try withSnapshot { txn throws in try readRecord(index: index, txn) }
     }
 
+    /// Audit entries with a sequence number above `after`, oldest first; only
+    /// those of `vnic` when given; at most `limit` (the oldest ones).
+    public func auditEntries(after: UInt64 = 0, vnic: String? = nil, limit: Int = .max) throws(VnicError) -> [AuditEntry] {
+        guard let audit = tables.audit else { return [] }
+        return try withSnapshot { txn throws in
+            var out: [AuditEntry] = []
+            guard limit > 0 else { return out }
+            try txn.forEach(in: audit, from: AuditEntry.key(after &+ 1)) { key, value in
+                guard let seq = AuditEntry.sequence(ofKey: key) else { return true }
+                let e = try AuditEntry.decode(value, sequence: seq)
+                if vnic == nil || e.vnic == vnic { out.append(e) }
+                return out.count < limit
+            }
+            return out
+        }
+    }
+
+    /// The sequence number of the newest audit entry (0 when there is none).
+    public func lastAuditSequence() throws(VnicError) -> UInt64 {
+        guard let audit = tables.audit else { return 0 }
+        return try withSnapshot { txn throws in
+            try txn.lastKey(in: audit).flatMap { k in k.withUnsafeBytes { AuditEntry.sequence(ofKey: $0) } } ?? 0
+        }
+    }
+
     /// Runs `body` in the reused read transaction, renewed to the latest commit.
     private func withSnapshot<R>(_ body: (borrowing ReadTransaction) throws -> R) throws(VnicError) -> R {
         try mapErrors {
@@ -187,7 +284,7 @@ public final class ConfigStore: Sendable {
         }
     }
 
-    private func readGeneration<T: LMDBTransaction & ~Copyable>(_ txn: borrowing T) throws -> UInt64 {
+    func readGeneration<T: LMDBTransaction & ~Copyable>(_ txn: borrowing T) throws -> UInt64 {
         guard let b = try txn.get(tables.meta, key: Schema.generationKey), let g = Schema.decodeU64(b) else {
             throw VnicError("database \(path) has no valid generation")
         }
@@ -211,7 +308,7 @@ public final class ConfigStore: Sendable {
         }
     }
 
-    private func readRecord<T: LMDBTransaction & ~Copyable>(index: UInt32, _ txn: borrowing T) throws -> VNICRecord? {
+    func readRecord<T: LMDBTransaction & ~Copyable>(index: UInt32, _ txn: borrowing T) throws -> VNICRecord? {
         guard let b = try txn.get(tables.vnics, key: Schema.indexKey(index)) else { return nil }
         do {
             return try VNICRecordCodec.decode(b)
@@ -220,7 +317,7 @@ public final class ConfigStore: Sendable {
         }
     }
 
-    private func indexOf<T: LMDBTransaction & ~Copyable>(name: String, _ txn: borrowing T) throws -> UInt32? {
+    func indexOf<T: LMDBTransaction & ~Copyable>(name: String, _ txn: borrowing T) throws -> UInt32? {
         guard let b = try txn.get(tables.names, key: name) else { return nil }
         guard let i = Schema.decodeIndexValue(b) else {
             throw VnicError("database \(path): corrupt entry for '\(name)' in table names")
@@ -230,106 +327,79 @@ public final class ConfigStore: Sendable {
 
     // MARK: writing
 
-    /// Stores a new VNIC: validates it, refuses a name, MAC or port already in
-    /// use (usage errors naming the VNIC that has it), assigns the smallest free
-    /// index, and returns the record as stored.
+    /// Runs `body` in one write transaction and commits it: all of its changes
+    /// or (when it throws, or the commit fails) none. The generation is bumped
+    /// once when the configuration changed; a transaction that only appended
+    /// audit entries commits without a bump; one that did nothing is not
+    /// committed. Writers of all processes take turns.
+    public func update<R>(_ body: (inout ConfigTransaction) throws(VnicError) -> R) throws(VnicError) -> R {
+        if let reason = readOnlyReason { throw VnicError("database \(path) is read-only (\(reason)); nothing was changed") }
+        return try writeErrors {
+            var tx = ConfigTransaction(store: self, txn: try WriteTransaction(environment))
+            let result = try body(&tx)
+            try tx.finish()
+            return result
+        }
+    }
+
+    /// Stores a new VNIC (see `ConfigTransaction.create`) in its own transaction.
     @discardableResult
     public func create(_ record: VNICRecord) throws(VnicError) -> VNICRecord {
-        try record.validate()
-        return try write { txn in
-            let t = tables
-            if try txn.get(t.names, key: record.name) != nil {
-                throw VnicError.usage("VNIC '\(record.name)' already exists")
-            }
-            if let owner = try owner(of: t.macs, key: Schema.macKey(record.mac), txn) {
-                throw VnicError.usage("mac \(record.mac) is already used by VNIC '\(owner)'")
-            }
-            if let port = record.port, let owner = try owner(of: t.ports, key: Array(port.utf8), txn) {
-                throw VnicError.usage("port \(port) is already used by VNIC '\(owner)'")
-            }
-            var stored = record
-            stored.index = try smallestFreeIndex(txn)
-            let index = Schema.indexValue(stored.index)
-            // NOOVERWRITE on every unique key: the checks above give the message,
-            // these make a violation impossible to commit.
-            var fresh = try txn.put(t.vnics, key: Schema.indexKey(stored.index),
-                                    value: VNICRecordCodec.encode(stored), noOverwrite: true)
-            fresh = try txn.put(t.names, key: Array(stored.name.utf8), value: index, noOverwrite: true) && fresh
-            fresh = try txn.put(t.macs, key: Schema.macKey(stored.mac), value: index, noOverwrite: true) && fresh
-            if let port = stored.port {
-                fresh = try txn.put(t.ports, key: Array(port.utf8), value: index, noOverwrite: true) && fresh
-            }
-            guard fresh else { throw VnicError("database \(path): a unique key of VNIC '\(stored.name)' is already present") }
-            return stored
-        }
+        try update { (tx) throws(VnicError) in try tx.create(record) }
     }
 
-    /// Removes a VNIC and frees its index; a usage error if there is none by that name.
-    /// Returns the record removed.
+    /// Removes a VNIC (see `ConfigTransaction.delete`) in its own transaction.
     @discardableResult
     public func delete(name: String) throws(VnicError) -> VNICRecord {
-        try write { txn in
-            let t = tables
-            guard let index = try indexOf(name: name, txn) else {
-                throw VnicError.usage("VNIC '\(name)' does not exist")
+        try update { (tx) throws(VnicError) in try tx.delete(name: name) }
+    }
+
+    /// Appends audit entries (the daemon's VM requests it refused, spoof
+    /// warnings) in one transaction. Does not bump the generation. Returns
+    /// the entries with their sequence numbers.
+    @discardableResult
+    public func appendAudit(_ entries: [AuditEntry]) throws(VnicError) -> [AuditEntry] {
+        try update { (tx) throws(VnicError) in try entries.map { (e) throws(VnicError) in try tx.appendAudit(e) } }
+    }
+
+    /// A VM's request to set `parameter` to `value`, attributed to the VNIC at
+    /// `index` (the daemon knows it from the port the request arrived on):
+    /// parsed, validated, checked against the VNIC's policy and uniqueness,
+    /// applied when allowed, and audited either way (origin vm), in one
+    /// transaction. Throws only for database failures.
+    public func handleVMRequest(index: UInt32, parameter: String, value: String) throws(VnicError) -> VMRequestOutcome {
+        try update { (tx) throws(VnicError) in try tx.handleVMRequest(index: index, parameter: parameter, value: value) }
+    }
+
+    /// Maps a failed write to one line: read-only, full (MDB_MAP_FULL), no
+    /// space; in every case the transaction was aborted and nothing changed.
+    private func writeErrors<R>(_ body: () throws -> R) throws(VnicError) -> R {
+        do {
+            return try body()
+        } catch let e as VnicError {
+            throw e
+        } catch let e as LMDBError {
+            switch e.code {
+            case MDB_MAP_FULL:
+                let mib = Double(environment.mapSize) / Double(1 << 20)
+                throw VnicError("database \(path) is full (map size \(mib < 1 ? String(environment.mapSize / 1024) + " KiB" : String(Int(mib)) + " MiB"); \(ConfigStore.mapSizeVariable) raises it); nothing was changed")
+            case ENOSPC:
+                throw VnicError("database \(path): no space left on device; nothing was changed")
+            case EROFS, EACCES, EPERM:
+                throw VnicError("database \(path) is read-only (\(String(cString: strerror(e.code)))); nothing was changed")
+            default:
+                throw VnicError("\(e.description); nothing was changed")
             }
-            guard let record = try readRecord(index: index, txn) else {
-                throw VnicError("database \(path): VNIC '\(name)' (index \(index)) has no record")
-            }
-            try txn.delete(t.names, key: Array(name.utf8))
-            try txn.delete(t.vnics, key: Schema.indexKey(index))
-            try deleteIndexEntry(t.macs, key: Schema.macKey(record.mac), ifIndex: index, &txn)
-            if let port = record.port { try deleteIndexEntry(t.ports, key: Array(port.utf8), ifIndex: index, &txn) }
-            return record
+        } catch {
+            throw VnicError("\(error)")
         }
-    }
-
-    /// Runs `body` in a write transaction, bumps the generation and commits.
-    private func write<R>(_ body: (inout WriteTransaction) throws -> R) throws(VnicError) -> R {
-        try mapErrors {
-            try environment.write { txn in
-                let result = try body(&txn)
-                let next = try readGeneration(txn) &+ 1
-                try txn.put(tables.meta, key: Array(Schema.generationKey.utf8), value: Schema.u64Value(next))
-                return result
-            }
-        }
-    }
-
-    private func owner(of table: LMDBDatabase, key: [UInt8], _ txn: borrowing WriteTransaction) throws -> String? {
-        guard let b = try txn.get(table, key: key) else { return nil }
-        guard let i = Schema.decodeIndexValue(b), let r = try readRecord(index: i, txn) else { return "?" }
-        return r.name
-    }
-
-    private func deleteIndexEntry(_ table: LMDBDatabase, key: [UInt8], ifIndex index: UInt32,
-                                  _ txn: inout WriteTransaction) throws {
-        if let b = try txn.get(table, key: key), Schema.decodeIndexValue(b) == index {
-            try txn.delete(table, key: key)
-        }
-    }
-
-    /// The smallest index in `VNICRecord.indexRange` that no VNIC has.
-    private func smallestFreeIndex(_ txn: borrowing WriteTransaction) throws -> UInt32 {
-        var candidate = VNICRecord.indexRange.lowerBound
-        try txn.forEach(in: tables.vnics) { key, _ in
-            guard let i = Schema.decodeIndexKey(key) else { return true }
-            if i < candidate { return true }
-            if i > candidate { return false }   // a gap: candidate is free
-            candidate += 1
-            return candidate <= VNICRecord.indexRange.upperBound
-        }
-        guard VNICRecord.indexRange.contains(candidate) else {
-            throw VnicError("database \(path): no free VNIC index (all \(VNICRecord.indexRange.count) in use)")
-        }
-        return candidate
     }
 
     // MARK: checking
 
     /// Cross-checks the tables (every name, MAC and port entry points at a
-    /// record that has it, every record is named) and returns the problems
-    /// found; empty when consistent.
+    /// record that has it, every record is named, decodes and validates) and
+    /// returns the problems found; empty when consistent.
     public func consistencyProblems() throws(VnicError) -> [String] {
         try withSnapshot { txn throws in
             var problems: [String] = []
@@ -340,6 +410,7 @@ public final class ConfigStore: Sendable {
                     let r = try VNICRecordCodec.decode(value)
                     if r.index != i { problems.append("vnics: record under index \(i) says index \(r.index)") }
                     if !VNICRecord.indexRange.contains(i) { problems.append("vnics: index \(i) out of range") }
+                    do throws(VnicError) { try r.validate() } catch { problems.append("vnics: index \(i): \(error.message)") }
                     records[i] = r
                 } catch {
                     problems.append("vnics: index \(i): \(error)")
@@ -349,6 +420,18 @@ public final class ConfigStore: Sendable {
             problems += try checkIndexTable(tables.names, records, txn) { Array($0.name.utf8) }
             problems += try checkIndexTable(tables.macs, records, txn) { Schema.macKey($0.mac) }
             problems += try checkIndexTable(tables.ports, records, txn) { $0.port.map { Array($0.utf8) } }
+            if let audit = tables.audit {
+                var previous: UInt64 = 0
+                try txn.forEach(in: audit) { key, value in
+                    guard let seq = AuditEntry.sequence(ofKey: key), seq > previous else {
+                        problems.append("audit: key out of order after \(previous)")
+                        return true
+                    }
+                    previous = seq
+                    do throws(VnicError) { _ = try AuditEntry.decode(value, sequence: seq) } catch { problems.append("audit: \(error.message)") }
+                    return true
+                }
+            }
             return problems
         }
     }
@@ -378,7 +461,7 @@ public final class ConfigStore: Sendable {
         try ConfigStore.mapErrors(body)
     }
 
-    private static func mapErrors<R>(_ body: () throws -> R) throws(VnicError) -> R {
+    static func mapErrors<R>(_ body: () throws -> R) throws(VnicError) -> R {
         do {
             return try body()
         } catch let e as VnicError {

@@ -170,6 +170,14 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return result
     }
 
+    /// The map size in bytes: the most the database file may grow to
+    /// (the corresponding C function is `mdb_env_info`).
+    public var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_mapsize
+    }
+
     /// Frees the reader slots of dead processes; returns how many it freed.
     /// The corresponding C function is `mdb_reader_check`.
     @discardableResult
@@ -252,6 +260,40 @@ extension LMDBTransaction where Self: ~Copyable {
                            UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)) else { return }
             op = MDB_NEXT
         }
+    }
+
+    /// Like `forEach(in:_:)`, starting at the first key >= `start` (the
+    /// corresponding C function is `mdb_cursor_get` with `MDB_SET_RANGE`).
+    public func forEach(in db: LMDBDatabase, from start: [UInt8],
+                        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(handle, db.dbi, &cursor), "scan \(db.name) in database \(environment.path)")
+        defer { mdb_cursor_close(cursor) }
+        try start.withUnsafeBytes { (kb) throws in
+            var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            var v = MDB_val()
+            var op = MDB_SET_RANGE
+            while true {
+                let rc = mdb_cursor_get(cursor, &k, &v, op)
+                if rc == MDB_NOTFOUND { return }
+                try lmdbCheck(rc, "scan \(db.name) in database \(environment.path)")
+                guard try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                               UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)) else { return }
+                op = MDB_NEXT
+            }
+        }
+    }
+
+    /// The last key of `db` in key order, copied; nil when `db` is empty.
+    public func lastKey(in db: LMDBDatabase) throws -> [UInt8]? {
+        var cursor: OpaquePointer?
+        try lmdbCheck(mdb_cursor_open(handle, db.dbi, &cursor), "scan \(db.name) in database \(environment.path)")
+        defer { mdb_cursor_close(cursor) }
+        var k = MDB_val(), v = MDB_val()
+        let rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+        if rc == MDB_NOTFOUND { return nil }
+        try lmdbCheck(rc, "scan \(db.name) in database \(environment.path)")
+        return Array(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size))
     }
 
     /// How many entries `db` holds (the corresponding C function is `mdb_stat`).
@@ -345,6 +387,18 @@ public struct WriteTransaction: ~Copyable, LMDBTransaction {
         if rc == MDB_KEYEXIST && noOverwrite { return false }
         try lmdbCheck(rc, "write \(db.name) in database \(environment.path)")
         return true
+    }
+
+    /// Appends `value` under `key`, which must sort after every key of `db`
+    /// (the corresponding C function is `mdb_put` with `MDB_APPEND`).
+    public mutating func append(_ db: LMDBDatabase, key: [UInt8], value: [UInt8]) throws {
+        try key.withUnsafeBytes { (kb) in
+            try value.withUnsafeBytes { (vb) in
+                var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+                var v = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
+                try lmdbCheck(mdb_put(handle, db.dbi, &k, &v, UInt32(MDB_APPEND)), "append to \(db.name) in database \(environment.path)")
+            }
+        }
     }
 
     @discardableResult

@@ -20,6 +20,32 @@ public struct VNICRecord: Equatable, Sendable {
     /// one in `indexRange`), unique, stable for the VNIC's life. Ignored on input.
     public var index: UInt32
 
+    // Parameters added in schema 2 (defaults: what a v1 record means).
+    /// TCP ports and ranges the VM serves, sorted, not overlapping.
+    public var tcpPorts: [PortRange] = []
+    /// Which transport the VM uses (picks the VSQ's discipline).
+    public var transport: Transport = .default
+    /// Whether the guest forwards IPv4 (stored for the guest).
+    public var routing: Routing = .default
+    /// The guest's TCP buffer size in bytes; nil: the guest's default.
+    public var tcpBuffer: UInt32?
+    /// The administrator's state: `down` asks vnicd not to forward for the VNIC.
+    public var state: AdminState = .default
+
+    // Link properties (admin-only, like dladm's).
+    /// Bandwidth limit in bits per second; nil: unlimited.
+    public var maxbw: UInt64?
+    public var priority: Priority = .default
+    /// CPUs for the VNIC's processing, sorted; empty: any.
+    public var cpus: [Int] = []
+    /// Anti-spoof checks on the VNIC's outbound frames (default: mac-nospoof).
+    public var protection: Protection = .default
+    /// Addresses the VM may send from under ip-nospoof; empty: its `ips`.
+    public var allowedIPs: [IPv4CIDR] = []
+
+    /// What the VM may change, and to what.
+    public var policy = VNICPolicy()
+
     public static let defaultMTU: UInt32 = 1500
     public static let mtuRange: ClosedRange<UInt32> = 68...9216
     public static let indexRange: ClosedRange<UInt32> = 1...65535
@@ -27,6 +53,12 @@ public struct VNICRecord: Equatable, Sendable {
     /// Linux's IFNAMSIZ (16) less the terminating NUL.
     public static let maxInterfaceNameLength = 15
     public static let maxAddresses = 64
+    /// At most this many items in tcp-ports.
+    public static let maxListItems = 64
+    public static let maxbwRange: ClosedRange<UInt64> = 1_000...1_000_000_000_000
+    public static let tcpBufferRange: ClosedRange<UInt32> = 4096...(256 << 20)
+    public static let cpuRange: ClosedRange<Int> = 0...4095
+    public static let maxCPUs = 256
 
     public init(name: String, link: String, port: String? = nil, mac: MACAddress,
                 ips: [IPv4Interface] = [], gateway: IPv4Address? = nil,
@@ -41,33 +73,19 @@ public struct VNICRecord: Equatable, Sendable {
         self.index = index
     }
 
+    /// Every field at its default, no name, link or MAC: what decoding starts from.
+    static let blank = VNICRecord(name: "", link: "", mac: MACAddress(rawValue: 0))
+
+    /// The addresses ip-nospoof lets the VM send from: `allowedIPs`, or its own `ips` when that is empty.
+    public var effectiveAllowedIPs: [IPv4CIDR] {
+        allowedIPs.isEmpty ? ips.map { IPv4CIDR.network(containing: $0.address, prefixLength: 32) } : allowedIPs
+    }
+
     /// Checks everything about the record that does not depend on other VNICs
-    /// (uniqueness is the store's job). Throws a usage error naming the field.
+    /// (uniqueness is the store's job): each field's rule from the parameter
+    /// table, in table order. Throws a usage error naming the field.
     public func validate() throws(VnicError) {
-        try VNICRecord.validateName(name)
-        try VNICRecord.validateInterfaceName(link, field: "link")
-        if let port {
-            try VNICRecord.validateInterfaceName(port, field: "port")
-            if port == link { throw .usage("port: '\(port)' is the VNIC's link; a port is the VM's own interface") }
-        }
-        if mac.isMulticast {
-            throw .usage("mac: \(mac) is a multicast address; a VNIC needs a unicast MAC")
-        }
-        if mac.isZero { throw .usage("mac: \(mac) is not an assignable address") }
-        guard ips.count <= VNICRecord.maxAddresses else {
-            throw .usage("ip: \(ips.count) addresses given; at most \(VNICRecord.maxAddresses)")
-        }
-        var seen = Set<IPv4Address>()
-        for ip in ips {
-            try VNICRecord.validateHostAddress(ip)
-            guard seen.insert(ip.address).inserted else { throw .usage("ip: \(ip.address) is given twice") }
-        }
-        if let gateway, !gateway.isUnicastHost {
-            throw .usage("gateway: \(gateway) is not a unicast host address")
-        }
-        guard VNICRecord.mtuRange.contains(mtu) else {
-            throw .usage("mtu: \(mtu) is out of range (\(VNICRecord.mtuRange.lowerBound)-\(VNICRecord.mtuRange.upperBound))")
-        }
+        for p in VNICParameter.allCases { try p.validate(self) }
     }
 
     /// A VNIC name: 1...31 of `A-Z a-z 0-9 _ . -`, starting with a letter.

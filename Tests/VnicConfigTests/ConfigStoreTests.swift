@@ -209,10 +209,11 @@ final class ConfigStoreTests: XCTestCase {
         do {
             let store = try ConfigStore.open(path: path, create: true)
             try store.environment.write { txn in
-                try txn.put(store.tables.meta, key: Array("schema-version".utf8), value: [2, 0, 0, 0])
+                try txn.put(store.tables.meta, key: Array("schema-version".utf8), value: [3, 0, 0, 0])
             }
         }
-        assertVnicError(try ConfigStore.open(path: path, create: false), exitCode: 1, path, "schema version 2")
+        assertVnicError(try ConfigStore.open(path: path, create: false), exitCode: 1, path, "schema version 3")
+        assertVnicError(try ConfigStore.open(path: path, create: true), exitCode: 1, path, "schema version 3")
     }
 
     func testCorruptRecordIsARuntimeErrorNamingTheIndex() throws {
@@ -257,13 +258,16 @@ final class ConfigStoreTests: XCTestCase {
         let r = try store.create(sampleRecord(1))
         try store.environment.read { txn in
             let t = store.tables
-            XCTAssertEqual(try txn.get(t.meta, key: "schema-version").map(Array.init), [1, 0, 0, 0])
+            XCTAssertEqual(try txn.get(t.meta, key: "schema-version").map(Array.init), [2, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.meta, key: "generation").map(Array.init), [2, 0, 0, 0, 0, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.names, key: r.name).map(Array.init), [1, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.macs, key: r.mac.bytes).map(Array.init), [1, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.ports, key: r.port!).map(Array.init), [1, 0, 0, 0])
             let value = try XCTUnwrap(try txn.get(t.vnics, key: [0, 0, 0, 1]))
             XCTAssertEqual(try VNICRecordCodec.decode(value), r)
+            let audit = try XCTUnwrap(t.audit)
+            XCTAssertEqual(try txn.count(audit), 1, "the create is audited")
+            XCTAssertNotNil(try txn.get(audit, key: [0, 0, 0, 0, 0, 0, 0, 1]), "sequence 1, u64 big-endian")
         }
     }
 }

@@ -13,18 +13,74 @@ final class VNICRecordCodecTests: XCTestCase {
         XCTAssertEqual(try VNICRecordCodec.decode(VNICRecordCodec.encode(minimal)), minimal)
     }
 
-    func testLayoutIsVersionThenTagLengthValue() {
+    /// The record's fields in order: (tag, value bytes).
+    func fields(_ bytes: [UInt8]) -> [(UInt16, [UInt8])] {
+        var out: [(UInt16, [UInt8])] = []
+        var i = 2
+        while i + 4 <= bytes.count {
+            let tag = UInt16(bytes[i]) | UInt16(bytes[i + 1]) << 8, len = Int(bytes[i + 2]) | Int(bytes[i + 3]) << 8
+            out.append((tag, Array(bytes[i + 4..<i + 4 + len])))
+            i += 4 + len
+        }
+        return out
+    }
+
+    func testLayoutIsVersionThenHotPrefixThenTheRest() {
         let r = VNICRecord(name: "ab", link: "l", mac: MACAddress("02:11:22:33:44:55")!,
                            ips: [IPv4Interface("10.0.0.1/24")!], mtu: 1500, index: 0x0102)
         let bytes = VNICRecordCodec.encode(r)
-        XCTAssertEqual(Array(bytes[0..<2]), [1, 0], "format version u16 LE")
-        XCTAssertEqual(Array(bytes[2..<8]), [1, 0, 2, 0, 0x61, 0x62], "name: tag 1, length 2, 'ab'")
-        XCTAssertEqual(Array(bytes[8..<13]), [2, 0, 1, 0, 0x6C], "link: tag 2, length 1")
-        XCTAssertEqual(Array(bytes[13..<23]), [4, 0, 6, 0, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55], "mac in wire order")
-        XCTAssertEqual(Array(bytes[23..<32]), [5, 0, 5, 0, 10, 0, 0, 1, 24], "ip: address in network order, prefix")
-        XCTAssertEqual(Array(bytes[32..<40]), [7, 0, 4, 0, 0xDC, 0x05, 0, 0], "mtu u32 LE")
-        XCTAssertEqual(Array(bytes[40..<48]), [8, 0, 4, 0, 0x02, 0x01, 0, 0], "index u32 LE")
-        XCTAssertEqual(bytes.count, 48, "no port, no gateway")
+        XCTAssertEqual(Array(bytes[0..<2]), [2, 0], "format version u16 LE")
+        XCTAssertEqual(Array(bytes[2..<10]), [8, 0, 4, 0, 0x02, 0x01, 0, 0], "index first: tag 8, length 4, u32 LE")
+        XCTAssertEqual(Array(bytes[10..<20]), [4, 0, 6, 0, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55], "mac in wire order")
+        let f = fields(bytes)
+        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 1, 2, 5, 7, 10, 11, 13],
+                       "hot prefix (index mac protection priority maxbw allowed-ips), then table order; no port, gateway, tcp-ports, tcp-buffer, cpus")
+        XCTAssertEqual(f[2].1, [1], "protection: mac-nospoof")
+        XCTAssertEqual(f[3].1, [2], "priority: high")
+        XCTAssertEqual(f[4].1, [0, 0, 0, 0, 0, 0, 0, 0], "maxbw: 0 = unlimited")
+        XCTAssertEqual(f[5].1, [], "allowed-ips: present and empty")
+        XCTAssertEqual(f[6].1, [0x61, 0x62], "name UTF-8")
+        XCTAssertEqual(f[8].1, [10, 0, 0, 1, 24], "ip: address in network order, prefix")
+        XCTAssertEqual(f[9].1, [0xDC, 0x05, 0, 0], "mtu u32 LE")
+        XCTAssertEqual(f[10].1, [3], "transport both")
+    }
+
+    func testNewFieldsAndPoliciesEncoding() throws {
+        var r = full
+        r.maxbw = 1_500_000_000
+        r.allowedIPs = [IPv4CIDR("10.77.0.0/24")!, IPv4CIDR("192.168.1.5")!]
+        r.cpus = [0, 2, 3]
+        r.tcpPorts = [PortRange(22, 22)!, PortRange(8000, 8080)!]
+        r.tcpBuffer = 262_144
+        r.policy[.mtu] = .any
+        r.policy[.ip] = .values([PolicyItem(lower: 0x0A00_0014, upper: 0x0A00_001D, form: .range)])
+        let f = fields(VNICRecordCodec.encode(r))
+        func value(_ tag: UInt16) -> [UInt8]? { f.first { $0.0 == tag }?.1 }
+        XCTAssertEqual(value(14), [0x00, 0x2F, 0x68, 0x59, 0, 0, 0, 0], "maxbw u64 LE")
+        XCTAssertEqual(value(18), [10, 77, 0, 0, 24, 192, 168, 1, 5, 32])
+        XCTAssertEqual(value(16), [0, 0, 2, 0, 3, 0])
+        XCTAssertEqual(value(9), [22, 0, 22, 0, 0x40, 0x1F, 0x90, 0x1F])
+        XCTAssertEqual(value(12), [0, 0, 4, 0])
+        XCTAssertEqual(value(0x1000 + 7), [1], "policy mtu: any")
+        XCTAssertEqual(value(0x1000 + 5), [2, 1, 0, 0x14, 0, 0, 0x0A, 0, 0, 0, 0, 0x1D, 0, 0, 0x0A, 0, 0, 0, 0])
+        XCTAssertNil(value(0x1000 + 4), "deny is absent")
+        XCTAssertEqual(f.suffix(2).map(\.0), [0x1005, 0x1007], "policies last")
+        XCTAssertEqual(try VNICRecordCodec.decode(VNICRecordCodec.encode(r)), r)
+    }
+
+    func testFormat1RecordsDecodeWithDefaults() throws {
+        // A record as the v1 writer made it: format 1, tags 1-8 in table order.
+        let v1: [UInt8] = [1, 0, 1, 0, 2, 0, 0x61, 0x62, 2, 0, 1, 0, 0x6C, 4, 0, 6, 0, 2, 0x11, 0x22, 0x33, 0x44, 0x55,
+                           5, 0, 5, 0, 10, 0, 0, 1, 24, 7, 0, 4, 0, 0x28, 0x23, 0, 0, 8, 0, 4, 0, 3, 0, 0, 0]
+        let r = try VNICRecordCodec.decode(v1)
+        XCTAssertEqual(r.name, "ab")
+        XCTAssertEqual(r.mtu, 9000)
+        XCTAssertEqual(r.index, 3)
+        XCTAssertEqual(r.protection, [.macNospoof])
+        XCTAssertEqual(r.priority, .high)
+        XCTAssertNil(r.maxbw)
+        XCTAssertEqual(r.transport, .both)
+        XCTAssertEqual(r.policy, VNICPolicy())
     }
 
     func testUnknownTagsAreSkipped() throws {
@@ -38,10 +94,10 @@ final class VNICRecordCodecTests: XCTestCase {
     }
 
     func testMissingMTUMeansDefault() throws {
-        let r = VNICRecord(name: "a", link: "l", mac: MACAddress("02:00:00:00:00:01")!, index: 1)
+        var r = VNICRecord(name: "a", link: "l", mac: MACAddress("02:00:00:00:00:01")!, index: 1)
+        r.mtu = 9000
         var bytes = VNICRecordCodec.encode(r)
-        let mtuField = bytes.count - 16
-        XCTAssertEqual(bytes[mtuField], 7)
+        let mtuField = try XCTUnwrap((2..<bytes.count - 8).first { bytes[$0] == 7 && bytes[$0 + 1] == 0 && bytes[$0 + 2] == 4 && bytes[$0 + 4] == 0x28 })
         bytes.removeSubrange(mtuField..<mtuField + 8)
         XCTAssertEqual(try VNICRecordCodec.decode(bytes).mtu, 1500)
     }
@@ -69,7 +125,26 @@ final class VNICRecordCodecTests: XCTestCase {
                         exitCode: 1, "mac", "5 bytes")
         assertVnicError(try VNICRecordCodec.decode(record([[1, 0, 2, 0, 0xC3, 0x28], link, mac, index])),
                         exitCode: 1, "UTF-8")
-        assertVnicError(try VNICRecordCodec.decode([2, 0] + Array(record([name, link, mac, index]).dropFirst(2))),
-                        exitCode: 1, "format 2")
+        assertVnicError(try VNICRecordCodec.decode([3, 0] + Array(record([name, link, mac, index]).dropFirst(2))),
+                        exitCode: 1, "format 3")
+        assertVnicError(try VNICRecordCodec.decode([0, 0] + Array(record([name, link, mac, index]).dropFirst(2))),
+                        exitCode: 1, "format 0")
+        // New fields: wrong sizes and values.
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [14, 0, 4, 0, 1, 0, 0, 0]])),
+                        exitCode: 1, "maxbw", "4 bytes")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [15, 0, 1, 0, 7]])),
+                        exitCode: 1, "priority", "unknown value 7")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [17, 0, 1, 0, 0x30]])),
+                        exitCode: 1, "protection", "unknown bits")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [18, 0, 5, 0, 10, 0, 0, 1, 24]])),
+                        exitCode: 1, "allowed-ips", "invalid network")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [9, 0, 3, 0, 1, 0, 2]])),
+                        exitCode: 1, "tcp-ports", "multiple of 4")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [0x07, 0x10, 2, 0, 3, 0]])),
+                        exitCode: 1, "policy mtu", "unknown rule 3")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [0x07, 0x10, 5, 0, 2, 0, 0, 0, 0]])),
+                        exitCode: 1, "policy mtu", "multiple of 18")
+        // A policy tag for a field the VM may never change is a newer writer's: skipped.
+        XCTAssertNoThrow(try VNICRecordCodec.decode(record([name, link, mac, index, [0x0E, 0x10, 1, 0, 1]])))
     }
 }

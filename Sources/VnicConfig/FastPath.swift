@@ -1,0 +1,257 @@
+// FastPath: configuration reads for a dataplane worker, once per burst.
+//
+// A `ConfigReader` owns one LMDB read transaction (the environment is opened
+// with MDB_NOTLS, so the transaction belongs to the reader, not to a thread).
+// A worker brackets each burst with `beginBurst()` (mdb_txn_renew: a snapshot of
+// the latest commit) and `endBurst()` (mdb_txn_reset: releases the snapshot so
+// writers can reuse pages), and in between looks VNICs up by index:
+// `vnic(index:)` is one `mdb_get` that returns a `VNICView` over the record's
+// bytes in the map. Nothing here allocates: keys live on the stack, the view is
+// a pointer and a length, and its accessors decode the TLV fields in place.
+//
+// Invariants: a view is valid only until `endBurst()` (the pages it points at
+// may be reused by a writer after that); a reader is used by one thread at a
+// time. Records are in format 2, whose hot prefix (index, mac, protection,
+// priority, maxbw, allowed-ips) comes first, so each accessor stops within the
+// first six fields; an older or damaged record reads as defaults, never traps.
+import CLMDB
+import VnicCore
+
+public final class ConfigReader: @unchecked Sendable {
+    // @unchecked: used by one thread at a time (the worker that owns it); the
+    // transaction may move between threads (MDB_NOTLS).
+    @usableFromInline let handle: OpaquePointer
+    @usableFromInline let vnicsDBI: MDB_dbi
+    @usableFromInline let metaDBI: MDB_dbi
+    @usableFromInline var inBurst = false
+    private var txn: ReadTransaction
+    /// Keeps the environment (and its map) alive as long as the reader.
+    public let store: ConfigStore
+
+    /// A reader on `store`'s database, outside any burst.
+    public init(store: ConfigStore) throws(VnicError) {
+        self.store = store
+        do {
+            var t = try ReadTransaction(store.environment)
+            t.reset()
+            handle = t.handle
+            txn = t
+        } catch {
+            throw VnicError("reader on database \(store.path): \(error)")
+        }
+        vnicsDBI = store.tables.vnics.dbi
+        metaDBI = store.tables.meta.dbi
+    }
+
+    /// Takes a snapshot of the latest commit for this burst (the corresponding C
+    /// function is `mdb_txn_renew`). Throws only when the database cannot be
+    /// read; the worker should then keep its cached configuration.
+    @inlinable
+    public func beginBurst() throws(VnicError) {
+        let rc = mdb_txn_renew(handle)
+        if rc != MDB_SUCCESS { try renewFailed(rc) }
+        inBurst = true
+    }
+
+    /// Releases the burst's snapshot; every view taken in it becomes invalid
+    /// (the corresponding C function is `mdb_txn_reset`).
+    @inlinable
+    public func endBurst() {
+        if inBurst {
+            mdb_txn_reset(handle)
+            inBurst = false
+        }
+    }
+
+    /// Runs `body` inside a burst: `beginBurst()`, `body`, `endBurst()`.
+    @inlinable
+    public func withBurst<R>(_ body: (ConfigReader) -> R) throws(VnicError) -> R {
+        try beginBurst()
+        defer { endBurst() }
+        return body(self)
+    }
+
+    /// The record of the VNIC at `index` in this burst's snapshot, or nil.
+    /// Call only inside a burst; the view is valid until `endBurst()`.
+    @inlinable
+    public func vnic(index: UInt32) -> VNICView? {
+        var key = index.bigEndian
+        return withUnsafeMutableBytes(of: &key) { kb -> VNICView? in
+            var k = MDB_val(mv_size: 4, mv_data: kb.baseAddress)
+            var v = MDB_val()
+            guard mdb_get(handle, vnicsDBI, &k, &v) == MDB_SUCCESS, let data = v.mv_data else { return nil }
+            return VNICView(bytes: UnsafeRawBufferPointer(start: data, count: v.mv_size))
+        }
+    }
+
+    /// The generation of this burst's snapshot (0 when unreadable). Inside a burst only.
+    @inlinable
+    public func generation() -> UInt64 {
+        // "generation" as UTF-8, on the stack.
+        var key: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0x67, 0x65, 0x6E, 0x65, 0x72, 0x61, 0x74, 0x69, 0x6F, 0x6E)
+        return withUnsafeMutableBytes(of: &key) { kb -> UInt64 in
+            var k = MDB_val(mv_size: 10, mv_data: kb.baseAddress)
+            var v = MDB_val()
+            guard mdb_get(handle, metaDBI, &k, &v) == MDB_SUCCESS, v.mv_size == 8, let data = v.mv_data else { return 0 }
+            return UInt64(littleEndian: data.loadUnaligned(as: UInt64.self))
+        }
+    }
+
+    @usableFromInline @inline(never)
+    func renewFailed(_ code: Int32) throws(VnicError) {
+        var rc = code
+        if rc == MDB_MAP_RESIZED {   // another process grew the map: adopt it once
+            rc = mdb_env_set_mapsize(store.environment.handle, 0)
+            if rc == MDB_SUCCESS { rc = mdb_txn_renew(handle) }
+            if rc == MDB_SUCCESS { return }
+        }
+        throw VnicError(LMDBError(code: rc, operation: "renew read transaction on database \(store.path)").description)
+    }
+
+    deinit {
+        endBurst()
+    }
+}
+
+/// A VNIC record in place, in the map: valid only inside the burst it was
+/// looked up in. Accessors decode the field they need; missing or malformed
+/// fields read as the defaults.
+@frozen
+public struct VNICView {
+    /// The record's bytes (format version, then tag-length-value fields).
+    public let bytes: UnsafeRawBufferPointer
+
+    @inlinable
+    public init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// The value bytes of the first field with `tag`, or nil.
+    @inlinable
+    public func field(_ tag: UInt16) -> UnsafeRawBufferPointer? {
+        let count = bytes.count
+        guard count >= 2, let base = bytes.baseAddress else { return nil }
+        var offset = 2
+        while offset &+ 4 <= count {
+            let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
+            let start = offset &+ 4
+            guard start &+ length <= count else { return nil }
+            if t == tag { return UnsafeRawBufferPointer(start: base + start, count: length) }
+            offset = start &+ length
+        }
+        return nil
+    }
+
+    @inlinable
+    func u8(_ tag: UInt16) -> UInt8? {
+        guard let v = field(tag), v.count == 1 else { return nil }
+        return v.load(as: UInt8.self)
+    }
+
+    public var index: UInt32 {
+        @inlinable get {
+            guard let v = field(FieldTag.index), v.count == 4, let p = v.baseAddress else { return 0 }
+            return UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+        }
+    }
+
+    /// The VNIC's MAC (zero when missing).
+    public var mac: MACAddress {
+        @inlinable get {
+            guard let v = field(FieldTag.mac), v.count == 6, let p = v.baseAddress else { return MACAddress(rawValue: 0) }
+            let hi = UInt64(UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)))
+            let lo = UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+            return MACAddress(rawValue: hi << 32 | lo)
+        }
+    }
+
+    public var protection: Protection {
+        @inlinable get { u8(FieldTag.protection).map { Protection(rawValue: $0) } ?? .default }
+    }
+
+    public var priority: Priority {
+        @inlinable get { u8(FieldTag.priority).flatMap { Priority(rawValue: $0) } ?? .default }
+    }
+
+    /// Bits per second; nil: unlimited.
+    public var maxbw: UInt64? {
+        @inlinable get {
+            guard let v = field(FieldTag.maxbw), v.count == 8, let p = v.baseAddress else { return nil }
+            let b = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+            return b == 0 ? nil : b
+        }
+    }
+
+    public var mtu: UInt32 {
+        @inlinable get {
+            guard let v = field(FieldTag.mtu), v.count == 4, let p = v.baseAddress else { return VNICRecord.defaultMTU }
+            return UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+        }
+    }
+
+    public var state: AdminState {
+        @inlinable get { u8(FieldTag.state).flatMap { AdminState(rawValue: $0) } ?? .default }
+    }
+
+    public var transport: Transport {
+        @inlinable get { u8(FieldTag.transport).flatMap { Transport(rawValue: $0) } ?? .default }
+    }
+
+    /// The allowed-ips property (empty: the VNIC's own `ip` addresses apply).
+    public var allowedIPs: CIDRListView {
+        @inlinable get { CIDRListView(bytes: field(FieldTag.allowedIPs) ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+    }
+
+    /// Whether ip-nospoof lets the VNIC send from `address`: inside one of its
+    /// allowed-ips, or when there are none, one of its own addresses.
+    @inlinable
+    public func permitsSource(_ address: IPv4Address) -> Bool {
+        let allowed = allowedIPs
+        if !allowed.isEmpty { return allowed.contains(address) }
+        let count = bytes.count
+        guard count >= 2, let base = bytes.baseAddress else { return false }
+        var offset = 2
+        while offset &+ 4 <= count {
+            let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
+            let start = offset &+ 4
+            guard start &+ length <= count else { return false }
+            if t == FieldTag.ip && length == 5
+                && UInt32(bigEndian: base.loadUnaligned(fromByteOffset: start, as: UInt32.self)) == address.rawValue {
+                return true
+            }
+            offset = start &+ length
+        }
+        return false
+    }
+}
+
+/// IPv4 networks stored in place (4 bytes network order + 1 byte prefix each).
+@frozen
+public struct CIDRListView: RandomAccessCollection {
+    public let bytes: UnsafeRawBufferPointer
+
+    @inlinable
+    public init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    public var startIndex: Int { @inlinable get { 0 } }
+    public var endIndex: Int { @inlinable get { bytes.count / 5 } }
+
+    @inlinable
+    public subscript(i: Int) -> (network: UInt32, prefixLength: UInt8) {
+        let p = bytes.baseAddress! + i &* 5
+        return (UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)), p.load(fromByteOffset: 4, as: UInt8.self))
+    }
+
+    @inlinable
+    public func contains(_ address: IPv4Address) -> Bool {
+        var i = 0
+        let n = endIndex
+        while i < n {
+            let (network, len) = self[i]
+            if address.rawValue & IPv4CIDR.mask(len) == network { return true }
+            i &+= 1
+        }
+        return false
+    }
+}
