@@ -20,11 +20,10 @@ public struct VNICSpec: Equatable, Sendable {
     public var index: UInt32
     public var mac: MACAddress
     public var port: String?
-    /// Its addresses (their sources pass ip-nospoof as /32).
-    public var ips: [IPv4Address] = []
     public var protection: Protection = .default
-    /// allowed-ips: further IPv4 prefixes its frames may come from.
-    public var allowedIPs: [IPv4Interface] = []
+    /// The IPv4 prefixes its frames may come from under ip-nospoof (allowed-ips,
+    /// which default to its own addresses).
+    public var sources: [IPv4CIDR] = []
     /// maxbw in bits/s, each direction; 0: unlimited.
     public var maxbw: UInt64 = 0
     public var priority: Priority = .default
@@ -34,9 +33,9 @@ public struct VNICSpec: Equatable, Sendable {
 
     /// The (network, mask) pairs its IPv4 sources may match.
     var sourcePrefixes: [(UInt32, UInt32)] {
-        ips.map { ($0.rawValue, UInt32.max) } + allowedIPs.map { p in
+        sources.map { p in
             let mask: UInt32 = p.prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(p.prefixLength))
-            return (p.address.rawValue & mask, mask)
+            return (p.network.rawValue & mask, mask)
         }
     }
 }
@@ -93,7 +92,7 @@ public final class Dataplane {
         }
         func policy() -> SpoofPolicy {
             SpoofPolicy(mac: MACKey.from(spec.mac.bytes), protection: spec.protection, ipv4: prefixes,
-                        ipv4Count: spec.ips.count + spec.allowedIPs.count, ipv6: ipv6, ipv6Count: 0)
+                        ipv4Count: spec.sources.count, ipv6: ipv6, ipv6Count: 0)
         }
         deinit {
             portLink = nil

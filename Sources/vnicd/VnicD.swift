@@ -130,8 +130,16 @@ struct VnicD: ParsableCommand {
         printSummary(final)
     }
 
+    /// The VNICs of this uplink that the administrator has not set down, as the dataplane needs them.
     func specs(_ records: [VNICRecord], uplink: String) -> [VNICSpec] {
-        records.filter { $0.link == uplink }.map { VNICSpec(name: $0.name, index: $0.index, mac: $0.mac, port: $0.port) }
+        records.filter { $0.link == uplink && $0.state == .up }.map { r in
+            var s = VNICSpec(name: r.name, index: r.index, mac: r.mac, port: r.port)
+            s.protection = r.protection
+            s.sources = r.effectiveAllowedIPs
+            s.maxbw = r.maxbw ?? 0
+            s.priority = r.priority
+            return s
+        }
     }
 
     func locateObject() throws -> String {
