@@ -373,25 +373,30 @@ public final class ConfigStore: Sendable {
 
     /// Maps a failed write to one line: read-only, full (MDB_MAP_FULL), no
     /// space; in every case the transaction was aborted and nothing changed.
-    private func writeErrors<R>(_ body: () throws -> R) throws(VnicError) -> R {
+    func writeErrors<R>(_ body: () throws -> R) throws(VnicError) -> R {
         do {
             return try body()
         } catch let e as VnicError {
             throw e
         } catch let e as LMDBError {
-            switch e.code {
-            case MDB_MAP_FULL:
-                let mib = Double(environment.mapSize) / Double(1 << 20)
-                throw VnicError("database \(path) is full (map size \(mib < 1 ? String(environment.mapSize / 1024) + " KiB" : String(Int(mib)) + " MiB"); \(ConfigStore.mapSizeVariable) raises it); nothing was changed")
-            case ENOSPC:
-                throw VnicError("database \(path): no space left on device; nothing was changed")
-            case EROFS, EACCES, EPERM:
-                throw VnicError("database \(path) is read-only (\(String(cString: strerror(e.code)))); nothing was changed")
-            default:
-                throw VnicError("\(e.description); nothing was changed")
-            }
+            throw writeError(e)
         } catch {
             throw VnicError("\(error)")
+        }
+    }
+
+    func writeError(_ e: LMDBError) -> VnicError {
+        switch e.code {
+        case MDB_MAP_FULL:
+            let size = environment.mapSize
+            let text = size < 1 << 20 ? "\(size / 1024) KiB" : "\(size >> 20) MiB"
+            return VnicError("database \(path) is full (map size \(text); \(ConfigStore.mapSizeVariable) raises it); nothing was changed")
+        case ENOSPC:
+            return VnicError("database \(path): no space left on device; nothing was changed")
+        case EROFS, EACCES, EPERM:
+            return VnicError("database \(path) is read-only (\(String(cString: strerror(e.code)))); nothing was changed")
+        default:
+            return VnicError("\(e.description); nothing was changed")
         }
     }
 

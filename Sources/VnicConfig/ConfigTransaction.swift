@@ -46,14 +46,14 @@ public struct ConfigTransaction: ~Copyable {
     // MARK: reading inside the transaction (sees its own changes)
 
     public func vnic(named name: String) throws(VnicError) -> VNICRecord? {
-        try ConfigStore.mapErrors {
+        try store.writeErrors {
             guard let i = try store.indexOf(name: name, txn) else { return nil }
             return try store.readRecord(index: i, txn)
         }
     }
 
     public func vnic(index: UInt32) throws(VnicError) -> VNICRecord? {
-        try ConfigStore.mapErrors { try store.readRecord(index: index, txn) }
+        try store.writeErrors { try store.readRecord(index: index, txn) }
     }
 
     /// The VNIC named `name`; a usage error naming it when there is none.
@@ -70,7 +70,7 @@ public struct ConfigTransaction: ~Copyable {
     @discardableResult
     public mutating func create(_ record: VNICRecord, reason: String = "create-vnic") throws(VnicError) -> VNICRecord {
         try record.validate()
-        let stored = try ConfigStore.mapErrors { () throws -> VNICRecord in
+        let stored = try store.writeErrors { () throws -> VNICRecord in
             let t = tables
             if try txn.get(t.names, key: record.name) != nil {
                 throw VnicError.usage("VNIC '\(record.name)' already exists")
@@ -107,7 +107,7 @@ public struct ConfigTransaction: ~Copyable {
     /// that name. Audits the removal; returns the record removed.
     @discardableResult
     public mutating func delete(name: String, reason: String = "delete-vnic") throws(VnicError) -> VNICRecord {
-        let record = try ConfigStore.mapErrors { () throws -> VNICRecord in
+        let record = try store.writeErrors { () throws -> VNICRecord in
             let t = tables
             guard let index = try store.indexOf(name: name, txn) else {
                 throw VnicError.usage("VNIC '\(name)' does not exist")
@@ -145,7 +145,7 @@ public struct ConfigTransaction: ~Copyable {
         }
         guard new != old else { return old }
         try new.validate()
-        try ConfigStore.mapErrors { () throws in
+        try store.writeErrors { () throws in
             let t = tables
             let index = Schema.indexValue(old.index)
             if new.mac != old.mac {
@@ -186,7 +186,7 @@ public struct ConfigTransaction: ~Copyable {
             throw VnicError("database \(path) has no audit log (schema \(Schema.version) needed)")
         }
         var e = entry
-        try ConfigStore.mapErrors { () throws in
+        try store.writeErrors { () throws in
             let seq = try nextAuditSequence ?? ((try txn.lastKey(in: audit)).flatMap { k in
                 k.withUnsafeBytes { AuditEntry.sequence(ofKey: $0) }
             } ?? 0) + 1

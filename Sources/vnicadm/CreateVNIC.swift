@@ -3,14 +3,17 @@ import ArgumentParser
 import VnicConfig
 import VnicCore
 
-struct CreateVNIC: ParsableCommand {
+struct CreateVNIC: WriteCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-vnic",
         abstract: "Create a VNIC over an uplink.",
         discussion: """
-            Properties (-p): \(VNICParameter.allCases.filter(\.isCreateProperty).map(\.rawValue).joined(separator: ", ")). \
-            Several may be given comma-separated (-p mtu=9000,gateway=10.77.0.1) or with several -p.
+            Parameters and properties (-p): \(VNICParameter.allCases.filter(\.isCreateProperty).map(\.rawValue).joined(separator: ", ")). \
+            Several may be given comma-separated (-p mtu=9000,gateway=10.77.0.1,maxbw=1G) or with several -p; \
+            a list value continues after commas (-p cpus=0,1,allowed-ips=10.77.0.11).
             """)
+
+    static var createsDatabase: Bool { true }
 
     @OptionGroup var database: DatabaseOptions
 
@@ -29,13 +32,14 @@ struct CreateVNIC: ParsableCommand {
     var ips: [String] = []
 
     @Option(name: [.customShort("p"), .customLong("prop")],
-            help: ArgumentHelp("Properties: prop=value[,prop=value...].", valueName: "prop=val[,..]"))
+            help: ArgumentHelp("Parameters and properties: name=value[,name=value...].", valueName: "prop=val[,..]"))
     var props: [String] = []
 
     @Argument(help: ArgumentHelp("The VNIC's name (1-31 of A-Z a-z 0-9 _ . -, starting with a letter).", valueName: "name"))
     var name: String
 
-    func run() throws {
+    /// The record the arguments describe (syntax checked; the store validates the rest).
+    func record() throws(VnicError) -> VNICRecord {
         var record = VNICRecord(name: name, link: link, mac: MACAddress(rawValue: 0))
         try VNICParameter.name.parse(name, into: &record)
         try VNICParameter.link.parse(link, into: &record)
@@ -45,36 +49,10 @@ struct CreateVNIC: ParsableCommand {
         for (parameter, value) in try PropertyList.parse(props, allowed: VNICParameter.allCases.filter(\.isCreateProperty)) {
             try parameter.parse(value, into: &record)
         }
-        let store = try database.open(create: true)
-        try store.create(record)
+        return record
     }
-}
 
-/// `-p prop=val[,prop=val...]` lists. A comma-separated item without '=' is
-/// another value of the property before it (dladm's `cpus=0,1,2`), kept
-/// joined by commas for that property's parser.
-enum PropertyList {
-    static func parse(_ lists: [String], allowed: [VNICParameter]) throws(VnicError) -> [(VNICParameter, String)] {
-        var result: [(VNICParameter, String)] = []
-        for list in lists {
-            for item in list.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-                guard let eq = item.firstIndex(of: "=") else {
-                    guard !item.isEmpty, let last = result.popLast() else {
-                        throw .usage("-p: '\(list)' is not prop=value[,prop=value...]")
-                    }
-                    result.append((last.0, last.1 + "," + item))
-                    continue
-                }
-                let key = String(item[..<eq]), value = String(item[item.index(after: eq)...])
-                guard let parameter = VNICParameter(rawValue: key), allowed.contains(parameter) else {
-                    throw .usage("-p: unknown property '\(key)' (known: \(allowed.map(\.rawValue).joined(separator: ", ")))")
-                }
-                guard !result.contains(where: { $0.0 == parameter }) else {
-                    throw .usage("-p: property '\(key)' is given twice")
-                }
-                result.append((parameter, value))
-            }
-        }
-        return result
+    func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
+        try tx.create(try record(), reason: "vnicadm create-vnic")
     }
 }

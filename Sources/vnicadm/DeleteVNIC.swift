@@ -1,8 +1,9 @@
 // vnicadm delete-vnic NAME
 import ArgumentParser
 import VnicConfig
+import VnicCore
 
-struct DeleteVNIC: ParsableCommand {
+struct DeleteVNIC: WriteCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-vnic",
         abstract: "Delete a VNIC.")
@@ -12,7 +13,7 @@ struct DeleteVNIC: ParsableCommand {
     @Argument(help: ArgumentHelp("The VNIC to delete.", valueName: "name"))
     var name: String
 
-    func run() throws {
-        try database.open(create: false).delete(name: name)
+    func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
+        try tx.delete(name: name, reason: "vnicadm delete-vnic")
     }
 }

@@ -6,29 +6,18 @@ import VnicCore
 struct ShowVNIC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show-vnic",
-        abstract: "Show VNICs and their state.",
-        discussion: "Fields: \(Field.defaults.map(\.rawValue).joined(separator: ",")) (also: index, or all).")
+        abstract: "Show VNICs, their parameters and state.",
+        discussion: """
+            Fields: \(defaults.joined(separator: ",")) (default), also: \
+            \(known.filter { !defaults.contains($0) }.joined(separator: ",")), or all. \
+            STATE is the running vnicd's state of the VNIC (unknown without one), or down when set down \
+            (vnicadm set NAME state=down). Link properties: show-linkprop.
+            """)
 
-    /// The fields show-vnic prints: the stored parameters plus the daemon's state.
-    enum Field: String, CaseIterable {
-        case name, link, port, mac, ip, gateway, mtu, state, index
-        static let defaults: [Field] = [.name, .link, .port, .mac, .ip, .gateway, .mtu, .state]
-
-        var parameter: VNICParameter? { VNICParameter(rawValue: rawValue) }
-
-        func text(_ r: VNICRecord, state: String) -> String? {
-            self == .state ? state : parameter?.text(of: r)
-        }
-
-        func json(_ r: VNICRecord, state: String) -> JSONValue {
-            switch self {
-            case .ip: .array(r.ips.map { .string($0.description) })
-            case .mtu: .number(UInt64(r.mtu))
-            case .index: .number(UInt64(r.index))
-            default: text(r, state: state).map(JSONValue.string) ?? .null
-            }
-        }
-    }
+    /// The fields: the table's identity fields and parameters (`state` is the
+    /// administrator's state combined with the daemon's).
+    static let known: [String] = VNICParameter.allCases.filter { $0.kind != .property }.map(\.rawValue)
+    static let defaults = ["name", "link", "port", "mac", "ip", "gateway", "mtu", "state"]
 
     @OptionGroup var database: DatabaseOptions
 
@@ -50,22 +39,11 @@ struct ShowVNIC: ParsableCommand {
     func validate() throws {
         if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o name,mac)") }
         if parseable && json { throw ValidationError("-p and --json cannot be combined") }
-        do { _ = try fields() } catch { throw ValidationError(error.message) }
-    }
-
-    func fields() throws(VnicError) -> [Field] {
-        guard let output else { return Field.defaults }
-        if output == "all" { return Field.defaults }
-        return try output.split(separator: ",", omittingEmptySubsequences: false).map { (f) throws(VnicError) in
-            guard let field = Field(rawValue: String(f)) else {
-                throw .usage("-o: unknown field '\(f)' (fields: \(Field.defaults.map(\.rawValue).joined(separator: ",")),index)")
-            }
-            return field
-        }
+        do { _ = try Output.fields(output, known: Self.known, defaults: Self.defaults) } catch { throw ValidationError(error.message) }
     }
 
     func run() throws {
-        let fields = try fields()
+        let fields = try Output.fields(output, known: Self.known, defaults: Self.defaults)
         let store = try database.open(create: false)
         let records: [VNICRecord]
         if let name {
@@ -75,17 +53,27 @@ struct ShowVNIC: ParsableCommand {
             records = try store.vnics()
         }
         let status = RuntimeStatus.readLive(database: store.path)
-        func state(_ r: VNICRecord) -> String { status?.vnics[r.name]?.state ?? "unknown" }
-
-        let lines: [String]
-        if json {
-            let array = JSONValue.array(records.map { r in .object(fields.map { ($0.rawValue, $0.json(r, state: state(r))) }) })
-            lines = [array.text]
-        } else {
-            let rows = records.map { r in fields.map { $0.text(r, state: state(r)) } }
-            lines = parseable ? FieldOutput.parseable(rows: rows)
-                : FieldOutput.table(fields: fields.map(\.rawValue), rows: rows)
+        func state(_ r: VNICRecord) -> String {
+            r.state == .down ? "down" : status?.vnics[r.name]?.state ?? "unknown"
         }
+        func text(_ f: String, _ r: VNICRecord) -> String? {
+            f == "state" ? state(r) : VNICParameter(rawValue: f)?.text(of: r)
+        }
+
+        if json {
+            func value(_ f: String, _ r: VNICRecord) -> JSONValue {
+                switch f {
+                case "ip": .array(r.ips.map { .string($0.description) })
+                case "mtu": .number(UInt64(r.mtu))
+                case "index": .number(UInt64(r.index))
+                default: text(f, r).map(JSONValue.string) ?? .null
+                }
+            }
+            print(JSONValue.array(records.map { r in .object(fields.map { ($0, value($0, r)) }) }).text)
+            return
+        }
+        let rows = records.map { r in fields.map { text($0, r) } }
+        let lines = parseable ? FieldOutput.parseable(rows: rows) : FieldOutput.table(fields: fields, rows: rows)
         for line in lines { print(line) }
     }
 }

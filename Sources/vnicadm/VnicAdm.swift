@@ -13,7 +13,21 @@ struct VnicAdm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vnicadm",
         abstract: "Administer the VNICs of the vnic appliance (modelled on dladm).",
-        subcommands: [CreateVNIC.self, DeleteVNIC.self, ShowVNIC.self])
+        discussion: """
+            Every subcommand takes --db PATH (else $VNIC_DB, else \(ConfigStore.defaultPath)); \
+            $\(ConfigStore.mapSizeVariable) sets the most the database may grow to (default 1G). \
+            Exit status: 0 success, 1 runtime failure (database missing, read-only or full, no vnicd), \
+            2 usage error; errors are one line naming the bad input.
+
+            Batch mode: 'vnicadm batch [-f FILE|-] [--per-line]' runs one write subcommand per line \
+            (create-vnic, delete-vnic, set, set-linkprop, reset-linkprop, set-policy; without 'vnicadm' \
+            and --db), all in one transaction (all or nothing; a killed vnicadm leaves the database as it \
+            was), or with --per-line each line on its own. 10,000 create-vnic lines take a few seconds. \
+            See vnicadm batch --help.
+            """,
+        subcommands: [CreateVNIC.self, DeleteVNIC.self, ShowVNIC.self, SetLinkProp.self, ResetLinkProp.self,
+                      ShowLinkProp.self, SetPolicy.self, ShowPolicy.self, SetParameters.self, ShowStats.self,
+                      ShowEvents.self, Batch.self])
 
     func run() throws {
         let names = VnicAdm.configuration.subcommands.compactMap { $0.configuration.commandName }
