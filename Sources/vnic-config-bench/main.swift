@@ -1,0 +1,3 @@
+// vnic-config-bench's entry point; the benchmark is in ConfigBench.swift
+// (nonisolated: code in main.swift is MainActor-isolated in Swift 6).
+ConfigBench.main()
