@@ -40,6 +40,8 @@ public struct GeneratorConfig: Sendable {
     public var rate: UInt64? = nil
     public var flows: Int = 1
     public var queues: Int = 1
+    /// The first transmit queue; threads use firstQueue ..< firstQueue + queues.
+    public var firstQueue: Int = 0
     /// A frame to send as it is (no FCS) instead of the generated UDP frames:
     /// no per-frame fields are rewritten.
     public var rawFrame: [UInt8]? = nil
@@ -61,7 +63,7 @@ public enum PacketGenerator {
             var quota: UInt64? = nil
             if let c = cfg.count { quota = c / UInt64(cfg.queues) + (UInt64(q) < c % UInt64(cfg.queues) ? 1 : 0) }
             let rate = cfg.rate.map { max($0 / UInt64(cfg.queues), 1) }
-            senders.append(try QueueSender(cfg: cfg, queue: q, quota: quota, rate: rate))
+            senders.append(try QueueSender(cfg: cfg, queue: cfg.firstQueue + q, quota: quota, rate: rate))
         }
         let start = monotonicNanos()
         var threads: [pthread_t] = []
@@ -135,6 +137,13 @@ final class QueueSender: @unchecked Sendable {
             if nanosPerFrame > 0 {
                 let due = (now - start) / nanosPerFrame
                 n = due > sent ? UInt32(min(UInt64(n), due - sent)) : 0
+                if n == 0 && outstanding == 0 {
+                    // Ahead of schedule with nothing in flight: give the core away
+                    // until the next frame is due (the dataplane may share it).
+                    let wait = (sent + 1) * nanosPerFrame - (now - start)
+                    usleep(UInt32(min(max(wait / 1000, 1), 1000)))
+                    continue
+                }
             }
             if n > 0, xsk_ring_prod__reserve(tx, n, &idx) == n {
                 for i in 0..<n {

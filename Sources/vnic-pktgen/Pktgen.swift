@@ -27,6 +27,8 @@ struct Pktgen: ParsableCommand {
     @Option(help: "Frames per second (all queues together).") var rate: UInt64?
     @Option(help: "Flows per queue (UDP source ports).") var flows: Int = 1
     @Option(help: "Transmit queues, one thread each.") var queues: Int = 1
+    @Option(name: .customLong("first-queue"), help: "The first transmit queue to use (pktgen's queue_map_min).")
+    var firstQueue: Int = 0
     @Option(help: "Sink: stop once nothing arrived for this many seconds.") var idle: Double?
     @Option(name: .customLong("frame-hex"), help: "Send this frame (hex, no FCS) as it is instead of UDP frames.")
     var frameHex: String?
@@ -35,6 +37,7 @@ struct Pktgen: ParsableCommand {
     func validate() throws {
         if !(64...1518).contains(size) { throw ValidationError("--size: '\(size)' is not in 64...1518") }
         if !(1...64).contains(queues) { throw ValidationError("--queues: '\(queues)' is not in 1...64") }
+        if !(0...63).contains(firstQueue) { throw ValidationError("--first-queue: '\(firstQueue)' is not in 0...63") }
         if !(1...4096).contains(flows) { throw ValidationError("--flows: '\(flows)' is not in 1...4096") }
         if MACAddress(srcMAC) == nil { throw ValidationError("--src-mac: '\(srcMAC)' is not a MAC address") }
         if let d = dstMAC, MACAddress(d) == nil { throw ValidationError("--dst-mac: '\(d)' is not a MAC address") }
@@ -58,7 +61,7 @@ struct Pktgen: ParsableCommand {
                                   src: MACAddress(srcMAC)!, srcIP: IPv4Address(srcIP ?? "10.77.0.1")!, dstIP: IPv4Address(dstIP)!)
         cfg.size = size; cfg.count = count; cfg.duration = duration; cfg.rate = rate
         cfg.rawFrame = frameHex.flatMap(Self.hexBytes)
-        cfg.flows = flows; cfg.queues = queues
+        cfg.flows = flows; cfg.queues = queues; cfg.firstQueue = firstQueue
         let r = try PacketGenerator.run(cfg)
         let pps = r.seconds > 0 ? Double(r.sent) / r.seconds : 0
         let gbps = pps * Double(size) * 8 / 1e9
