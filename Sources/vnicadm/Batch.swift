@@ -4,7 +4,9 @@
 // without --db (the batch's applies): create-vnic, delete-vnic, set,
 // set-linkprop, reset-linkprop, set-policy. Words split at blanks; '...' and
 // "..." quote, \ escapes; a word starting with # begins a comment. Every line is
-// parsed before the database is opened, so a syntax error changes nothing.
+// parsed and its values checked before the database is opened, so a syntax or
+// value error on any line changes nothing (errors that need the database, like
+// an unknown VNIC, show when the line is applied).
 // By default all lines are one write transaction: all of them are committed or
 // (on any error, or if the process dies) none; one fsync for the whole batch.
 // With --per-line each line is its own transaction, stopping at the first
@@ -121,6 +123,7 @@ struct Batch: ParsableCommand {
         if command.database.db != nil {
             throw .usage("batch: line \(line): --db is not allowed in a batch line (give it to vnicadm batch)")
         }
+        do { try command.check() } catch { throw VnicError("batch: line \(line): \(error.message)", exitCode: error.exitCode) }
         return command
     }
 

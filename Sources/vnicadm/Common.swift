@@ -13,11 +13,15 @@ protocol WriteCommand: ParsableCommand {
     var database: DatabaseOptions { get }
     /// Whether a missing database is created (create-vnic) or an error.
     static var createsDatabase: Bool { get }
+    /// Checks the values given without the database (batch runs this for
+    /// every line before it writes anything).
+    func check() throws(VnicError)
     func apply(_ tx: inout ConfigTransaction) throws(VnicError)
 }
 
 extension WriteCommand {
     static var createsDatabase: Bool { false }
+    func check() throws(VnicError) {}
 
     func run() throws {
         let store = try database.open(create: Self.createsDatabase)
@@ -64,6 +68,16 @@ enum PropertyList {
             throw .usage("\(key): not a \(what) here (\(hint))")
         }
         throw .usage("unknown \(what) '\(key)' (known: \(allowed.map(\.rawValue).joined(separator: ", ")))")
+    }
+}
+
+/// Parses and validates each value on its own (on a blank record): the checks
+/// that need no database.
+func checkValues(_ changes: [(VNICParameter, String)]) throws(VnicError) {
+    for (p, value) in changes {
+        var r = VNICRecord(name: "x", link: "x", mac: MACAddress(rawValue: 2 << 40))
+        try p.parse(value, into: &r)
+        try p.validate(r)
     }
 }
 

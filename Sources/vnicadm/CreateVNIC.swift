@@ -52,6 +52,10 @@ struct CreateVNIC: WriteCommand {
         return record
     }
 
+    func check() throws(VnicError) {
+        try record().validate()
+    }
+
     func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
         try tx.create(try record(), reason: "vnicadm create-vnic")
     }

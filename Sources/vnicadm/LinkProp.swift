@@ -27,6 +27,10 @@ struct SetLinkProp: WriteCommand {
         if props.isEmpty { throw ValidationError("-p prop=value is required (properties: \(propertyNames))") }
     }
 
+    func check() throws(VnicError) {
+        try checkValues(try PropertyList.parse(props, allowed: VNICParameter.properties))
+    }
+
     func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
         let changes = try PropertyList.parse(props, allowed: VNICParameter.properties)
         try tx.update(name: name, reason: "vnicadm set-linkprop") { (r) throws(VnicError) in
@@ -48,6 +52,10 @@ struct ResetLinkProp: WriteCommand {
 
     @Argument(help: ArgumentHelp("The VNIC.", valueName: "name"))
     var name: String
+
+    func check() throws(VnicError) {
+        _ = try ShowLinkProp.properties(props)
+    }
 
     func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
         let selected = try ShowLinkProp.properties(props)

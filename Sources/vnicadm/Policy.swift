@@ -33,11 +33,20 @@ struct SetPolicy: WriteCommand {
         if policies.isEmpty { throw ValidationError("-p PARAM=deny|any|VALUES is required (parameters: \(policyNames))") }
     }
 
-    func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
+    func rules() throws(VnicError) -> [(VNICParameter, PolicyRule)] {
         var rules: [(VNICParameter, PolicyRule)] = []
         for (p, text) in try PropertyList.parse(policies, allowed: VNICParameter.allCases, what: "parameter") {
             rules.append((p, try p.parsePolicy(text)))
         }
+        return rules
+    }
+
+    func check() throws(VnicError) {
+        _ = try rules()
+    }
+
+    func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
+        let rules = try rules()
         try tx.update(name: name, reason: "vnicadm set-policy") { r in
             for (p, rule) in rules { r.policy[p] = rule }
         }

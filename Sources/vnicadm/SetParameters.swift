@@ -26,6 +26,10 @@ struct SetParameters: WriteCommand {
         if assignments.isEmpty { throw ValidationError("give at least one PARAM=VALUE (e.g. vnicadm set \(name) mtu=9000)") }
     }
 
+    func check() throws(VnicError) {
+        try checkValues(try Assignments.parse(assignments, allowed: VNICParameter.parameters))
+    }
+
     func apply(_ tx: inout ConfigTransaction) throws(VnicError) {
         let changes = try Assignments.parse(assignments, allowed: VNICParameter.parameters)
         try tx.update(name: name, reason: "vnicadm set") { (r) throws(VnicError) in
