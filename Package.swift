@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "VnicCore", path: "Sources/VnicCore"),
         .target(name: "VnicConfig", dependencies: ["VnicCore", "CLMDB"], path: "Sources/VnicConfig"),
         .target(name: "VnicDataplane",
-                dependencies: ["VnicCore", "CLibXDP", "CVnicShim"],
+                dependencies: ["VnicCore", "VnicConfig", "CLibXDP", "CVnicShim"],
                 path: "Sources/VnicDataplane", swiftSettings: hot),
         .target(name: "VnicCLI", dependencies: ["VnicCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 path: "Sources/VnicCLI"),

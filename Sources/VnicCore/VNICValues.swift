@@ -98,20 +98,20 @@ public struct PortRange: Hashable, Comparable, Sendable, CustomStringConvertible
 /// outbound frames. Bits as stored in the database.
 public struct Protection: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// The source MAC must be the VNIC's own (the patent's check).
-    public static let macNospoof = Protection(rawValue: 1 << 0)
+    @inlinable public static var macNospoof: Protection { Protection(rawValue: 1 << 0) }
     /// The source IP (and ARP sender) must be one of the allowed addresses.
-    public static let ipNospoof = Protection(rawValue: 1 << 1)
+    @inlinable public static var ipNospoof: Protection { Protection(rawValue: 1 << 1) }
     /// No DHCP server replies from the VM.
-    public static let dhcpNospoof = Protection(rawValue: 1 << 2)
+    @inlinable public static var dhcpNospoof: Protection { Protection(rawValue: 1 << 2) }
     /// Only IPv4, IPv6 and ARP frames.
-    public static let restricted = Protection(rawValue: 1 << 3)
+    @inlinable public static var restricted: Protection { Protection(rawValue: 1 << 3) }
 
     /// What a new VNIC gets: `mac-nospoof`.
-    public static let `default`: Protection = [.macNospoof]
-    public static let all: Protection = [.macNospoof, .ipNospoof, .dhcpNospoof, .restricted]
+    @inlinable public static var `default`: Protection { .macNospoof }
+    @inlinable public static var all: Protection { Protection(rawValue: 0x0F) }
 
     /// The names dladm uses, in its order; `none` is the empty set.
     public static let names: [(String, Protection)] = [

@@ -19,10 +19,22 @@ public enum SpoofVerdict: UInt32, Sendable {
     case spoofMAC = 0, malformed, spoofIP, spoofARP, spoofIPv6, spoofDHCP, restricted
 }
 
-/// What the checks compare a frame against: the VNIC's MAC (as `MACKey`), its
-/// protection, and the IPv4 prefixes it may use as a source (its addresses as
-/// /32 and its allowed-ips), kept in caller-owned memory (no ARC on the path).
-public struct SpoofPolicy {
+/// What the checks compare a frame against. Generic (specialised, never an
+/// existential): the worker passes a view of the VNIC's database record read for
+/// the burst (`RecordPolicy`), tests and fallbacks pass `SpoofPolicy`.
+public protocol SourcePolicy {
+    /// The VNIC's MAC as `MACKey`.
+    var mac: UInt64 { get }
+    var protection: Protection { get }
+    /// Whether an IPv4 source (host order) is the VNIC's (ip-nospoof).
+    func allowsIPv4(_ address: UInt32) -> Bool
+    /// Whether an IPv6 source or ND target is the VNIC's (ip-nospoof).
+    func allowsIPv6(_ hi: UInt64, _ lo: UInt64) -> Bool
+}
+
+/// A policy in caller-owned memory: the VNIC's MAC (as `MACKey`), its
+/// protection, and the IPv4 prefixes it may use as a source (no ARC on the path).
+public struct SpoofPolicy: SourcePolicy {
     public var mac: UInt64
     public var protection: Protection
     /// (network, mask) pairs in host order.
@@ -39,14 +51,14 @@ public struct SpoofPolicy {
     }
 
     @inline(__always)
-    func allowsIPv4(_ a: UInt32) -> Bool {
+    public func allowsIPv4(_ a: UInt32) -> Bool {
         for i in 0..<ipv4Count where a & ipv4[i].1 == ipv4[i].0 { return true }
         return false
     }
 
     /// Its link-local address (fe80::/64 with the MAC's EUI-64) or an allowed prefix.
     @inline(__always)
-    func allowsIPv6(_ hi: UInt64, _ lo: UInt64) -> Bool {
+    public func allowsIPv6(_ hi: UInt64, _ lo: UInt64) -> Bool {
         if hi == 0xFE80_0000_0000_0000 && lo == AntiSpoof.eui64(mac) { return true }
         for i in 0..<ipv6Count where hi & ipv6[i].2 == ipv6[i].0 && lo & ipv6[i].3 == ipv6[i].1 { return true }
         return false
@@ -63,7 +75,7 @@ public enum AntiSpoof {
 
     /// The verdict on a frame of `len` bytes a VM sent.
     @inline(__always)
-    public static func check(_ f: UnsafeRawPointer, len: Int, _ p: SpoofPolicy) -> SpoofVerdict {
+    public static func check<P: SourcePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P) -> SpoofVerdict {
         guard len >= 14 else { return .malformed }
         if p.protection.contains(.macNospoof), MACKey.load(f + 6) != p.mac { return .spoofMAC }
         var l3 = 14
@@ -84,7 +96,7 @@ public enum AntiSpoof {
     // MARK: ARP
 
     @inline(__always)
-    static func arp(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: SpoofPolicy) -> SpoofVerdict {
+    static func arp<P: SourcePolicy>(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: P) -> SpoofVerdict {
         guard p.protection.contains(.ipNospoof) else { return .pass }
         guard len >= o + 28 else { return .malformed }
         // Ethernet/IPv4 ARP only: hardware 1, protocol 0x0800, sizes 6 and 4.
@@ -99,7 +111,7 @@ public enum AntiSpoof {
     // MARK: IPv4
 
     @inline(__always)
-    static func ipv4(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: SpoofPolicy) -> SpoofVerdict {
+    static func ipv4<P: SourcePolicy>(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: P) -> SpoofVerdict {
         guard len >= o + 20 else { return .malformed }
         let vihl = f.load(fromByteOffset: o, as: UInt8.self)
         let ihl = Int(vihl & 0x0F) * 4
@@ -133,7 +145,7 @@ public enum AntiSpoof {
     /// identifier of type 1 (Ethernet) if present, must be the VNIC's MAC. Other
     /// client-id types (RFC 4361 DUIDs) cannot be tied to the MAC and pass.
     @inline(__always)
-    static func dhcpClientMessage(_ f: UnsafeRawPointer, _ start: Int, _ end: Int, _ p: SpoofPolicy) -> SpoofVerdict {
+    static func dhcpClientMessage<P: SourcePolicy>(_ f: UnsafeRawPointer, _ start: Int, _ end: Int, _ p: P) -> SpoofVerdict {
         guard end >= start + 240 else { return .malformed }
         guard f.load(fromByteOffset: start, as: UInt8.self) == 1 else { return .spoofDHCP }   // op BOOTREQUEST
         let htype = f.load(fromByteOffset: start + 1, as: UInt8.self), hlen = f.load(fromByteOffset: start + 2, as: UInt8.self)
@@ -158,7 +170,7 @@ public enum AntiSpoof {
     // MARK: IPv6
 
     @inline(__always)
-    static func ipv6(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: SpoofPolicy) -> SpoofVerdict {
+    static func ipv6<P: SourcePolicy>(_ f: UnsafeRawPointer, _ o: Int, _ len: Int, _ p: P) -> SpoofVerdict {
         guard len >= o + 40 else { return .malformed }
         guard f.load(fromByteOffset: o, as: UInt8.self) >> 4 == 6 else { return .malformed }
         let end = o + 40 + Int(be16(f, o + 4))

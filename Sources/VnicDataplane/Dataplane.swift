@@ -11,6 +11,7 @@
 import CLibXDP
 import CVnicShim
 import Glibc
+import VnicConfig
 import VnicCore
 
 
@@ -52,6 +53,9 @@ public final class Dataplane {
         public var bpfObject: String
         public var framesPerWorker: UInt32 = 16384
         public var busyPoll = false
+        /// The configuration database: each worker reads VNIC records from it once
+        /// per burst (nil: the workers use the reconciled tables only).
+        public var store: ConfigStore? = nil
         /// Upper bound of VNIC indexes (sizes the XSKMAPs).
         public var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
         public init(uplink: String, bpfObject: String) { self.uplink = uplink; self.bpfObject = bpfObject }
@@ -156,8 +160,9 @@ public final class Dataplane {
         uplinkLink = try XDPLink(programFD: try object.programFD(named: "vnic_uplink"), ifname: up, mode: options.xdpMode)
 
         for q in 0..<queues {
+            let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
             let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
-                               busyPoll: options.busyPoll, bind: options.bind)
+                               busyPoll: options.busyPoll, bind: options.bind, reader: reader)
             try uplinkXSKs.update(UInt32(q), w.uplinkSocket.fd)
             workers.append(w)
         }

@@ -14,6 +14,7 @@
 import CLibXDP
 import CVnicShim
 import Glibc
+import VnicConfig
 import VnicCore
 
 final class Worker: @unchecked Sendable {
@@ -46,9 +47,15 @@ final class Worker: @unchecked Sendable {
 
     var table: UnsafeMutablePointer<WorkerTable>
     private var thread: pthread_t?
+    /// The fast-path reader of the configuration database (one transaction,
+    /// renewed once per loop that has traffic). Retained by `init`, released in
+    /// `deinit`: unmanaged so the loop does no reference counting.
+    private let reader: Unmanaged<ConfigReader>?
+    private var inBurst = false
 
     init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
-         bind: XSKBindMode) throws(VnicError) {
+         bind: XSKBindMode, reader: ConfigReader?) throws(VnicError) {
+        self.reader = reader.map { Unmanaged.passRetained($0) }
         self.queue = queue
         self.core = core
         self.busyPoll = busyPoll
@@ -72,6 +79,7 @@ final class Worker: @unchecked Sendable {
     }
 
     deinit {
+        reader?.release()
         uplink.deallocate(); pool.deallocate(); owner.deallocate()
         mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
         queueCounters.deallocate()
@@ -245,6 +253,69 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Checks and forwards `n` frames from VNIC `e`'s port ring, starting at
+    /// `first`, then releases them; returns how many went to the wire.
+    @inline(__always)
+    private func forwardFromVM<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
+                                                table t: WorkerTable, first: UInt32, n: UInt32, _ policy: P) -> UInt64 {
+        let entry = entries[e]
+        let rx = entry.port.pointee.rx
+        var accepted: UInt64 = 0, bytes: UInt64 = 0, toWire: UInt64 = 0
+        for i in 0..<n {
+            let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
+            let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
+            let verdict = AntiSpoof.check(data, len: Int(d.len), policy)
+            if verdict != .pass {
+                countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
+                free(d.addr); continue
+            }
+            accepted &+= 1; bytes &+= UInt64(d.len)
+            let dst = MACKey.load(data)
+            let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
+            if local < 0 {
+                // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
+                if MACKey.isGroup(dst) { flood(data, len: d.len, to: entries, count: count, except: e) }
+                if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
+                    countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
+                }
+            } else if local != e {
+                let other = entries[local]
+                if enqueue(other.port, addr: d.addr, len: d.len) {
+                    vnic_counter_add(&other.counters.pointee.rx_packets, 1)
+                    vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
+                } else {
+                    countDrop(other.counters, VNIC_DROP_TX_FULL); free(d.addr)
+                }
+            } else {
+                free(d.addr)   // to itself: a bridge does not reflect it
+            }
+        }
+        xsk_ring_cons__release(rx, n)
+        vnic_counter_add(&entry.counters.pointee.tx_packets, accepted)
+        vnic_counter_add(&entry.counters.pointee.tx_bytes, bytes)
+        return toWire
+    }
+
+    /// The VNIC's record in this loop's snapshot of the database (renewed at the
+    /// first lookup of a loop), or nil without a reader or when unreadable.
+    @inline(__always)
+    private func record(_ index: UInt32) -> VNICView? {
+        guard let reader else { return nil }
+        if !inBurst {
+            guard reader._withUnsafeGuaranteedRef({ r in (try? r.beginBurst()) != nil }) else { return nil }
+            inBurst = true
+        }
+        return reader._withUnsafeGuaranteedRef { $0.vnic(index: index) }
+    }
+
+    @inline(__always)
+    private func endBurst() {
+        if inBurst {
+            reader?._withUnsafeGuaranteedRef { $0.endBurst() }
+            inBurst = false
+        }
+    }
+
     /// Submits what was reserved and kicks the kernel when it asks for it.
     @inline(__always)
     private func flush(_ q: UnsafeMutablePointer<QueueRings>) {
@@ -293,8 +364,9 @@ final class Worker: @unchecked Sendable {
             work = true
             let first = idx
             var n = min(got, xsk_prod_nb_free(entry.port.pointee.tx, got))
-            if n > 0 && !entry.limiter.isUnlimited {
-                n = UInt32(entry.limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
+            let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
+            if n > 0 && !limiter.isUnlimited {
+                n = UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
                     xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
                 }, count: Int(n)))
             }
@@ -327,9 +399,11 @@ final class Worker: @unchecked Sendable {
             vnic_counter_add(queueCounters, UInt64(fn))
         }
 
-        // Ports: what the VMs send. maxbw admits a prefix of the burst; the rest
-        // stays in the port's receive ring (the outbound VSQ): the VM's frames wait
-        // there instead of being dropped, until the ring is full.
+        // Ports: what the VMs send, checked against the VNIC's record read for the
+        // burst (the table's copy if the database cannot be read). maxbw admits a
+        // prefix of the burst; the rest stays in the port's receive ring (the
+        // outbound VSQ): the VM's frames wait there instead of being dropped,
+        // until the ring is full.
         var toWire: UInt64 = 0
         budget = Worker.loopBudget   // each direction has its own
         for e in 0..<count where budget > 0 {
@@ -339,49 +413,24 @@ final class Worker: @unchecked Sendable {
             if got == 0 { continue }
             work = true
             let first = idx
+            let view = record(entry.index)
+            let limiter = view.map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
             var n = got
-            if !entry.limiter.isUnlimited {
-                n = UInt32(entry.limiter.admit(entry.tat + 1, now: monotonicNanos(), lengths: {
+            if !limiter.isUnlimited {
+                n = UInt32(limiter.admit(entry.tat + 1, now: monotonicNanos(), lengths: {
                     xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
                 }, count: Int(n)))
                 if n < got { xsk_ring_cons__cancel(rx, got &- n) }
                 if n == 0 { continue }
             }
-            var accepted: UInt64 = 0, bytes: UInt64 = 0
-            for i in 0..<n {
-                let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-                let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
-                let verdict = AntiSpoof.check(data, len: Int(d.len), entry.policy)
-                if verdict != .pass {
-                    countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
-                    free(d.addr); continue
-                }
-                accepted &+= 1; bytes &+= UInt64(d.len)
-                let dst = MACKey.load(data)
-                let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
-                if local < 0 {
-                    // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
-                    if MACKey.isGroup(dst) { flood(data, len: d.len, to: entries, count: count, except: e) }
-                    if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
-                        countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
-                    }
-                } else if local != e {
-                    let other = entries[local]
-                    if enqueue(other.port, addr: d.addr, len: d.len) {
-                        vnic_counter_add(&other.counters.pointee.rx_packets, 1)
-                        vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
-                    } else {
-                        countDrop(other.counters, VNIC_DROP_TX_FULL); free(d.addr)
-                    }
-                } else {
-                    free(d.addr)   // to itself: a bridge does not reflect it
-                }
+            if let view {
+                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n, RecordPolicy(view))
+            } else {
+                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n, entry.policy)
             }
-            xsk_ring_cons__release(rx, n)
             budget &-= Int(n)
-            vnic_counter_add(&entry.counters.pointee.tx_packets, accepted)
-            vnic_counter_add(&entry.counters.pointee.tx_bytes, bytes)
         }
+        endBurst()
         if toWire > 0 { vnic_counter_add(queueCounters + 1, toWire) }
 
         flush(uplink)

@@ -11,6 +11,7 @@
 // touches memory the control thread has freed.
 import CLibXDP
 import CVnicShim
+import VnicCore
 
 /// A socket's rings as the worker uses them. For a port socket, `fill`/`comp` are
 /// the port's own pair; for the uplink socket, the (uplink, queue) pair.
@@ -114,6 +115,10 @@ enum MACKey {
     static func load(_ p: UnsafeRawPointer) -> UInt64 {
         UInt64(p.loadUnaligned(as: UInt32.self)) | UInt64(p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
     }
+
+    /// From a MACAddress (wire order in the low 48 bits), without allocating.
+    @inline(__always)
+    static func from(_ mac: MACAddress) -> UInt64 { (mac.rawValue << 16).byteSwapped }
 
     static func from(_ bytes: [UInt8]) -> UInt64 {
         precondition(bytes.count == 6)

@@ -83,6 +83,7 @@ struct VnicD: ParsableCommand {
         opts.busyPoll = busyPoll
         opts.maxVNICs = maxVNICs
         opts.framesPerWorker = frames
+        opts.store = store
 
         // Workers inherit this mask: the signals reach only the control thread's sigtimedwait.
         var signals = sigset_t()
