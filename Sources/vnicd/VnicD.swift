@@ -103,6 +103,7 @@ struct VnicD: ParsableCommand {
         var wait = timespec(tv_sec: 0, tv_nsec: 5_000_000)
         var ticks = 0
         var lastError: String?
+        var spoofWarnings = SpoofWarnings()
         while true {
             let sig = sigtimedwait(&signals, nil, &wait)
             if sig == SIGINT || sig == SIGTERM || sig == SIGHUP {
@@ -123,7 +124,11 @@ struct VnicD: ParsableCommand {
                 lastError = message
             }
             if ticks % 200 == 0 { dp.retryDown().forEach(log) }
-            if ticks % 50 == 0 { try? dp.status(generation: generation).write(database: path) }
+            if ticks % 50 == 0 {
+                let status = dp.status(generation: generation)
+                try? status.write(database: path)
+                if ticks % 200 == 0 { spoofWarnings.check(status, store: store) }
+            }
         }
         let final = dp.status(generation: generation)
         dp.shutdown()
@@ -180,5 +185,34 @@ enum ProcessInfoLite {
         guard n > 0 else { return "." }
         let path = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    }
+}
+
+/// Spoofed frames become warnings for the host: at most one per second per VNIC
+/// and reason, in the log and the audit log (origin vm, verdict denied), each
+/// saying how many frames it stands for beyond the first (suppressed).
+struct SpoofWarnings {
+    static let reasons = ["spoof-mac", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp", "restricted"]
+    /// Drops already reported, per "vnic reason".
+    var reported: [String: UInt64] = [:]
+
+    mutating func check(_ status: RuntimeStatus, store: ConfigStore) {
+        var entries: [AuditEntry] = []
+        for (name, vnic) in status.vnics.sorted(by: { $0.key < $1.key }) {
+            for reason in SpoofWarnings.reasons {
+                let total = vnic.drops[reason] ?? 0
+                let key = name + " " + reason
+                let new = total &- (reported[key] ?? 0)
+                guard total > (reported[key] ?? 0) else { reported[key] = total; continue }
+                reported[key] = total
+                let text = "\(reason): \(new) frame\(new == 1 ? "" : "s") dropped (\(new - 1) suppressed)"
+                log("warning: vnic \(name) \(text)")
+                entries.append(AuditEntry(vnic: name, origin: .vm, parameter: "frame", old: nil, new: nil,
+                                          verdict: .denied, reason: text))
+            }
+        }
+        if !entries.isEmpty {
+            do { try store.appendAudit(entries) } catch { log("audit spoof warnings: \(error.message)") }
+        }
     }
 }

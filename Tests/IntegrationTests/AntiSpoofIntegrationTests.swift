@@ -92,5 +92,19 @@ final class AntiSpoofIntegrationTests: XCTestCase {
         for (reason, n) in drops where !expected.contains(reason) {
             XCTAssertEqual(n, 0, "unexpected drops \(reason)=\(n) (false positives?)")
         }
+
+        // Warnings reach the audit log, at most one per second per reason, and
+        // together they account for every dropped frame.
+        usleep(1_300_000)
+        struct Event: Decodable { var vnic: String; var origin: String; var verdict: String; var reason: String; var time: String }
+        let events = try JSONDecoder().decode([Event].self, from: Data(try lab.vnicadm("show-events", "--json", "vnic1").stdout.utf8))
+        for reason in expected {
+            let warnings = events.filter { $0.origin == "vm" && $0.verdict == "denied" && $0.reason.hasPrefix(reason + ":") }
+            XCTAssertFalse(warnings.isEmpty, "no audit warning for \(reason)")
+            let frames = warnings.compactMap { w in Int(w.reason.split(separator: " ")[1]) }.reduce(0, +)
+            XCTAssertEqual(frames, Self.count, "\(reason): warnings account for \(frames) frames")
+            XCTAssertEqual(Set(warnings.map { String($0.time.prefix(19)) }).count, warnings.count,
+                           "\(reason): more than one warning in a second")
+        }
     }
 }
