@@ -46,9 +46,13 @@ build/malloc_count.so: bench/malloc_count.c
 
 bench: build build/malloc_count.so
 	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 5 --runs 5
+	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 5000000 --runs 5
+	bash bench/config-bench.sh "$(RELEASE_BIN)" --runs 3
 
 bench-smoke: build build/malloc_count.so
 	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 1 --runs 1 --out build/bench-smoke.json
+	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 200000 --runs 1 --out build/bench-smoke-pipeline.json
+	bash bench/config-bench.sh "$(RELEASE_BIN)" --vnics 500 --runs 1 --out build/bench-smoke-config.json
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/vnic

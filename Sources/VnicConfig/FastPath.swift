@@ -206,23 +206,38 @@ public struct VNICView {
     /// allowed-ips, or when there are none, one of its own addresses.
     @inlinable
     public func permitsSource(_ address: IPv4Address) -> Bool {
+        var found = false
+        forEachSource { network, prefixLength in
+            let mask: UInt32 = prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(prefixLength))
+            if address.rawValue & mask == network & mask { found = true }
+        }
+        return found
+    }
+
+    /// Calls `body` with every IPv4 prefix ip-nospoof lets the VNIC send from
+    /// (network in host order, prefix length): its allowed-ips, or when there
+    /// are none, its own addresses as /32. For a worker that resolves them once
+    /// per burst instead of once per packet.
+    @inlinable
+    public func forEachSource(_ body: (UInt32, UInt8) -> Void) {
         let allowed = allowedIPs
-        if !allowed.isEmpty { return allowed.contains(address) }
+        if !allowed.isEmpty {
+            for i in allowed.indices { body(allowed[i].network, allowed[i].prefixLength) }
+            return
+        }
         let count = bytes.count
-        guard count >= 2, let base = bytes.baseAddress else { return false }
+        guard count >= 2, let base = bytes.baseAddress else { return }
         var offset = 2
         while offset &+ 4 <= count {
             let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
             let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
             let start = offset &+ 4
-            guard start &+ length <= count else { return false }
-            if t == FieldTag.ip && length == 5
-                && UInt32(bigEndian: base.loadUnaligned(fromByteOffset: start, as: UInt32.self)) == address.rawValue {
-                return true
+            guard start &+ length <= count else { return }
+            if t == FieldTag.ip && length == 5 {
+                body(UInt32(bigEndian: base.loadUnaligned(fromByteOffset: start, as: UInt32.self)), 32)
             }
             offset = start &+ length
         }
-        return false
     }
 }
 

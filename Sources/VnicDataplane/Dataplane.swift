@@ -163,7 +163,7 @@ public final class Dataplane {
             let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
             let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
                                busyPoll: options.busyPoll, bind: options.bind, reader: reader)
-            try uplinkXSKs.update(UInt32(q), w.uplinkSocket.fd)
+            try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
             workers.append(w)
         }
         for w in workers { try w.start() }
@@ -286,10 +286,10 @@ public final class Dataplane {
         let a = Active(spec: spec, portIfindex: ifindex, tag: tag)
         do throws(VnicError) {
             for (q, w) in workers.enumerated() {
-                let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem, pair: w.umem.firstPair,
+                let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem!, pair: w.umem!.firstPair,
                                        rxSize: 1024, txSize: 0, bind: options.bind)
                 a.uplinkSockets.append(up)
-                let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem, pair: RingPair(),
+                let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem!, pair: RingPair(),
                                        rxSize: 1024, txSize: 1024, bind: options.bind)
                 a.portSockets.append(ps)
                 let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)

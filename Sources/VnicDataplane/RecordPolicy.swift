@@ -1,24 +1,47 @@
 // RecordPolicy: the anti-spoof policy of a VNIC read from its database record
 // for one burst (the fast-path read API: a ConfigReader's snapshot, renewed once
-// per worker loop, one lookup per VNIC per burst, zero copy). Valid only inside
-// the burst the view was taken in.
+// per worker loop, one lookup per VNIC per burst, zero copy). The record's
+// source prefixes are resolved once per burst into the worker's scratch memory,
+// so the per-packet check is a short loop. Valid only inside the burst.
 import VnicConfig
 import VnicCore
 
 struct RecordPolicy: SourcePolicy {
+    static let scratchCapacity = 64
     let view: VNICView
     let mac: UInt64
     let protection: Protection
+    let prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
+    let count: Int
+    /// More prefixes than the scratch holds: ask the record per packet.
+    let overflow: Bool
 
     @inline(__always)
-    init(_ view: VNICView) {
+    init(_ view: VNICView, scratch: UnsafeMutablePointer<(UInt32, UInt32)>) {
         self.view = view
         mac = MACKey.from(view.mac)
         protection = view.protection
+        prefixes = scratch
+        var n = 0
+        if protection.contains(.ipNospoof) {
+            view.forEachSource { network, length in
+                if n < RecordPolicy.scratchCapacity {
+                    let mask: UInt32 = length == 0 ? 0 : UInt32.max << (32 - UInt32(length))
+                    scratch[n] = (network & mask, mask)
+                }
+                n += 1
+            }
+        }
+        count = min(n, RecordPolicy.scratchCapacity)
+        overflow = n > RecordPolicy.scratchCapacity
     }
 
     @inline(__always)
-    func allowsIPv4(_ address: UInt32) -> Bool { view.permitsSource(IPv4Address(rawValue: address)) }
+    func allowsIPv4(_ address: UInt32) -> Bool {
+        if overflow { return view.permitsSource(IPv4Address(rawValue: address)) }
+        for i in 0..<count where address & prefixes[i].1 == prefixes[i].0 { return true }
+        return false
+    }
 
     /// Its EUI-64 link-local address (records hold no IPv6 addresses yet).
     @inline(__always)

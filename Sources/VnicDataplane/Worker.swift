@@ -27,8 +27,12 @@ final class Worker: @unchecked Sendable {
     let queue: UInt32
     let core: Int
     let busyPoll: Bool
-    let umem: UMEM
-    let uplinkSocket: XSKSocket
+    /// The UMEM and uplink socket it owns (nil for an in-memory pipeline).
+    let umem: UMEM?
+    let uplinkSocket: XSKSocket?
+    /// The packet buffer area and its size in frames.
+    let area: UnsafeMutableRawPointer
+    let frameCount: UInt32
     let uplink: UnsafeMutablePointer<QueueRings>
 
     // Frame pool: a stack of free frame addresses, and an owner tag per frame
@@ -52,20 +56,34 @@ final class Worker: @unchecked Sendable {
     /// `deinit`: unmanaged so the loop does no reference counting.
     private let reader: Unmanaged<ConfigReader>?
     private var inBurst = false
+    /// Where a burst's record policy resolves its source prefixes.
+    private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
 
-    init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
-         bind: XSKBindMode, reader: ConfigReader?) throws(VnicError) {
+    /// A worker on the uplink's queue `queue`: its UMEM and uplink socket.
+    convenience init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
+                     bind: XSKBindMode, reader: ConfigReader?) throws(VnicError) {
+        let umem = try UMEM(frameCount: frames, fillSize: 4096, compSize: 4096)
+        let socket = try XSKSocket(ifname: uplinkName, queue: queue, umem: umem, pair: umem.firstPair,
+                                   rxSize: 2048, txSize: 2048, bind: bind)
+        let rings = QueueRings(rx: socket.rx!, tx: socket.tx!, fill: umem.firstPair.fill, comp: umem.firstPair.comp,
+                               fd: socket.fd, ctx: Worker.uplinkTag, fillTarget: 2048)
+        self.init(queue: queue, core: core, busyPoll: busyPoll, reader: reader, area: umem.area,
+                  frameCount: frames, uplink: rings, umem: umem, uplinkSocket: socket)
+    }
+
+    /// A worker over rings in plain memory (benchmarks, tests): no kernel.
+    init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader?, area: UnsafeMutableRawPointer,
+         frameCount frames: UInt32, uplink rings: QueueRings, umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil) {
         self.reader = reader.map { Unmanaged.passRetained($0) }
         self.queue = queue
         self.core = core
         self.busyPoll = busyPoll
-        umem = try UMEM(frameCount: frames, fillSize: 4096, compSize: 4096)
-        uplinkSocket = try XSKSocket(ifname: uplinkName, queue: queue, umem: umem, pair: umem.firstPair,
-                                     rxSize: 2048, txSize: 2048, bind: bind)
+        self.umem = umem
+        self.uplinkSocket = uplinkSocket
+        self.area = area
+        frameCount = frames
         uplink = .allocate(capacity: 1)
-        uplink.initialize(to: QueueRings(rx: uplinkSocket.rx!, tx: uplinkSocket.tx!, fill: umem.firstPair.fill,
-                                         comp: umem.firstPair.comp, fd: uplinkSocket.fd, ctx: Worker.uplinkTag,
-                                         fillTarget: 2048))
+        uplink.initialize(to: rings)
         pool = .allocate(capacity: Int(frames))
         for i in 0..<Int(frames) { pool[i] = UInt64(i) * UInt64(UMEM.frameSize) }
         poolCount = Int(frames)
@@ -80,6 +98,7 @@ final class Worker: @unchecked Sendable {
 
     deinit {
         reader?.release()
+        sourceScratch.deallocate()
         uplink.deallocate(); pool.deallocate(); owner.deallocate()
         mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
         queueCounters.deallocate()
@@ -141,7 +160,7 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    private func install() {
+    func install() {
         guard let raw = vnic_exchange_pointer(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), nil) else { return }
         let t = raw.assumingMemoryBound(to: WorkerTable.self)
         // A VNIC leaving this worker: its uplink receive socket is about to close and
@@ -160,7 +179,7 @@ final class Worker: @unchecked Sendable {
         // Frames tagged with a retired pair go back to the pool.
         for r in 0..<t.pointee.reclaimCount {
             let tag = t.pointee.reclaim[r]
-            for f in 0..<Int(umem.frameCount) where owner[f] == tag {
+            for f in 0..<Int(frameCount) where owner[f] == tag {
                 owner[f] = 0
                 pool[poolCount] = UInt64(f) * UInt64(UMEM.frameSize)
                 poolCount += 1
@@ -231,7 +250,7 @@ final class Worker: @unchecked Sendable {
         guard poolCount > 0 else { return false }
         poolCount -= 1
         let a = pool[poolCount]
-        memcpy(xsk_umem__get_data(umem.area, a), src, Int(len))
+        memcpy(xsk_umem__get_data(area, a), src, Int(len))
         if enqueue(q, addr: a, len: len) { return true }
         pool[poolCount] = a
         poolCount += 1
@@ -263,7 +282,7 @@ final class Worker: @unchecked Sendable {
         var accepted: UInt64 = 0, bytes: UInt64 = 0, toWire: UInt64 = 0
         for i in 0..<n {
             let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-            let data = UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!)
+            let data = UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!)
             let verdict = AntiSpoof.check(data, len: Int(d.len), policy)
             if verdict != .pass {
                 countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
@@ -339,7 +358,7 @@ final class Worker: @unchecked Sendable {
         UnsafeMutableRawPointer(tx.pointee.consumer).load(as: UInt32.self)
     }
 
-    private func loopOnce() -> Bool {
+    func loopOnce() -> Bool {
         let t = table.pointee
         let entries = t.entries
         let count = t.count
@@ -391,7 +410,7 @@ final class Worker: @unchecked Sendable {
             work = true
             for i in 0..<fn {
                 let d = xsk_ring_cons__rx_desc(uplink.pointee.rx, idx &+ i).pointee
-                flood(UnsafeRawPointer(xsk_umem__get_data(umem.area, d.addr)!), len: d.len,
+                flood(UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len,
                       to: entries, count: count, except: -1)
                 free(d.addr)
             }
@@ -424,7 +443,8 @@ final class Worker: @unchecked Sendable {
                 if n == 0 { continue }
             }
             if let view {
-                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n, RecordPolicy(view))
+                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
+                                         RecordPolicy(view, scratch: sourceScratch))
             } else {
                 toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n, entry.policy)
             }

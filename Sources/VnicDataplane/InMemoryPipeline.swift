@@ -1,0 +1,174 @@
+// InMemoryPipeline: the worker's loop over rings in plain memory, shaped like
+// the kernel's (producer, consumer and flags words, descriptor arrays), with a
+// driver that plays the kernel's part: it turns fill-ring frames into received
+// descriptors on a VM port and completes what the worker puts on the uplink's
+// transmit ring. What it measures is the userspace pipeline alone (checks,
+// per-burst record reads, rate limiter, forwarding), next to a plain loop
+// driven the same way.
+import CLibXDP
+import CVnicShim
+import Glibc
+import VnicConfig
+import VnicCore
+
+/// One ring in plain memory: its words on separate cache lines, then the entries.
+final class MemoryRing {
+    let size: UInt32
+    let words: UnsafeMutableRawPointer
+    let entries: UnsafeMutableRawPointer
+    var producer: UnsafeMutablePointer<UInt32> { words.assumingMemoryBound(to: UInt32.self) }
+    var consumer: UnsafeMutablePointer<UInt32> { (words + 64).assumingMemoryBound(to: UInt32.self) }
+    var flags: UnsafeMutablePointer<UInt32> { (words + 128).assumingMemoryBound(to: UInt32.self) }
+    /// The application's view, as libxdp sets it up after mmap.
+    let cons: UnsafeMutablePointer<xsk_ring_cons>
+    let prod: UnsafeMutablePointer<xsk_ring_prod>
+
+    init(size: UInt32, entrySize: Int) {
+        self.size = size
+        words = .allocate(byteCount: 192, alignment: 64)
+        words.initializeMemory(as: UInt8.self, repeating: 0, count: 192)
+        entries = .allocate(byteCount: Int(size) * entrySize, alignment: 64)
+        cons = .allocate(capacity: 1)
+        prod = .allocate(capacity: 1)
+        let p = words.assumingMemoryBound(to: UInt32.self)
+        let c = (words + 64).assumingMemoryBound(to: UInt32.self)
+        let f = (words + 128).assumingMemoryBound(to: UInt32.self)
+        cons.initialize(to: xsk_ring_cons(cached_prod: 0, cached_cons: 0, mask: size - 1, size: size,
+                                          producer: p, consumer: c, ring: entries, flags: f))
+        prod.initialize(to: xsk_ring_prod(cached_prod: 0, cached_cons: size, mask: size - 1, size: size,
+                                          producer: p, consumer: c, ring: entries, flags: f))
+    }
+    deinit { words.deallocate(); entries.deallocate(); cons.deallocate(); prod.deallocate() }
+
+    // The kernel's side.
+    var pending: UInt32 { producer.pointee &- consumer.pointee }
+    var space: UInt32 { size &- pending }
+}
+
+public final class InMemoryPipeline {
+    public static let frameSize = Int(UMEM.frameSize)
+    let frames: UInt32
+    let area: UnsafeMutableRawPointer
+    // The uplink's rings and one VM port's.
+    let uplinkRX = MemoryRing(size: 2048, entrySize: 16), uplinkTX = MemoryRing(size: 2048, entrySize: 16)
+    let uplinkFill = MemoryRing(size: 4096, entrySize: 8), uplinkComp = MemoryRing(size: 4096, entrySize: 8)
+    let vnicRX = MemoryRing(size: 1024, entrySize: 16)
+    let portRX = MemoryRing(size: 1024, entrySize: 16), portTX = MemoryRing(size: 1024, entrySize: 16)
+    let portFill = MemoryRing(size: 4096, entrySize: 8), portComp = MemoryRing(size: 4096, entrySize: 8)
+    let worker: Worker
+    let portRings: UnsafeMutablePointer<QueueRings>
+    let counters: UnsafeMutablePointer<vnic_counters>
+    let tat: UnsafeMutablePointer<UInt64>
+    let prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
+    let ipv6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
+    let frameLength: UInt32
+
+    /// One VNIC (`index`, `mac`) on a port; `reader` makes the worker read its
+    /// record per burst, as vnicd's workers do. Every UMEM frame holds `frame`.
+    public init(frames: UInt32 = 16384, index: UInt32, mac: MACAddress, protection: Protection,
+                sources: [IPv4CIDR], maxbw: UInt64, reader: ConfigReader?, frame: [UInt8]) {
+        self.frames = frames
+        frameLength = UInt32(frame.count)
+        let area = UnsafeMutableRawPointer.allocate(byteCount: Int(frames) * Self.frameSize, alignment: 4096)
+        for i in 0..<Int(frames) {
+            frame.withUnsafeBytes { (area + i * Self.frameSize).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+        }
+        self.area = area
+        worker = Worker(queue: 0, core: 0, busyPoll: true, reader: reader, area: area, frameCount: frames,
+                        uplink: QueueRings(rx: uplinkRX.cons, tx: uplinkTX.prod, fill: uplinkFill.prod,
+                                           comp: uplinkComp.cons, fd: -1, ctx: Worker.uplinkTag, fillTarget: 2048))
+        portRings = .allocate(capacity: 1)
+        portRings.initialize(to: QueueRings(rx: portRX.cons, tx: portTX.prod, fill: portFill.prod, comp: portComp.cons,
+                                            fd: -1, ctx: 2, fillTarget: 512))
+        counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
+        tat = .allocate(capacity: 2); tat.initialize(repeating: 0, count: 2)
+        var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)
+        spec.sources = sources
+        let list = spec.sourcePrefixes
+        prefixes = .allocate(capacity: max(list.count, 1)); prefixes.initialize(from: list, count: list.count)
+        ipv6 = .allocate(capacity: 1)
+        let entry = VNICEntry(index: index, mac: MACKey.from(mac), uplinkRX: vnicRX.cons, port: portRings,
+                              counters: counters,
+                              policy: SpoofPolicy(mac: MACKey.from(mac), protection: protection, ipv4: prefixes,
+                                                  ipv4Count: list.count, ipv6: ipv6, ipv6Count: 0),
+                              limiter: RateLimiter(bitsPerSecond: maxbw), tat: tat)
+        _ = worker.publish(WorkerTable.make(generation: 1, entries: [entry], reclaim: []))
+        worker.install()
+    }
+
+    deinit {
+        area.deallocate(); portRings.deallocate(); counters.deallocate(); tat.deallocate()
+        prefixes.deallocate(); ipv6.deallocate()
+    }
+
+    /// The kernel's part: fill-ring frames become `burst` received frames on the
+    /// VM port; what the uplink transmitted completes.
+    @inline(__always)
+    func kernelStep(burst: UInt32, fill: MemoryRing, rx: MemoryRing, tx: MemoryRing, comp: MemoryRing) -> UInt32 {
+        let n = min(burst, fill.pending, rx.space)
+        let fills = fill.entries.assumingMemoryBound(to: UInt64.self)
+        let descs = rx.entries.assumingMemoryBound(to: xdp_desc.self)
+        var fc = fill.consumer.pointee, rp = rx.producer.pointee
+        for _ in 0..<n {
+            descs[Int(rp & (rx.size &- 1))] = xdp_desc(addr: fills[Int(fc & (fill.size &- 1))], len: frameLength, options: 0)
+            fc &+= 1; rp &+= 1
+        }
+        fill.consumer.pointee = fc
+        vnic_store_u64_release_u32(rx.producer, rp)
+        let sent = min(tx.pending, comp.space)
+        let txd = tx.entries.assumingMemoryBound(to: xdp_desc.self)
+        let done = comp.entries.assumingMemoryBound(to: UInt64.self)
+        var tc = tx.consumer.pointee, cp = comp.producer.pointee
+        for _ in 0..<sent {
+            done[Int(cp & (comp.size &- 1))] = txd[Int(tc & (tx.size &- 1))].addr
+            tc &+= 1; cp &+= 1
+        }
+        tx.consumer.pointee = tc
+        vnic_store_u64_release_u32(comp.producer, cp)
+        return sent
+    }
+
+    /// Runs `packets` frames VM -> wire through the worker's loop; returns the
+    /// nanoseconds it took and the frames that reached the uplink.
+    public func runWorker(packets: Int) -> (nanos: UInt64, forwarded: UInt64) {
+        var out: UInt64 = 0
+        _ = worker.loopOnce()   // fills the fill rings
+        let start = monotonicNanos()
+        while out < UInt64(packets) {
+            out &+= UInt64(kernelStep(burst: Worker.burst, fill: portFill, rx: portRX, tx: uplinkTX, comp: uplinkComp))
+            _ = worker.loopOnce()
+        }
+        return (monotonicNanos() - start, out)
+    }
+
+    /// Spoofed or otherwise dropped frames so far, by reason index.
+    public var drops: [UInt64] {
+        let d = (UnsafeMutableRawPointer(counters) + vnicCountersDropsOffset).assumingMemoryBound(to: UInt64.self)
+        return (0..<Int(VNIC_DROP_REASON_MAX.rawValue)).map { d[$0] }
+    }
+
+    /// The same rings and driver around a plain forwarding step (port receive ->
+    /// uplink transmit, no checks), e.g. the C loop in bench/c-forwarder. The
+    /// step gets (rx, tx, fill, comp, pool, poolCount) and returns frames moved.
+    public func runPlain(packets: Int, step: (UnsafeMutableRawPointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer,
+                                              UnsafeMutableRawPointer, UnsafeMutablePointer<UInt64>,
+                                              UnsafeMutablePointer<UInt32>) -> UInt32) -> (nanos: UInt64, forwarded: UInt64) {
+        let pool = UnsafeMutablePointer<UInt64>.allocate(capacity: Int(frames))
+        defer { pool.deallocate() }
+        for i in 0..<Int(frames) { pool[i] = UInt64(i * Self.frameSize) }
+        var count = frames
+        // Separate rings from the worker's: fresh ones of the same sizes.
+        let rx = MemoryRing(size: 1024, entrySize: 16), tx = MemoryRing(size: 2048, entrySize: 16)
+        let fill = MemoryRing(size: 4096, entrySize: 8), comp = MemoryRing(size: 4096, entrySize: 8)
+        var out: UInt64 = 0
+        _ = step(UnsafeMutableRawPointer(rx.cons), UnsafeMutableRawPointer(tx.prod), UnsafeMutableRawPointer(fill.prod),
+                 UnsafeMutableRawPointer(comp.cons), pool, &count)
+        let start = monotonicNanos()
+        while out < UInt64(packets) {
+            out &+= UInt64(kernelStep(burst: Worker.burst, fill: fill, rx: rx, tx: tx, comp: comp))
+            _ = step(UnsafeMutableRawPointer(rx.cons), UnsafeMutableRawPointer(tx.prod), UnsafeMutableRawPointer(fill.prod),
+                     UnsafeMutableRawPointer(comp.cons), pool, &count)
+        }
+        return (monotonicNanos() - start, out)
+    }
+}
