@@ -97,7 +97,7 @@ struct VnicD: ParsableCommand {
             log("VNICs on \(others.sorted().joined(separator: ", ")) are ignored: this vnicd serves \(uplink)")
         }
         log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
-        dp.apply(specs(records, uplink: uplink)).forEach(log)
+        log(changes: dp.apply(specs(records, uplink: uplink)))
         try? dp.status(generation: generation).write(database: path)
 
         var wait = timespec(tv_sec: 0, tv_nsec: 5_000_000)
@@ -115,7 +115,7 @@ struct VnicD: ParsableCommand {
                 if try store.generation() != generation {
                     let snap = try store.snapshot()
                     generation = snap.generation
-                    dp.apply(specs(snap.vnics, uplink: uplink)).forEach(log)
+                    log(changes: dp.apply(specs(snap.vnics, uplink: uplink)))
                 }
                 lastError = nil
             } catch {
@@ -123,7 +123,7 @@ struct VnicD: ParsableCommand {
                 if message != lastError { log(message + " (keeping the current configuration)") }
                 lastError = message
             }
-            if ticks % 200 == 0 { dp.retryDown().forEach(log) }
+            if ticks % 200 == 0 { log(changes: dp.retryDown()) }
             if ticks % 50 == 0 {
                 let status = dp.status(generation: generation)
                 try? status.write(database: path)
@@ -167,6 +167,13 @@ struct VnicD: ParsableCommand {
             log("vnic \(name): \(v.state) rx \(v.rxPackets) pkts \(v.rxBytes) B, tx \(v.txPackets) pkts \(v.txBytes) B\(drops.isEmpty ? "" : ", drops " + drops)")
         }
     }
+}
+
+/// Logs what a reconcile did; a long list (thousands of VNICs at start) is cut
+/// to its first lines and a count.
+func log(changes: [String]) {
+    changes.prefix(20).forEach(log)
+    if changes.count > 20 { log("... and \(changes.count - 20) more changes") }
 }
 
 func log(_ line: String) {
