@@ -27,6 +27,8 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         public var drops: [String: UInt64] = [:]
         public init(state: String) { self.state = state }
     }
+    /// The uplink vnicd serves (absent in files of older daemons).
+    public var uplink: String?
     public var pid: Int32
     /// Seconds since 1970 of the last rewrite.
     public var updated: Double
@@ -37,7 +39,8 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
     public var vnics: [String: VNIC]
 
     public init(pid: Int32, updated: Double, generation: UInt64, classifier: [String: UInt64],
-                queues: [Queue], vnics: [String: VNIC]) {
+                queues: [Queue], vnics: [String: VNIC], uplink: String? = nil) {
+        self.uplink = uplink
         self.pid = pid; self.updated = updated; self.generation = generation
         self.classifier = classifier; self.queues = queues; self.vnics = vnics
     }

@@ -380,12 +380,14 @@ public final class Dataplane {
             }
             // Drops in the kernel before a worker saw the frame: towards the VM on the
             // uplink sockets, from the VM on the port sockets.
+            // A full ring is a full VSQ; with maxbw set, frames wait there for the
+            // limiter, so what overflows is the rate limit's doing.
+            let full = a.spec.maxbw > 0 ? "rate-limit" : "vsq-full"
             for sock in a.uplinkSockets + a.portSockets {
                 let st = sock.statistics()
-                let towardsVM = sock.ifname == options.uplink
-                for (reason, n) in [("ring-full", st.rx_ring_full), ("fill-empty", st.rx_fill_ring_empty_descs),
+                for (reason, n) in [(full, st.rx_ring_full), ("no-buffer", st.rx_fill_ring_empty_descs),
                                     ("kernel", st.rx_dropped &+ st.rx_invalid_descs)] where n > 0 {
-                    v.drops["xsk-\(towardsVM ? "rx" : "tx")-\(reason)", default: 0] &+= n
+                    v.drops[reason, default: 0] &+= n
                 }
             }
             vnics[name] = v
@@ -402,7 +404,7 @@ public final class Dataplane {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return RuntimeStatus(pid: getpid(), updated: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, generation: generation,
-                             classifier: classifier, queues: queues, vnics: vnics)
+                             classifier: classifier, queues: queues, vnics: vnics, uplink: options.uplink)
     }
 
     /// Names of enum vnic_drop_reason, in order.

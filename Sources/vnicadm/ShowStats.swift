@@ -102,6 +102,7 @@ struct ShowStats: ParsableCommand {
     func samples(_ status: RuntimeStatus, path: String) throws -> [(String, Sample)] {
         guard let name else {
             return status.vnics.sorted { $0.key < $1.key }.map { ($0.key, Sample(state: $0.value.state, counters: $0.value)) }
+                + (status.uplink.map { [($0, Self.uplinkSample(status))] } ?? [])
         }
         if let v = status.vnics[name] { return [(name, Sample(state: v.state, counters: v))] }
         // Not served: say why, if the database knows it at all.
@@ -109,6 +110,18 @@ struct ShowStats: ParsableCommand {
             throw VnicError.usage("VNIC '\(name)' does not exist")
         }
         return [(name, Sample(state: r.state == .down ? "down" : "not served", counters: nil))]
+    }
+
+    /// The uplink's own line: what the classifier saw on it (frames to the wire
+    /// are OPACKETS; drops in XDP, such as unknown-dst, by reason).
+    static func uplinkSample(_ status: RuntimeStatus) -> Sample {
+        var c = RuntimeStatus.VNIC(state: "uplink")
+        c.rxPackets = status.queues.reduce(0) { $0 + $1.rxPackets }
+        c.txPackets = status.queues.reduce(0) { $0 + $1.txPackets }
+        for reason in ["unknown-dst", "no-socket", "malformed", "bad-queue", "port-unknown"] {
+            if let n = status.classifier[reason], n > 0 { c.drops[reason] = n }
+        }
+        return Sample(state: "uplink", counters: c)
     }
 
     static func row(_ name: String, _ s: Sample) -> [String: String?] {

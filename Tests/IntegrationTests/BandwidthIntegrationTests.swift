@@ -46,5 +46,9 @@ final class BandwidthIntegrationTests: XCTestCase {
         let rate2 = Double(r2.bytes) * 8 / r2.seconds
         XCTAssertEqual(rate2, 48e6, accuracy: 48e6 * 0.02, "VM2 at the wire: \(rate2 / 1e6) Mbit/s")
         XCTAssertEqual(r2.out_of_order, 0)
+        // VM1's excess is counted as the rate limit's; VM2 lost nothing.
+        let s = try lab.freshStatus()
+        XCTAssertGreaterThan(s.vnics["vnic1"]?.drops["rate-limit"] ?? 0, 0, "\(s.vnics["vnic1"]?.drops ?? [:])")
+        XCTAssertEqual(s.vnics["vnic2"]?.drops ?? [:], [:])
     }
 }

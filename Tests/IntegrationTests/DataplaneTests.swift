@@ -80,6 +80,10 @@ final class DataplaneTests: XCTestCase {
 
         let s = try lab.freshStatus()
         XCTAssertEqual(s.classifier["unknown-dst"], 1234, "unknown-destination counter")
+        // What an admin reads: show-stats' line for the uplink.
+        struct Line: Decodable { var link: String; var drops: [String: UInt64]? }
+        let lines = try JSONDecoder().decode([Line].self, from: Data(try lab.vnicadm("show-stats", "--json").stdout.utf8))
+        XCTAssertEqual(lines.first { $0.link == t.uplink }?.drops?["unknown-dst"], 1234, "show-stats unknown-dst")
         XCTAssertEqual(s.queues.count, 2)
         for q in s.queues { XCTAssertGreaterThan(q.rxPackets, 1000, "uplink queue \(q.queue) carried traffic") }
         // The wire's own broadcasts and multicasts (IPv6 DAD, ND) are flooded to VM1 too.
