@@ -27,6 +27,8 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         public var drops: [String: UInt64] = [:]
         public init(state: String) { self.state = state }
     }
+    /// Guest protocol requests by outcome (accepted, denied, duplicate, malformed, ...).
+    public var requests: [String: UInt64]?
     /// The uplink vnicd serves (absent in files of older daemons).
     public var uplink: String?
     public var pid: Int32

@@ -70,8 +70,9 @@ public final class Dataplane {
         var portSockets: [XSKSocket] = []
         var portRings: [UnsafeMutablePointer<QueueRings>] = []
         var counters: [UnsafeMutablePointer<vnic_counters>] = []
-        /// maxbw state, shared by the VNIC's workers: [0] towards the VM, [1] from it.
-        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+        /// Rate state, shared by the VNIC's workers: maxbw [0] towards the VM,
+        /// [1] from it; [2] its configuration requests.
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
         /// IPv6 prefixes for allowed-ips (none yet: IPv6 sources pass as link-local only).
         let ipv6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
         /// The spec's source prefixes, for the workers' checks; replaced when the
@@ -80,7 +81,7 @@ public final class Dataplane {
         var retiredPrefixes: [UnsafeMutablePointer<(UInt32, UInt32)>] = []
         init(spec: VNICSpec, portIfindex: UInt32, tag: UInt16) {
             self.spec = spec; self.portIfindex = portIfindex; self.tag = tag
-            tat.initialize(repeating: 0, count: 2)
+            tat.initialize(repeating: 0, count: 3)
             prefixes = Active.allocate(spec.sourcePrefixes)
         }
         static func allocate(_ list: [(UInt32, UInt32)]) -> UnsafeMutablePointer<(UInt32, UInt32)> {
@@ -128,8 +129,14 @@ public final class Dataplane {
     var retired: [(generation: UInt64, tables: [UnsafeMutablePointer<WorkerTable>])] = []
     var current: [UnsafeMutablePointer<WorkerTable>]? = nil
 
+    /// An eventfd the workers signal when a guest request arrives (poll it, then
+    /// `drainRequests`).
+    public let controlEvents: Int32
+
     public init(options: Options) throws(VnicError) {
         self.options = options
+        controlEvents = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard controlEvents >= 0 else { throw VnicError("eventfd: \(errnoString(errno))") }
         let up = options.uplink
         guard if_nametoindex(up) != 0 else { throw VnicError("uplink \(up): no such interface") }
         var rxq: UInt32 = 0, txq: UInt32 = 0
@@ -162,7 +169,7 @@ public final class Dataplane {
         for q in 0..<queues {
             let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
             let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
-                               busyPoll: options.busyPoll, bind: options.bind, reader: reader)
+                               busyPoll: options.busyPoll, bind: options.bind, reader: reader, wakeFD: controlEvents)
             try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
             workers.append(w)
         }
@@ -172,6 +179,7 @@ public final class Dataplane {
     /// Stops the workers and releases everything; the XDP links detach.
     public func shutdown() {
         for w in workers { w.stop() }
+        close(controlEvents)
         for (_, a) in active { unmap(a) }
         active.removeAll()
         for r in retired { r.tables.forEach(WorkerTable.destroy) }
@@ -360,6 +368,26 @@ public final class Dataplane {
         }
     }
 
+    // MARK: guest protocol
+
+    /// Hands every guest request the workers intercepted to `body`: the VNIC
+    /// index of the port it came in on, the worker queue, the frame.
+    public func drainRequests(_ body: (UInt32, Int, [UInt8]) -> Void) {
+        var counter: UInt64 = 0
+        _ = read(controlEvents, &counter, 8)
+        for (q, w) in workers.enumerated() {
+            while w.toControl.pop({ index, bytes in body(index, q, Array(bytes)) }) {}
+        }
+    }
+
+    /// Queues a frame for VNIC `index`'s port, sent by worker `queue`; false
+    /// when that worker's ring is full.
+    @discardableResult
+    public func send(toVNIC index: UInt32, queue: Int, frame: [UInt8]) -> Bool {
+        guard workers.indices.contains(queue) else { return false }
+        return frame.withUnsafeBytes { workers[queue].fromControl.push(tag: index, $0.baseAddress!, count: $0.count) }
+    }
+
     // MARK: status
 
     public func status(generation: UInt64) -> RuntimeStatus {
@@ -409,7 +437,7 @@ public final class Dataplane {
 
     /// Names of enum vnic_drop_reason, in order.
     static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
-                            "restricted", "tx-full", "no-buffer"]
+                            "restricted", "tx-full", "no-buffer", "request-rate"]
     /// Names of enum vnic_xdp_counter, in order.
     static let xdpCounterNames = ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
                                   "bad-queue", "port-redirected", "port-unknown"]

@@ -81,7 +81,7 @@ public final class InMemoryPipeline {
         portRings.initialize(to: QueueRings(rx: portRX.cons, tx: portTX.prod, fill: portFill.prod, comp: portComp.cons,
                                             fd: -1, ctx: 2, fillTarget: 512))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
-        tat = .allocate(capacity: 2); tat.initialize(repeating: 0, count: 2)
+        tat = .allocate(capacity: 3); tat.initialize(repeating: 0, count: 3)
         var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)
         spec.sources = sources
         let list = spec.sourcePrefixes

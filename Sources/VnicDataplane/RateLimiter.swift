@@ -9,7 +9,7 @@
 // its average rate is the limit.
 import CVnicShim
 
-public struct RateLimiter {
+public struct RateLimiter: Sendable {
     /// Nanoseconds one byte costs at the limit, times 1024 (fixed point), so
     /// rates up to 100 Gbit/s keep precision; 0 means unlimited.
     public let scaledNanosPerByte: UInt64
@@ -22,6 +22,13 @@ public struct RateLimiter {
         let twoMs: UInt64 = 2_000_000
         let frames16 = 16 * 1514 * scaledNanosPerByte / 1024
         toleranceNanos = max(twoMs, frames16)
+    }
+
+    /// Counts events instead of bytes: `perSecond` on average, `burst` at once
+    /// (admit with lengths of 1).
+    public init(perSecond: UInt64, burst: UInt64) {
+        scaledNanosPerByte = (1_000_000_000 * 1024) / max(perSecond, 1)
+        toleranceNanos = burst * 1_000_000_000 / max(perSecond, 1)
     }
 
     public var isUnlimited: Bool { scaledNanosPerByte == 0 }

@@ -56,25 +56,34 @@ final class Worker: @unchecked Sendable {
     /// `deinit`: unmanaged so the loop does no reference counting.
     private let reader: Unmanaged<ConfigReader>?
     private var inBurst = false
+    /// Guest protocol traffic: requests up to the control thread, replies and
+    /// notifications down to the VMs; `wakeFD` (an eventfd) wakes the control
+    /// thread when a request arrives.
+    let toControl = FrameRing()
+    let fromControl = FrameRing()
+    let wakeFD: Int32
+    static let requestLimiter = RateLimiter(perSecond: 50, burst: 50)
     /// Where a burst's record policy resolves its source prefixes.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
 
     /// A worker on the uplink's queue `queue`: its UMEM and uplink socket.
     convenience init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
-                     bind: XSKBindMode, reader: ConfigReader?) throws(VnicError) {
+                     bind: XSKBindMode, reader: ConfigReader?, wakeFD: Int32) throws(VnicError) {
         let umem = try UMEM(frameCount: frames, fillSize: 4096, compSize: 4096)
         let socket = try XSKSocket(ifname: uplinkName, queue: queue, umem: umem, pair: umem.firstPair,
                                    rxSize: 2048, txSize: 2048, bind: bind)
         let rings = QueueRings(rx: socket.rx!, tx: socket.tx!, fill: umem.firstPair.fill, comp: umem.firstPair.comp,
                                fd: socket.fd, ctx: Worker.uplinkTag, fillTarget: 2048)
         self.init(queue: queue, core: core, busyPoll: busyPoll, reader: reader, area: umem.area,
-                  frameCount: frames, uplink: rings, umem: umem, uplinkSocket: socket)
+                  frameCount: frames, uplink: rings, umem: umem, uplinkSocket: socket, wakeFD: wakeFD)
     }
 
     /// A worker over rings in plain memory (benchmarks, tests): no kernel.
     init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader?, area: UnsafeMutableRawPointer,
-         frameCount frames: UInt32, uplink rings: QueueRings, umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil) {
+         frameCount frames: UInt32, uplink rings: QueueRings, umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil,
+         wakeFD: Int32 = -1) {
         self.reader = reader.map { Unmanaged.passRetained($0) }
+        self.wakeFD = wakeFD
         self.queue = queue
         self.core = core
         self.busyPoll = busyPoll
@@ -283,6 +292,11 @@ final class Worker: @unchecked Sendable {
         for i in 0..<n {
             let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
             let data = UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!)
+            if GuestIntercept.isServiceTraffic(data, len: Int(d.len)) {
+                // To the service address: never forwarded; requests go to the control thread.
+                interceptRequest(entry, data, len: Int(d.len))
+                free(d.addr); continue
+            }
             let verdict = AntiSpoof.check(data, len: Int(d.len), policy)
             if verdict != .pass {
                 countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
@@ -313,6 +327,31 @@ final class Worker: @unchecked Sendable {
         vnic_counter_add(&entry.counters.pointee.tx_packets, accepted)
         vnic_counter_add(&entry.counters.pointee.tx_bytes, bytes)
         return toWire
+    }
+
+    /// A guest protocol datagram from VNIC `entry`: to the control thread, tagged
+    /// with the VNIC's index (the port it came in on, never what it claims),
+    /// within the VNIC's request rate; the excess is dropped and counted.
+    @inline(never)
+    private func interceptRequest(_ entry: VNICEntry, _ data: UnsafeRawPointer, len: Int) {
+        guard GuestIntercept.isRequestPort(data, len: len) else { return }   // other traffic to it: dropped
+        let admitted = Worker.requestLimiter.admit(entry.tat + 2, now: monotonicNanos(), lengths: { _ in 1 }, count: 1)
+        guard admitted == 1, toControl.push(tag: entry.index, data, count: len) else {
+            countDrop(entry.counters, VNIC_DROP_REQUEST_RATE)
+            return
+        }
+        var one: UInt64 = 1
+        if wakeFD >= 0 { _ = write(wakeFD, &one, 8) }
+    }
+
+    /// Frames the control thread wants sent to VMs, on their ports' rings.
+    @inline(never)
+    private func sendFromControl(_ t: WorkerTable) {
+        while fromControl.pop({ index, bytes in
+            for e in 0..<t.count where t.entries[e].index == index {
+                _ = enqueueCopy(t.entries[e].port, from: bytes.baseAddress!, len: UInt32(bytes.count))
+            }
+        }) {}
     }
 
     /// The VNIC's record in this loop's snapshot of the database (renewed at the
@@ -367,6 +406,7 @@ final class Worker: @unchecked Sendable {
 
         service(uplink)
         for e in 0..<count { service(entries[e].port) }
+        if !fromControl.isEmpty { sendFromControl(t); work = true }
 
         // Entries come in priority order (high first). Under saturation the loop's
         // budget runs out before the low ones; their frames wait in their rings.

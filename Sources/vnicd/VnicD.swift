@@ -100,36 +100,63 @@ struct VnicD: ParsableCommand {
         log(changes: dp.apply(specs(records, uplink: uplink)))
         try? dp.status(generation: generation).write(database: path)
 
-        var wait = timespec(tv_sec: 0, tv_nsec: 5_000_000)
-        var ticks = 0
+        // The control loop: woken by a signal, a guest request (the workers'
+        // eventfd) or every 5 ms to look at the database's generation.
+        let signalFD = signalfd(-1, &signals, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
         var lastError: String?
         var spoofWarnings = SpoofWarnings()
-        while true {
-            let sig = sigtimedwait(&signals, nil, &wait)
-            if sig == SIGINT || sig == SIGTERM || sig == SIGHUP {
-                log("signal \(sig): stopping")
-                break
-            }
-            ticks += 1
+        var guest: GuestService?
+        func reconcile() {
             do {
-                if try store.generation() != generation {
-                    let snap = try store.snapshot()
-                    generation = snap.generation
-                    log(changes: dp.apply(specs(snap.vnics, uplink: uplink)))
-                }
+                let snap = try store.snapshot()
+                guard snap.generation != generation else { lastError = nil; return }
+                generation = snap.generation
+                log(changes: dp.apply(specs(snap.vnics, uplink: uplink)))
+                guest?.configChanged(snap.vnics.filter { $0.link == uplink }, now: monotonicNow())
                 lastError = nil
             } catch {
                 let message = "read \(path): \(error)"
                 if message != lastError { log(message + " (keeping the current configuration)") }
                 lastError = message
             }
-            if ticks % 200 == 0 { log(changes: dp.retryDown()) }
-            if ticks % 50 == 0 {
-                let status = dp.status(generation: generation)
+        }
+        guest = GuestService(store: store, dataplane: dp, records: records.filter { $0.link == uplink }, reconcile: reconcile)
+        var nextStatus = monotonicNow(), nextSecond = monotonicNow() + 1_000_000_000
+        var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: dp.controlEvents, events: Int16(POLLIN), revents: 0)]
+        while true {
+            _ = poll(&fds, 2, 5)
+            if fds[0].revents != 0 {
+                var info = signalfd_siginfo()
+                _ = read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size)
+                log("signal \(info.ssi_signo): stopping")
+                break
+            }
+            if fds[1].revents != 0 {
+                dp.drainRequests { index, queue, frame in guest?.handle(index: index, queue: queue, frame: frame) }
+            }
+            let now = monotonicNow()
+            do {
+                if try store.generation() != generation { reconcile() }
+            } catch {
+                let message = "read \(path): \(error)"
+                if message != lastError { log(message + " (keeping the current configuration)") }
+                lastError = message
+            }
+            guest?.tick(now: now)
+            if now >= nextStatus {
+                nextStatus = now + 250_000_000
+                var status = dp.status(generation: generation)
+                status.requests = guest?.counts
                 try? status.write(database: path)
-                if ticks % 200 == 0 { spoofWarnings.check(status, store: store) }
+                if now >= nextSecond {
+                    nextSecond = now + 1_000_000_000
+                    spoofWarnings.check(status, store: store)
+                    log(changes: dp.retryDown())
+                }
             }
         }
+        close(signalFD)
         let final = dp.status(generation: generation)
         dp.shutdown()
         RuntimeStatus.remove(database: path)
@@ -174,6 +201,12 @@ struct VnicD: ParsableCommand {
 func log(changes: [String]) {
     changes.prefix(20).forEach(log)
     if changes.count > 20 { log("... and \(changes.count - 20) more changes") }
+}
+
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 func log(_ line: String) {

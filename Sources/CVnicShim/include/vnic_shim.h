@@ -5,6 +5,8 @@
 #define VNIC_SHIM_H
 
 #include <stdint.h>
+#include <sys/eventfd.h>   /* eventfd: the workers wake the control thread */
+#include <sys/signalfd.h>  /* signalfd: the control thread polls its signals */
 #include "../../../bpf/vnic.shared.h"
 
 /* pthread_setaffinity_np and CPU_SET are hidden from Swift (_GNU_SOURCE,

@@ -1,0 +1,162 @@
+// GuestService: vnicd's side of the in-band configuration protocol (VnicCore's
+// GuestProtocol), on the control thread, never on a worker.
+//
+// VM-initiated: a worker intercepts a request on a VM's port and hands it up
+// tagged with that port's VNIC. Here it is decoded, answered from the cache if
+// its id was seen (never applied twice), else checked against the VNIC's policy
+// and committed with its audit entry in one transaction
+// (ConfigStore.handleVMRequest); when accepted, the dataplane is reconciled
+// (classifier, anti-spoof state, VSQ settings) and only then the VM gets the
+// reply with the applied value. A denied request is dropped and audited.
+//
+// Host-initiated: when the database changes a parameter the VM may hold (the
+// parameter table's policy parameters) and the change did not come from the VM,
+// the VM is notified (UDP to its port 7178), again every 200 ms until it acks
+// or 3 s passed; the outcome goes to the audit log, where `vnicadm set` reads it.
+import Foundation
+import VnicConfig
+import VnicCore
+import VnicDataplane
+
+final class GuestService {
+    static let applianceMAC = MACAddress("02:a9:fe:a9:fe:01")!
+    static let notifyInterval: UInt64 = 200_000_000
+    static let notifyTimeout: UInt64 = 3_000_000_000
+
+    let store: ConfigStore
+    let dp: Dataplane
+    /// Reconciles the dataplane with the database now (after an accepted request).
+    let reconcile: () -> Void
+    /// The records as vnicd last knew them, by index: what a new generation is
+    /// compared with to find host-initiated changes.
+    var known: [UInt32: VNICRecord] = [:]
+    /// Answers already given, per VNIC: id -> reply frame (nil: denied, dropped).
+    var answered: [UInt32: [(id: UInt32, reply: [UInt8]?)]] = [:]
+    /// Notifications waiting for an ack.
+    struct Pending { var vnic: String; var index: UInt32; var message: GuestMessage; var frame: [UInt8]; var first: UInt64; var last: UInt64 }
+    var pending: [Pending] = []
+    /// Requests by outcome, for the status.
+    var counts: [String: UInt64] = [:]
+
+    init(store: ConfigStore, dataplane: Dataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
+        self.store = store
+        dp = dataplane
+        self.reconcile = reconcile
+        known = Dictionary(records.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    // MARK: VM to appliance
+
+    func handle(index: UInt32, queue: Int, frame: [UInt8]) {
+        guard let udp = FrameBuilder.udpPayload(frame), frame.count >= 12 else { return count("malformed") }
+        let message: GuestMessage
+        switch GuestMessage.decode(udp.payload) {
+        case .success(let m): message = m
+        case .failure: return count("malformed")
+        }
+        let vmMAC = MACAddress(bytes: (frame[6], frame[7], frame[8], frame[9], frame[10], frame[11]))
+        switch message.kind {
+        case .ack: acknowledged(index: index, message)
+        case .request: request(index: index, queue: queue, message, vmMAC: vmMAC, vmIP: udp.srcIP, vmPort: udp.srcPort)
+        default: count("malformed")
+        }
+    }
+
+    private func request(index: UInt32, queue: Int, _ m: GuestMessage, vmMAC: MACAddress, vmIP: IPv4Address, vmPort: UInt16) {
+        if let seen = answered[index]?.first(where: { $0.id == m.id }) {
+            count("duplicate")
+            if let reply = seen.reply { dp.send(toVNIC: index, queue: queue, frame: reply) }
+            return
+        }
+        let outcome: VMRequestOutcome
+        do {
+            outcome = try store.handleVMRequest(index: index, parameter: m.parameter, value: m.value)
+        } catch {
+            log("vm request on vnic #\(index): \(error.message)")
+            return count("error")
+        }
+        var reply: [UInt8]? = nil
+        if outcome.accepted {
+            if let r = outcome.record { known[index] = r }   // the VM's own change: no notification back
+            reconcile()                                      // database and VNIC first, then the reply
+            let value = outcome.entry.new ?? m.value
+            reply = FrameBuilder.guestFrame(dst: vmMAC, src: Self.applianceMAC, srcIP: GuestProtocol.serviceAddress,
+                                            dstIP: vmIP.rawValue == 0 ? IPv4Address(rawValue: .max) : vmIP,
+                                            srcPort: GuestProtocol.servicePort, dstPort: vmPort,
+                                            message: GuestMessage(kind: .accepted, id: m.id, parameter: m.parameter, value: value))
+            dp.send(toVNIC: index, queue: queue, frame: reply!)
+            count("accepted")
+            log("vnic \(outcome.entry.vnic): VM request \(m.parameter)=\(value) accepted")
+        } else {
+            count("denied")
+            log("vnic \(outcome.entry.vnic): VM request \(m.parameter)=\(m.value) denied: \(outcome.entry.reason)")
+        }
+        var list = answered[index, default: []]
+        list.append((m.id, reply))
+        if list.count > 64 { list.removeFirst(list.count - 64) }
+        answered[index] = list
+    }
+
+    // MARK: appliance to VM
+
+    /// A new generation: notifies the VMs of changes they did not ask for.
+    func configChanged(_ records: [VNICRecord], now: UInt64) {
+        var next: [UInt32: VNICRecord] = [:]
+        for r in records {
+            next[r.index] = r
+            guard let old = known[r.index], old.name == r.name else { continue }
+            for p in VNICParameter.policyParameters {
+                let value = p.text(of: r) ?? ""
+                guard value != (p.text(of: old) ?? "") else { continue }
+                notify(r, p.rawValue, value, now: now)
+            }
+        }
+        known = next
+    }
+
+    private func notify(_ r: VNICRecord, _ parameter: String, _ value: String, now: UInt64) {
+        pending.removeAll { $0.index == r.index && $0.message.parameter == parameter }   // superseded
+        let m = GuestMessage(kind: .notify, id: UInt32.random(in: 1...UInt32.max), parameter: parameter, value: value)
+        let vmIP = r.ips.first?.address ?? IPv4Address(rawValue: .max)
+        let frame = FrameBuilder.guestFrame(dst: r.mac, src: Self.applianceMAC, srcIP: GuestProtocol.serviceAddress,
+                                            dstIP: vmIP, srcPort: GuestProtocol.servicePort, dstPort: GuestProtocol.guestPort,
+                                            message: m)
+        pending.append(Pending(vnic: r.name, index: r.index, message: m, frame: frame, first: now, last: now))
+        dp.send(toVNIC: r.index, queue: 0, frame: frame)
+    }
+
+    private func acknowledged(index: UInt32, _ m: GuestMessage) {
+        guard let i = pending.firstIndex(where: { $0.index == index && $0.message.id == m.id }) else { return count("stale-ack") }
+        let p = pending.remove(at: i)
+        count("acknowledged")
+        audit(p, reason: "guest acknowledged")
+        log("vnic \(p.vnic): guest acknowledged \(p.message.parameter)=\(p.message.value)")
+    }
+
+    /// Retransmits what is not acknowledged; gives up after the timeout.
+    func tick(now: UInt64) {
+        guard !pending.isEmpty else { return }
+        var expired: [Pending] = []
+        pending.removeAll { p in
+            if now &- p.first >= Self.notifyTimeout { expired.append(p); return true }
+            return false
+        }
+        for i in pending.indices where now &- pending[i].last >= Self.notifyInterval {
+            pending[i].last = now
+            dp.send(toVNIC: pending[i].index, queue: 0, frame: pending[i].frame)
+        }
+        for p in expired {
+            count("unacknowledged")
+            audit(p, reason: "guest did not acknowledge within 3 s")
+            log("vnic \(p.vnic): guest did not acknowledge \(p.message.parameter)=\(p.message.value)")
+        }
+    }
+
+    private func audit(_ p: Pending, reason: String) {
+        let e = AuditEntry(vnic: p.vnic, origin: .host, parameter: p.message.parameter, old: nil, new: p.message.value,
+                           verdict: .applied, reason: reason)
+        do { try store.appendAudit([e]) } catch { log("audit: \(error.message)") }
+    }
+
+    private func count(_ what: String) { counts[what, default: 0] &+= 1 }
+}
