@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "vnicadm", targets: ["vnicadm"]),
         .executable(name: "vnic-lab", targets: ["vnic-lab"]),
         .executable(name: "vnic-pktgen", targets: ["vnic-pktgen"]),
+        .executable(name: "vnic-guest", targets: ["vnic-guest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,6 +55,11 @@ let package = Package(
         .executableTarget(name: "vnic-config-bench",
                           dependencies: ["VnicConfig", "VnicCore", "CVnicShim"],
                           path: "Sources/vnic-config-bench", swiftSettings: hot),
+        .target(name: "VnicGuest", dependencies: ["VnicCore"], path: "Sources/VnicGuest"),
+        .executableTarget(name: "vnic-guest",
+                          dependencies: ["VnicGuest", "VnicCore", "VnicCLI",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/vnic-guest"),
         .target(name: "CPlainForwarder", path: "bench/c-forwarder", cSettings: [.unsafeFlags(["-O2"])]),
         .executableTarget(name: "vnic-pipeline-bench",
                           dependencies: ["VnicDataplane", "VnicConfig", "VnicCore", "CPlainForwarder", "CVnicShim"],
@@ -62,6 +68,7 @@ let package = Package(
         .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
         .testTarget(name: "VnicDataplaneTests", dependencies: ["VnicDataplane", "CVnicShim", "CLibXDP"],
                     path: "Tests/VnicDataplaneTests"),
+        .testTarget(name: "VnicGuestTests", dependencies: ["VnicGuest", "VnicCore"], path: "Tests/VnicGuestTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["VnicLabKit", "VnicCore"], path: "Tests/IntegrationTests"),
     ]
 )

@@ -1,0 +1,2 @@
+import VnicCLI
+CommandEntry.main(GuestCommand.self)

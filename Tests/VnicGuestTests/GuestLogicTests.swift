@@ -1,0 +1,192 @@
+// The guest agent's pure parts: argument checks, value completion, the apply
+// mapping (argv lists), and which frames count as a reply or a notification.
+import VnicCore
+@testable import VnicGuest
+import XCTest
+
+final class GuestArgumentTests: XCTestCase {
+    private func usageMessage(_ text: String) -> String? {
+        do { _ = try GuestAssignment(parsing: text); return nil } catch {
+            XCTAssertEqual(error.exitCode, 2, text)
+            return error.message
+        }
+    }
+
+    func testValidAssignments() throws {
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=10.77.0.21"), GuestAssignment(parameter: .ip, value: "10.77.0.21"))
+        XCTAssertEqual(try GuestAssignment(parsing: "tcp-ports=22,80"), GuestAssignment(parameter: .tcpPorts, value: "22,80"))
+        // Only the first '=' separates.
+        XCTAssertEqual(try GuestAssignment(parsing: "transport=a=b").value, "a=b")
+        for p in GuestParameter.allCases { XCTAssertNoThrow(try GuestAssignment(parsing: "\(p.rawValue)=x")) }
+    }
+
+    func testUsageErrors() {
+        XCTAssertEqual(usageMessage("maxbw=10M"), "'maxbw' is not a parameter (one of ip, mac, gateway, mtu, tcp-ports, routing, tcp-buffer, transport)")
+        XCTAssertTrue(usageMessage("ip")?.contains("expected PARAM=VALUE") ?? false)
+        XCTAssertEqual(usageMessage("mtu="), "mtu: the value is empty")
+        XCTAssertNotNil(usageMessage("=1400"))
+        XCTAssertNotNil(usageMessage("mtu=" + String(repeating: "1", count: 1025)))
+        XCTAssertNil(usageMessage("mtu=" + String(repeating: "1", count: 1024)))
+    }
+
+    func testIPCompletion() throws {
+        let current = [IPv4Interface("10.77.0.11/24")!, IPv4Interface("10.9.0.1/16")!]
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=10.77.0.21").completed(current: current).value, "10.77.0.21/24")
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=10.77.0.21/28").completed(current: current).value, "10.77.0.21/28")
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=10.77.0.21,10.78.0.1/16").completed(current: current).value,
+                       "10.77.0.21/24,10.78.0.1/16")
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=10.77.0.21").completed(current: []).value, "10.77.0.21/32")
+        // Other parameters and things that are not addresses are sent as given.
+        XCTAssertEqual(try GuestAssignment(parsing: "gateway=10.77.0.1").completed(current: current).value, "10.77.0.1")
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=bogus").completed(current: current).value, "bogus")
+    }
+
+    func testByteSizes() {
+        XCTAssertEqual(parseByteSize("262144"), 262144)
+        XCTAssertEqual(parseByteSize("256K"), 262144)
+        XCTAssertEqual(parseByteSize("4M"), 4 << 20)
+        XCTAssertNil(parseByteSize("K"))
+        XCTAssertNil(parseByteSize("-1"))
+        XCTAssertNil(parseByteSize("04K"))
+    }
+}
+
+final class StackApplyTests: XCTestCase {
+    let state = InterfaceState(name: "vnic0", addresses: [IPv4Interface("10.77.0.11/24")!],
+                               defaultGateway: IPv4Address("10.77.0.1"))
+
+    private func argv(_ p: GuestParameter, _ v: String, _ s: InterfaceState? = nil) throws -> [[String]] {
+        try StackApply.steps(p, v, on: s ?? state).map(\.argv)
+    }
+
+    func testIPAddsBeforeDeletingAndRestoresTheDefaultRoute() throws {
+        let steps = try StackApply.steps(.ip, "10.77.0.21/24", on: state)
+        XCTAssertEqual(steps.map(\.argv), [
+            ["ip", "addr", "replace", "10.77.0.21/24", "dev", "vnic0"],
+            ["sysctl", "-q", "-w", "net.ipv4.conf.vnic0.promote_secondaries=1"],
+            ["ip", "addr", "del", "10.77.0.11/24", "dev", "vnic0"],
+            ["ip", "route", "replace", "default", "via", "10.77.0.1", "dev", "vnic0"],
+        ])
+        XCTAssertEqual(steps.map(\.bestEffort), [false, true, false, true])
+    }
+
+    func testIPKeepsAddressesInTheListAndNeedsNoRouteWithoutGateway() throws {
+        var s = state
+        s.defaultGateway = nil
+        s.addresses.append(IPv4Interface("10.78.0.5/16")!)
+        XCTAssertEqual(try argv(.ip, "10.78.0.5/16,10.79.0.1/24", s), [
+            ["ip", "addr", "replace", "10.78.0.5/16", "dev", "vnic0"],
+            ["ip", "addr", "replace", "10.79.0.1/24", "dev", "vnic0"],
+            ["sysctl", "-q", "-w", "net.ipv4.conf.vnic0.promote_secondaries=1"],
+            ["ip", "addr", "del", "10.77.0.11/24", "dev", "vnic0"],
+        ])
+        // Nothing to delete: no route restore either.
+        XCTAssertEqual(try argv(.ip, "10.77.0.11/24"), [["ip", "addr", "replace", "10.77.0.11/24", "dev", "vnic0"]])
+        // The same address with another prefix length is another address.
+        XCTAssertEqual(try argv(.ip, "10.77.0.11/16").last, ["ip", "route", "replace", "default", "via", "10.77.0.1", "dev", "vnic0"])
+        XCTAssertThrowsError(try argv(.ip, "10.77.0.21"))      // a reply always carries the prefix length
+        XCTAssertThrowsError(try argv(.ip, "10.77.0.21/33"))
+    }
+
+    func testOtherParameters() throws {
+        XCTAssertEqual(try argv(.mac, "02:00:00:00:01:AA"), [["ip", "link", "set", "dev", "vnic0", "address", "02:00:00:00:01:aa"]])
+        XCTAssertThrowsError(try argv(.mac, "01:00:5e:00:00:01"))
+        XCTAssertEqual(try argv(.gateway, "10.77.0.254"), [["ip", "route", "replace", "default", "via", "10.77.0.254", "dev", "vnic0"]])
+        XCTAssertEqual(try argv(.gateway, ""), [["ip", "route", "del", "default"]])
+        XCTAssertThrowsError(try argv(.gateway, "10.77.0"))
+        XCTAssertEqual(try argv(.mtu, "1400"), [["ip", "link", "set", "dev", "vnic0", "mtu", "1400"]])
+        XCTAssertThrowsError(try argv(.mtu, "14x"))
+        XCTAssertThrowsError(try argv(.mtu, "01400"))
+        XCTAssertEqual(try argv(.routing, "on"), [["sysctl", "-q", "-w", "net.ipv4.conf.vnic0.forwarding=1"]])
+        XCTAssertEqual(try argv(.routing, "off"), [["sysctl", "-q", "-w", "net.ipv4.conf.vnic0.forwarding=0"]])
+        XCTAssertThrowsError(try argv(.routing, "yes"))
+        XCTAssertEqual(try argv(.tcpBuffer, "4M"), [["sysctl", "-q", "-w", "net.ipv4.tcp_rmem=4096 131072 4194304"],
+                                                     ["sysctl", "-q", "-w", "net.ipv4.tcp_wmem=4096 16384 4194304"]])
+        XCTAssertEqual(try argv(.tcpBuffer, "64K"), [["sysctl", "-q", "-w", "net.ipv4.tcp_rmem=4096 65536 65536"],
+                                                      ["sysctl", "-q", "-w", "net.ipv4.tcp_wmem=4096 16384 65536"]])
+        XCTAssertEqual(try argv(.tcpBuffer, "").count, 2)
+        XCTAssertEqual(try argv(.tcpPorts, "22,80"), [])
+        XCTAssertEqual(try argv(.transport, "udp"), [])
+    }
+
+    func testSysctlKeyForDottedInterfaceNames() throws {
+        let s = InterfaceState(name: "eth0.100", addresses: [], defaultGateway: nil)
+        XCTAssertEqual(try argv(.routing, "on", s), [["sysctl", "-q", "-w", "net/ipv4/conf/eth0.100/forwarding=1"]])
+    }
+}
+
+final class FrameMatchTests: XCTestCase {
+    let guestMAC = MACAddress("02:00:00:00:01:01")!
+    let hostMAC = MACAddress("02:00:00:00:00:fe")!
+    let guestIP = IPv4Address("10.77.0.11")!
+
+    private func reply(kind: GuestMessage.Kind = .accepted, id: UInt32 = 7, from ip: IPv4Address = GuestProtocol.serviceAddress,
+                       srcPort: UInt16 = GuestProtocol.servicePort, to port: UInt16 = 50000) -> [UInt8] {
+        FrameBuilder.guestFrame(dst: guestMAC, src: hostMAC, srcIP: ip, dstIP: guestIP, srcPort: srcPort, dstPort: port,
+                                message: GuestMessage(kind: kind, id: id, parameter: "ip", value: "10.77.0.21/24"))
+    }
+
+    func testReplyMatching() {
+        XCTAssertEqual(FrameMatch.reply(reply(), outgoing: false, id: 7, port: 50000)?.value, "10.77.0.21/24")
+        XCTAssertEqual(FrameMatch.reply(reply(kind: .denied), outgoing: false, id: 7, port: 50000)?.kind, .denied)
+        XCTAssertNil(FrameMatch.reply(reply(id: 8), outgoing: false, id: 7, port: 50000), "wrong id")
+        XCTAssertNil(FrameMatch.reply(reply(to: 50001), outgoing: false, id: 7, port: 50000), "wrong port")
+        XCTAssertNil(FrameMatch.reply(reply(srcPort: 7178), outgoing: false, id: 7, port: 50000), "wrong source port")
+        XCTAssertNil(FrameMatch.reply(reply(from: IPv4Address("10.77.0.1")!), outgoing: false, id: 7, port: 50000), "not the service")
+        XCTAssertNil(FrameMatch.reply(reply(), outgoing: true, id: 7, port: 50000), "our own outgoing frame")
+        XCTAssertNil(FrameMatch.reply(reply(kind: .request), outgoing: false, id: 7, port: 50000), "a request is no reply")
+        XCTAssertNil(FrameMatch.reply(reply(kind: .notify), outgoing: false, id: 7, port: 50000))
+        // Not the protocol: a UDP frame with other bytes, an ARP frame, a truncated frame.
+        var junk = FrameBuilder.udp(dst: guestMAC, src: hostMAC, srcIP: GuestProtocol.serviceAddress, dstIP: guestIP,
+                                    srcPort: GuestProtocol.servicePort, dstPort: 50000, length: 80)
+        junk[42] = 9
+        XCTAssertNil(FrameMatch.reply(junk, outgoing: false, id: 7, port: 50000))
+        let arp = FrameBuilder.arp(op: 1, src: hostMAC, dst: MACAddress(rawValue: 0xFFFF_FFFF_FFFF), senderMAC: hostMAC,
+                                   senderIP: GuestProtocol.serviceAddress, targetMAC: MACAddress(rawValue: 0), targetIP: guestIP)
+        XCTAssertNil(FrameMatch.reply(arp, outgoing: false, id: 7, port: 50000))
+        XCTAssertNil(FrameMatch.reply(Array(reply().prefix(30)), outgoing: false, id: 7, port: 50000))
+    }
+
+    func testNotificationMatching() {
+        func notify(kind: GuestMessage.Kind = .notify, to port: UInt16 = GuestProtocol.guestPort) -> [UInt8] {
+            FrameBuilder.guestFrame(dst: guestMAC, src: hostMAC, srcIP: GuestProtocol.serviceAddress, dstIP: guestIP,
+                                    srcPort: GuestProtocol.servicePort, dstPort: port,
+                                    message: GuestMessage(kind: kind, id: 42, parameter: "mtu", value: "1400"))
+        }
+        let n = FrameMatch.notification(notify(), outgoing: false)
+        XCTAssertEqual(n?.message, GuestMessage(kind: .notify, id: 42, parameter: "mtu", value: "1400"))
+        XCTAssertEqual(n?.from, hostMAC)
+        XCTAssertNil(FrameMatch.notification(notify(), outgoing: true))
+        XCTAssertNil(FrameMatch.notification(notify(kind: .ack), outgoing: false))
+        XCTAssertNil(FrameMatch.notification(notify(to: 7177), outgoing: false))
+    }
+}
+
+final class InterfaceFactsTests: XCTestCase {
+    let json = """
+    [{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"link_type":"loopback","address":"00:00:00:00:00:00",
+      "addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+     {"ifindex":6,"ifname":"vnic0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"link_type":"ether",
+      "address":"02:00:00:00:01:01","addr_info":[{"family":"inet","local":"10.77.0.11","prefixlen":24},
+      {"family":"inet6","local":"fe80::1","prefixlen":64},{"family":"inet","local":"10.78.0.1","prefixlen":16}]},
+     {"ifindex":7,"ifname":"eth1","flags":["BROADCAST","MULTICAST"],"mtu":1500,"link_type":"ether","address":"02:00:00:00:01:02","addr_info":[]}]
+    """
+
+    func testParseAndChoose() throws {
+        let all = try InterfaceFacts.parse(addrJSON: Data(json.utf8))
+        let f = try InterfaceFacts.choose(nil, among: all)
+        XCTAssertEqual(f.name, "vnic0")
+        XCTAssertEqual(f.index, 6)
+        XCTAssertEqual(f.mac, MACAddress("02:00:00:00:01:01"))
+        XCTAssertEqual(f.addresses.map(\.description), ["10.77.0.11/24", "10.78.0.1/16"])
+        XCTAssertEqual(f.sourceAddress, IPv4Address("10.77.0.11"))
+        XCTAssertEqual(try InterfaceFacts.choose("eth1", among: all).sourceAddress, IPv4Address(rawValue: 0))
+        var two = all
+        two[2].isUp = true
+        XCTAssertThrowsError(try InterfaceFacts.choose(nil, among: two)) { XCTAssertEqual(($0 as? VnicError)?.exitCode, 2) }
+        XCTAssertThrowsError(try InterfaceFacts.choose("nope", among: all)) { XCTAssertEqual(($0 as? VnicError)?.exitCode, 2) }
+        XCTAssertEqual(InterfaceFacts.parse(defaultRouteJSON: Data(#"[{"dst":"default","gateway":"10.77.0.1","dev":"vnic0"}]"#.utf8)),
+                       IPv4Address("10.77.0.1"))
+        XCTAssertNil(InterfaceFacts.parse(defaultRouteJSON: Data("[]".utf8)))
+    }
+}
