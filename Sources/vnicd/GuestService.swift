@@ -138,10 +138,10 @@ final class GuestService {
         guard !pending.isEmpty else { return }
         var expired: [Pending] = []
         pending.removeAll { p in
-            if now &- p.first >= Self.notifyTimeout { expired.append(p); return true }
+            if now >= p.first &+ Self.notifyTimeout { expired.append(p); return true }
             return false
         }
-        for i in pending.indices where now &- pending[i].last >= Self.notifyInterval {
+        for i in pending.indices where now >= pending[i].last &+ Self.notifyInterval {
             pending[i].last = now
             dp.send(toVNIC: pending[i].index, queue: 0, frame: pending[i].frame)
         }
