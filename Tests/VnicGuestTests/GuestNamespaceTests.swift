@@ -160,6 +160,17 @@ final class GuestNamespaceTests: XCTestCase {
         XCTAssertEqual(routes.first?["gateway"] as? String, "10.77.0.1", "the default route survives the address change")
     }
 
+    func testNegativeReplyExits3AndChangesNothing() throws {
+        let appliance = try Started(inNS(applianceNS, ["python3", responder, "respond", "p0", "15", "deny"]), dir: dir)
+        defer { appliance.stop(); _ = appliance.wait(timeout: 5) }
+        XCTAssertTrue(appliance.waitFor("ready"), appliance.stderr)
+        let r = try Self.run(inNS(guestNS, [binary, "request", "mtu=1400"]), dir: dir)
+        XCTAssertEqual(r.status, 3, r.stderr)
+        XCTAssertEqual(r.stderr, "vnic-guest: denied: outside the policy\n")
+        XCTAssertLessThan(r.seconds, 2, "a denial ends the wait")
+        XCTAssertEqual(try guestMTU(), 1500)
+    }
+
     func testNoAnswerExits3WithinTheTimeout() throws {
         let r = try Self.run(inNS(guestNS, [binary, "request", "mtu=1400", "--timeout", "1"]), dir: dir)
         XCTAssertEqual(r.status, 3, r.stderr)
@@ -190,8 +201,8 @@ final class GuestNamespaceTests: XCTestCase {
         XCTAssertEqual(done.stdout, "applied mtu=1400\n", done.stderr)
     }
 
-    /// The appliance's side, in python3: `respond IF SECONDS` accepts every request
-    /// with its value; `notify IF GUESTMAC ID PARAM VALUE SECONDS` sends a
+    /// The appliance's side, in python3: `respond IF SECONDS [deny]` accepts every
+    /// request with its value (or denies it: a negative reply); `notify IF GUESTMAC ID PARAM VALUE SECONDS` sends a
     /// notification every 200 ms until an ack comes (exit 0) or the time is up (1).
     static let script = #"""
 import socket, struct, sys, time, select
@@ -233,7 +244,9 @@ if mode == "respond":
         m = parse(f)
         if not m or m["dip"] != SERVICE or m["dport"] != 7177 or m["kind"] != 1: continue
         print("request %d %s=%s from %s:%d" % (m["id"], m["p"], m["v"], socket.inet_ntoa(m["sip"]), m["sport"]), flush=True)
-        s.send(frame(m["src"], mymac, SERVICE, m["sip"], 7177, m["sport"], msg(2, m["id"], m["p"], m["v"])))
+        deny = len(sys.argv) > 4 and sys.argv[4] == "deny"
+        reply = msg(3, m["id"], m["p"], "outside the policy") if deny else msg(2, m["id"], m["p"], m["v"])
+        s.send(frame(m["src"], mymac, SERVICE, m["sip"], 7177, m["sport"], reply))
 elif mode == "notify":
     dst = bytes.fromhex(sys.argv[3].replace(":", "")); mid = int(sys.argv[4]); p, v = sys.argv[5], sys.argv[6]
     f = frame(dst, mymac, SERVICE, socket.inet_aton("0.0.0.0"), 7177, 7178, msg(4, mid, p, v))
