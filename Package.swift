@@ -64,6 +64,8 @@ let package = Package(
         .executableTarget(name: "vnic-pipeline-bench",
                           dependencies: ["VnicDataplane", "VnicConfig", "VnicCore", "CPlainForwarder", "CVnicShim"],
                           path: "Sources/vnic-pipeline-bench", swiftSettings: hot),
+        .executableTarget(name: "vnic-protocol-bench", dependencies: ["VnicGuest", "VnicConfig", "VnicCore"],
+                          path: "Sources/vnic-protocol-bench"),
         .testTarget(name: "VnicCoreTests", dependencies: ["VnicCore"], path: "Tests/VnicCoreTests"),
         .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
         .testTarget(name: "VnicDataplaneTests", dependencies: ["VnicDataplane", "CVnicShim", "CLibXDP"],

@@ -354,6 +354,17 @@ public final class ConfigStore: Sendable {
         try update { (tx) throws(VnicError) in try tx.delete(name: name) }
     }
 
+    /// Whether commits flush the meta page separately (LMDB's default) or, off,
+    /// once per commit (MDB_NOMETASYNC): atomicity and consistency stay, a power
+    /// loss may undo the last commit. vnicd turns it off for its own commits
+    /// (VM requests, audit entries) so a reply does not wait for two flushes.
+    public func setSyncMetadata(_ enabled: Bool) throws(VnicError) {
+        let rc = mdb_env_set_flags(environment.handle, UInt32(MDB_NOMETASYNC), enabled ? 0 : 1)
+        guard rc == MDB_SUCCESS else {
+            throw VnicError(LMDBError(code: rc, operation: "set flags of database \(path)").description)
+        }
+    }
+
     /// Appends audit entries (the daemon's VM requests it refused, spoof
     /// warnings) in one transaction. Does not bump the generation. Returns
     /// the entries with their sequence numbers.

@@ -70,6 +70,7 @@ struct VnicD: ParsableCommand {
     func run() throws {
         let path = ConfigStore.databasePath(option: db)
         let store = try ConfigStore.open(path: path, create: false)
+        try? store.setSyncMetadata(false)   // one flush per commit of vnicd's own (see ConfigStore)
         let first = try store.snapshot()
         var generation = first.generation
         let records = first.vnics
