@@ -68,7 +68,23 @@ in_ns vm1 "$bin/vnic-pktgen" -i vnic0 --dst-mac 02:00:00:00:00:01 --src-mac 02:0
 sleep 0.4
 echo "vnic1 drops: $(field 'd["vnics"]["vnic1"]["drops"]')"
 
-step "8. Counters per queue and per VNIC"
+step "8. VM1 asks for a new address in-band (policy: ip=10.77.0.20-10.77.0.29)"
+"$bin/vnicadm" set-policy --db "$db" -p ip=10.77.0.20-10.77.0.29 vnic1
+if in_ns vm1 "$bin/vnic-guest" request ip=10.77.0.21; then echo "request ip=10.77.0.21: accepted"; fi
+if ! in_ns vm1 "$bin/vnic-guest" request ip=10.77.0.99 --timeout 1 2>/dev/null; then echo "request ip=10.77.0.99: denied (no answer, exit 3)"; fi
+echo "VM1's interface: $(in_ns vm1 ip -br -4 addr show dev vnic0)"
+if in_ns wire ping -c 1 -W 2 10.77.0.21 >/dev/null; then echo "wire -> 10.77.0.21: ok"; fi
+"$bin/vnicadm" show-events --db "$db" vnic1 | tail -3
+
+step "9. The host changes VM1's MTU; the guest agent applies it"
+in_ns vm1 "$bin/vnic-guest" listen >"$tmp/listen" 2>&1 &
+listen=$!
+sleep 0.3
+"$bin/vnicadm" set --db "$db" vnic1 mtu=1400
+echo "VM1's interface MTU: $(in_ns vm1 ip -o link show vnic0 | sed 's/.* mtu \([0-9]*\).*/\1/')"
+kill "$listen" 2>/dev/null; wait "$listen" 2>/dev/null || true
+
+step "10. Counters per queue and per VNIC"
 python3 - "$db-status.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -78,7 +94,7 @@ for name, v in sorted(d["vnics"].items()):
     print(f"{name}: {v['state']}, to VM {v['rxPackets']} pkts, from VM {v['txPackets']} pkts, drops {v['drops'] or 'none'}")
 PY
 
-step "9. Stop vnicd (SIGTERM) and remove the lab"
+step "11. Stop vnicd (SIGTERM) and remove the lab"
 kill -TERM "$vnicd_pid"; wait "$vnicd_pid" || true; vnicd_pid=
 tail -n +4 "$tmp/vnicd.log" | grep -v "up on port" || true
 if ip -n "$p-host" -d link show | grep -q prog/xdp; then echo "XDP still attached!"; else echo "no XDP program left attached"; fi
