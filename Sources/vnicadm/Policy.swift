@@ -63,27 +63,17 @@ struct ShowPolicy: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Flag(name: [.customShort("p"), .customLong("parseable")], help: "Machine-parseable output (requires -o).")
-    var parseable = false
-
-    @Option(name: [.customShort("o"), .customLong("output")],
-            help: ArgumentHelp("The fields to print, comma-separated, or 'all'.", valueName: "field[,..]"))
-    var output: String?
-
-    @Flag(name: .customLong("json"), help: "Print a JSON array of objects.")
-    var json = false
+    @OptionGroup var format: OutputOptions
 
     @Argument(help: ArgumentHelp("Show only this VNIC.", valueName: "name"))
     var name: String?
 
     func validate() throws {
-        if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o link,parameter,policy)") }
-        if parseable && json { throw ValidationError("-p and --json cannot be combined") }
-        do { _ = try Output.fields(output, known: Self.fields) } catch { throw ValidationError(error.message) }
+        try format.check(known: Self.fields, example: "link,parameter,policy")
     }
 
     func run() throws {
-        let out = Output(parseable: parseable, json: json, fields: try Output.fields(output, known: Self.fields))
+        let out = Output(parseable: format.parseable, json: format.json, fields: try Output.fields(format.output, known: Self.fields))
         let store = try database.open(create: false)
         let records: [VNICRecord]
         if let name {

@@ -21,15 +21,7 @@ struct ShowEvents: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Flag(name: [.customShort("p"), .customLong("parseable")], help: "Machine-parseable output (requires -o).")
-    var parseable = false
-
-    @Option(name: [.customShort("o"), .customLong("output")],
-            help: ArgumentHelp("The fields to print, comma-separated, or 'all'.", valueName: "field[,..]"))
-    var output: String?
-
-    @Flag(name: .customLong("json"), help: "Print JSON (an array; with -f one object per line).")
-    var json = false
+    @OptionGroup var format: OutputOptions
 
     @Flag(name: [.customShort("f"), .customLong("follow")], help: "Keep printing new entries as they are committed.")
     var follow = false
@@ -38,9 +30,7 @@ struct ShowEvents: ParsableCommand {
     var name: String?
 
     func validate() throws {
-        if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o time,vnic,verdict)") }
-        if parseable && json { throw ValidationError("-p and --json cannot be combined") }
-        do { _ = try Output.fields(output, known: Self.fields, defaults: Self.defaults) } catch { throw ValidationError(error.message) }
+        try format.check(known: Self.fields, defaults: Self.defaults, example: "time,vnic,verdict")
     }
 
     static func row(_ e: AuditEntry) -> [String: String?] {
@@ -60,7 +50,7 @@ struct ShowEvents: ParsableCommand {
     }
 
     func run() throws {
-        let fields = try Output.fields(output, known: Self.fields, defaults: Self.defaults)
+        let fields = try Output.fields(format.output, known: Self.fields, defaults: Self.defaults)
         let store = try database.open(create: false)
         if let name, try store.vnic(named: name) == nil, try store.auditEntries(vnic: name, limit: 1).isEmpty {
             throw VnicError.usage("VNIC '\(name)' does not exist and has no events")
@@ -68,10 +58,10 @@ struct ShowEvents: ParsableCommand {
         var entries = try store.auditEntries(vnic: name)
         var last = entries.last?.sequence ?? 0
         if !follow {
-            if json {
+            if format.json {
                 print(JSONValue.array(entries.map { Self.json($0, fields: fields) }).text)
             } else {
-                Output(parseable: parseable, json: false, fields: fields).print(rows: entries.map(Self.row))
+                Output(parseable: format.parseable, json: false, fields: fields).print(rows: entries.map(Self.row))
             }
             return
         }
@@ -79,9 +69,9 @@ struct ShowEvents: ParsableCommand {
         var first = true
         while true {
             for e in entries {
-                if json {
+                if format.json {
                     print(Self.json(e, fields: fields).text)
-                } else if parseable {
+                } else if format.parseable {
                     FieldOutput.parseable(rows: [fields.map { Self.row(e)[$0] ?? nil }]).forEach { print($0) }
                 } else {
                     if first { print(Self.followLine(fields, fields.map { $0.uppercased() })) }
@@ -89,7 +79,7 @@ struct ShowEvents: ParsableCommand {
                 }
                 first = false
             }
-            if first && !json && !parseable {
+            if first && !format.json && !format.parseable {
                 print(Self.followLine(fields, fields.map { $0.uppercased() }))
                 first = false
             }

@@ -22,15 +22,7 @@ struct ShowStats: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Flag(name: [.customShort("p"), .customLong("parseable")], help: "Machine-parseable output (requires -o).")
-    var parseable = false
-
-    @Option(name: [.customShort("o"), .customLong("output")],
-            help: ArgumentHelp("The fields to print, comma-separated, or 'all'.", valueName: "field[,..]"))
-    var output: String?
-
-    @Flag(name: .customLong("json"), help: "Print a JSON array of objects (one array per report).")
-    var json = false
+    @OptionGroup var format: OutputOptions
 
     @Option(name: [.customShort("i"), .customLong("interval")],
             help: ArgumentHelp("Report every SECONDS the change since the last report.", valueName: "seconds"))
@@ -43,14 +35,12 @@ struct ShowStats: ParsableCommand {
     var name: String?
 
     func validate() throws {
-        if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o link,ipackets)") }
-        if parseable && json { throw ValidationError("-p and --json cannot be combined") }
+        try format.check(known: Self.fields, example: "link,ipackets")
         if let interval, !(interval > 0 && interval <= 86400) {
             throw ValidationError("-i: '\(interval)' is not a number of seconds above 0")
         }
         if let count, count < 1 { throw ValidationError("--count: '\(count)' must be at least 1") }
         if count != nil && interval == nil { throw ValidationError("--count needs -i SECONDS") }
-        do { _ = try Output.fields(output, known: Self.fields) } catch { throw ValidationError(error.message) }
     }
 
     /// One VNIC's counters at one time.
@@ -75,7 +65,7 @@ struct ShowStats: ParsableCommand {
     }
 
     func run() throws {
-        let out = Output(parseable: parseable, json: json, fields: try Output.fields(output, known: Self.fields))
+        let out = Output(parseable: format.parseable, json: format.json, fields: try Output.fields(format.output, known: Self.fields))
         let path = database.path
         var previous: [String: Sample] = [:]
         var reports = 0
@@ -85,7 +75,7 @@ struct ShowStats: ParsableCommand {
             }
             let current = try samples(status, path: path)
             let shown = current.map { (name, s) in (name, s.minus(previous[name])) }
-            if json {
+            if format.json {
                 print(JSONValue.array(shown.map { name, s in Self.json(name, s) }).text)
             } else {
                 out.print(rows: shown.map { name, s in Self.row(name, s) })

@@ -21,15 +21,7 @@ struct ShowVNIC: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Flag(name: [.customShort("p"), .customLong("parseable")], help: "Machine-parseable output (requires -o).")
-    var parseable = false
-
-    @Option(name: [.customShort("o"), .customLong("output")],
-            help: ArgumentHelp("The fields to print, comma-separated, or 'all'.", valueName: "field[,..]"))
-    var output: String?
-
-    @Flag(name: .customLong("json"), help: "Print a JSON array of objects.")
-    var json = false
+    @OptionGroup var format: OutputOptions
 
     @Argument(help: ArgumentHelp("Show only this VNIC.", valueName: "name"))
     var name: String?
@@ -37,13 +29,11 @@ struct ShowVNIC: ParsableCommand {
     // validate() runs inside ArgumentParser, which exits 2 (via CommandEntry)
     // only for a ValidationError.
     func validate() throws {
-        if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o name,mac)") }
-        if parseable && json { throw ValidationError("-p and --json cannot be combined") }
-        do { _ = try Output.fields(output, known: Self.known, defaults: Self.defaults) } catch { throw ValidationError(error.message) }
+        try format.check(known: Self.known, defaults: Self.defaults, example: "name,mac")
     }
 
     func run() throws {
-        let fields = try Output.fields(output, known: Self.known, defaults: Self.defaults)
+        let fields = try Output.fields(format.output, known: Self.known, defaults: Self.defaults)
         let store = try database.open(create: false)
         let records: [VNICRecord]
         if let name {
@@ -60,7 +50,7 @@ struct ShowVNIC: ParsableCommand {
             f == "state" ? state(r) : VNICParameter(rawValue: f)?.text(of: r)
         }
 
-        if json {
+        if format.json {
             func value(_ f: String, _ r: VNICRecord) -> JSONValue {
                 switch f {
                 case "ip": .array(r.ips.map { .string($0.description) })
@@ -73,7 +63,7 @@ struct ShowVNIC: ParsableCommand {
             return
         }
         let rows = records.map { r in fields.map { text($0, r) } }
-        let lines = parseable ? FieldOutput.parseable(rows: rows) : FieldOutput.table(fields: fields, rows: rows)
+        let lines = format.parseable ? FieldOutput.parseable(rows: rows) : FieldOutput.table(fields: fields, rows: rows)
         for line in lines { print(line) }
     }
 }

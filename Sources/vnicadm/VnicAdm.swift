@@ -49,3 +49,23 @@ struct DatabaseOptions: ParsableArguments {
 
     func open(create: Bool) throws -> ConfigStore { try ConfigStore.open(path: path, create: create) }
 }
+
+/// `-p -o FIELD[,..]` and `--json`, for the show subcommands (dladm's parseable output).
+struct OutputOptions: ParsableArguments {
+    @Flag(name: [.customShort("p"), .customLong("parseable")], help: "Machine-parseable output (requires -o).")
+    var parseable = false
+
+    @Option(name: [.customShort("o"), .customLong("output")],
+            help: ArgumentHelp("The fields to print, comma-separated, or 'all'.", valueName: "field[,..]"))
+    var output: String?
+
+    @Flag(name: .customLong("json"), help: "Print JSON (an array of objects).")
+    var json = false
+
+    /// The combination and the field names, as usage errors (exit 2).
+    func check(known: [String], defaults: [String]? = nil, example: String) throws {
+        if parseable && output == nil { throw ValidationError("-p requires -o FIELD[,..] (e.g. -p -o \(example))") }
+        if parseable && json { throw ValidationError("-p and --json cannot be combined") }
+        do { _ = try Output.fields(output, known: known, defaults: defaults) } catch { throw ValidationError(error.message) }
+    }
+}
