@@ -24,25 +24,9 @@ done
 [[ -f $root/build/malloc_count.so ]] || { echo "forwarding.sh: build/malloc_count.so missing (make bench builds it)" >&2; exit 1; }
 command -v trafgen >/dev/null || { echo "forwarding.sh: trafgen (netsniff-ng) not found" >&2; exit 1; }
 
-p=b$(printf %05d $((RANDOM % 100000)))
-tmp=$(mktemp -d)
-vnicd_pid=
-cleanup() {
-    [[ -n $vnicd_pid ]] && kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true
-    "$bin/vnic-lab" down --prefix "$p" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$p-$ns" -- "$@"; }
+source "$here/lab.sh"
+bench_lab b 1
 rx_packets() { ip -n "$p-vm1" -s -j link show dev vnic0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
-
-"$bin/vnic-lab" up --prefix "$p" --vms 2 --queues 1 >/dev/null
-db=$tmp/vnic.db
-for i in 1 2; do
-    "$bin/vnicadm" create-vnic --db "$db" -l uplink0 -m "02:00:00:00:01:0$i" --port "vm${i}p" -i "10.77.0.1$i/24" "vnic$i" >/dev/null
-done
 
 # One 64-byte frame (60 bytes + FCS): wire0 -> VM1, IPv4/UDP to port 9.
 cat >"$tmp/frame.cfg" <<'CFG'
@@ -62,16 +46,9 @@ measure() {
     python3 -c "print(round(($after - $before) / ($t1 - $t0 - 0.2)))"
 }
 
-start_vnicd() {
-    nsenter --net="/run/netns/$p-host" -- env LD_PRELOAD="$root/build/malloc_count.so" \
-        "$bin/vnicd" --db "$db" --cores 1 2>"$tmp/vnicd.log" &
-    vnicd_pid=$!
-    for _ in $(seq 50); do grep -q "vnic vnic2 up" "$tmp/vnicd.log" && return; sleep 0.1; done
-    echo "forwarding.sh: vnicd did not start: $(cat "$tmp/vnicd.log")" >&2; exit 1
-}
-
+VNICD_ENV=(env LD_PRELOAD="$root/build/malloc_count.so")
 declare -a vnicd_runs bridge_runs
-start_vnicd
+start_vnicd --cores 1
 in_ns wire ping -c 1 -W 2 10.77.0.11 >/dev/null
 for r in $(seq "$runs"); do vnicd_runs+=("$(measure)"); done
 kill -TERM "$vnicd_pid"; wait "$vnicd_pid" || true; vnicd_pid=

@@ -24,27 +24,12 @@ while (($#)); do
     esac
 done
 out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$(hostname -s)-protocol.json"}
-p=p$(printf %05d $((RANDOM % 100000)))
-tmp=$(mktemp -d)
-vnicd_pid=
-cleanup() {
-    [[ -n $vnicd_pid ]] && kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true
-    "$bin/vnic-lab" down --prefix "$p" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$p-$ns" -- "$@"; }
-db=$tmp/vnic.db
-"$bin/vnic-lab" up --prefix "$p" --vms 2 --queues 1 >/dev/null
-for i in 1 2; do
-    "$bin/vnicadm" create-vnic --db "$db" -l uplink0 -m "02:00:00:00:01:0$i" --port "vm${i}p" -i "10.77.0.1$i/24" "vnic$i"
-done
+source "$root/bench/lab.sh"
+bench_lab p 1
 "$bin/vnicadm" set-policy --db "$db" -p mtu=1280-9000 vnic1
 "$bin/vnicadm" set-linkprop --db "$db" -p protection=mac-nospoof,ip-nospoof vnic1
-in_ns host "$bin/vnicd" --db "$db" 2>"$tmp/vnicd.log" &
-vnicd_pid=$!
-for _ in $(seq 100); do grep -q "vnic vnic2 up" "$tmp/vnicd.log" 2>/dev/null && break; sleep 0.1; done
+VNICD_ENV=()
+start_vnicd
 
 requests=$(in_ns vm1 "$bin/vnic-protocol-bench" requests -i vnic0 --count "$count")
 echo "request to reply: $requests"
