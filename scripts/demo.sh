@@ -10,7 +10,9 @@ p=demo
 tmp=$(mktemp -d)
 db=$tmp/vnic.db
 vnicd_pid=
+listen=
 cleanup() {
+    [[ -n $listen ]] && kill -9 "$listen" 2>/dev/null || true
     [[ -n $vnicd_pid ]] && kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true
     "$bin/vnic-lab" down --prefix "$p" >/dev/null 2>&1 || true
     rm -rf "$tmp"
@@ -77,12 +79,12 @@ if in_ns wire ping -c 1 -W 2 10.77.0.21 >/dev/null; then echo "wire -> 10.77.0.2
 "$bin/vnicadm" show-events --db "$db" vnic1 | tail -3
 
 step "9. The host changes VM1's MTU; the guest agent applies it"
-in_ns vm1 "$bin/vnic-guest" listen >"$tmp/listen" 2>&1 &
+nsenter --net="/run/netns/$p-vm1" -- "$bin/vnic-guest" listen >"$tmp/listen" 2>&1 &   # $!: the agent itself
 listen=$!
 sleep 0.3
 "$bin/vnicadm" set --db "$db" vnic1 mtu=1400
 echo "VM1's interface MTU: $(in_ns vm1 ip -o link show vnic0 | sed 's/.* mtu \([0-9]*\).*/\1/')"
-kill "$listen" 2>/dev/null; wait "$listen" 2>/dev/null || true
+kill "$listen" 2>/dev/null || true; wait "$listen" 2>/dev/null || true; listen=
 
 step "10. Counters per queue and per VNIC"
 python3 - "$db-status.json" <<'PY'
