@@ -208,7 +208,7 @@ public struct VNICView {
     public func permitsSource(_ address: IPv4Address) -> Bool {
         var found = false
         forEachSource { network, prefixLength in
-            let mask: UInt32 = prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(prefixLength))
+            let mask = IPv4CIDR.mask(prefixLength)
             if address.rawValue & mask == network & mask { found = true }
         }
         return found

@@ -16,6 +16,18 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
         rawValue = v
     }
 
+    /// `A.B.C.D` (prefix 32) or `A.B.C.D/LEN` with LEN 0...32 written without
+    /// leading zeros: the text form of IPv4Interface and IPv4CIDR.
+    public static func parseWithPrefix(_ text: some StringProtocol) -> (IPv4Address, UInt8)? {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let a = IPv4Address(parts[0]) else { return nil }
+        guard parts.count == 2 else { return (a, 32) }
+        let l = parts[1]
+        guard (1...2).contains(l.count), l.allSatisfy({ $0.isASCII && $0.isNumber }), !(l.count > 1 && l.first == "0"),
+              let len = UInt8(l), len <= 32 else { return nil }
+        return (a, len)
+    }
+
     public var description: String {
         "\(rawValue >> 24).\(rawValue >> 16 & 0xFF).\(rawValue >> 8 & 0xFF).\(rawValue & 0xFF)"
     }
@@ -34,13 +46,7 @@ public struct IPv4Interface: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `A.B.C.D/LEN` (LEN 0...32); a bare address means /32.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let a = IPv4Address(parts[0]) else { return nil }
-        var len: UInt8 = 32
-        if parts.count == 2 {
-            guard let l = UInt8(parts[1]), l <= 32, parts[1].allSatisfy({ $0.isNumber }) else { return nil }
-            len = l
-        }
+        guard let (a, len) = IPv4Address.parseWithPrefix(text) else { return nil }
         self.init(address: a, prefixLength: len)
     }
 

@@ -20,14 +20,7 @@ public struct IPv4CIDR: Hashable, Comparable, Sendable, CustomStringConvertible 
     /// Parses `A.B.C.D` (a /32) or `A.B.C.D/LEN` without host bits (`10.0.0.1/24` is
     /// refused: use `network(containing:)` to mean "the subnet of").
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let a = IPv4Address(parts[0]) else { return nil }
-        var len: UInt8 = 32
-        if parts.count == 2 {
-            guard (1...2).contains(parts[1].count), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let l = UInt8(parts[1]), l <= 32, !(parts[1].count > 1 && parts[1].first == "0") else { return nil }
-            len = l
-        }
+        guard let (a, len) = IPv4Address.parseWithPrefix(text) else { return nil }
         self.init(network: a, prefixLength: len)
     }
 

@@ -34,10 +34,7 @@ public struct VNICSpec: Equatable, Sendable {
 
     /// The (network, mask) pairs its IPv4 sources may match.
     var sourcePrefixes: [(UInt32, UInt32)] {
-        sources.map { p in
-            let mask: UInt32 = p.prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(p.prefixLength))
-            return (p.network.rawValue & mask, mask)
-        }
+        sources.map { ($0.network.rawValue, IPv4CIDR.mask($0.prefixLength)) }
     }
 }
 

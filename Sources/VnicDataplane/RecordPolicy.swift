@@ -26,7 +26,7 @@ struct RecordPolicy: SourcePolicy {
         if protection.contains(.ipNospoof) {
             view.forEachSource { network, length in
                 if n < RecordPolicy.scratchCapacity {
-                    let mask: UInt32 = length == 0 ? 0 : UInt32.max << (32 - UInt32(length))
+                    let mask = IPv4CIDR.mask(length)
                     scratch[n] = (network & mask, mask)
                 }
                 n += 1
