@@ -243,36 +243,20 @@ extension LMDBTransaction where Self: ~Copyable {
         try get(db, key: Array(key.utf8))
     }
 
-    /// Calls `body` with every key and value of `db` in key order until it
-    /// returns false. The buffers are valid only during the call.
-    public func forEach(in db: LMDBDatabase,
+    /// Calls `body` with every key and value of `db` in key order, from the first
+    /// key >= `start` when given, until it returns false. The buffers are valid
+    /// only during the call. The corresponding C function is `mdb_cursor_get`
+    /// (`MDB_FIRST` or `MDB_SET_RANGE`, then `MDB_NEXT`).
+    public func forEach(in db: LMDBDatabase, from start: [UInt8]? = nil,
                         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
         var cursor: OpaquePointer?
         try lmdbCheck(mdb_cursor_open(handle, db.dbi, &cursor), "scan \(db.name) in database \(environment.path)")
         defer { mdb_cursor_close(cursor) }
-        var k = MDB_val(), v = MDB_val()
-        var op = MDB_FIRST
-        while true {
-            let rc = mdb_cursor_get(cursor, &k, &v, op)
-            if rc == MDB_NOTFOUND { return }
-            try lmdbCheck(rc, "scan \(db.name) in database \(environment.path)")
-            guard try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
-                           UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)) else { return }
-            op = MDB_NEXT
-        }
-    }
-
-    /// Like `forEach(in:_:)`, starting at the first key >= `start` (the
-    /// corresponding C function is `mdb_cursor_get` with `MDB_SET_RANGE`).
-    public func forEach(in db: LMDBDatabase, from start: [UInt8],
-                        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
-        var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(handle, db.dbi, &cursor), "scan \(db.name) in database \(environment.path)")
-        defer { mdb_cursor_close(cursor) }
-        try start.withUnsafeBytes { (kb) throws in
+        let first = start ?? []
+        try first.withUnsafeBytes { (kb) throws in
             var k = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
             var v = MDB_val()
-            var op = MDB_SET_RANGE
+            var op = start == nil ? MDB_FIRST : MDB_SET_RANGE
             while true {
                 let rc = mdb_cursor_get(cursor, &k, &v, op)
                 if rc == MDB_NOTFOUND { return }
