@@ -435,6 +435,9 @@ public final class Dataplane {
     /// Names of enum vnic_drop_reason, in order.
     static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
                             "restricted", "tx-full", "no-buffer", "request-rate"]
+    /// The drop reasons that are spoofing (the AntiSpoof verdicts but malformed):
+    /// what vnicd warns the host about.
+    public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_RESTRICTED.rawValue) + 1).filter { $0 != "malformed" }
     /// Names of enum vnic_xdp_counter, in order.
     static let xdpCounterNames = ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
                                   "bad-queue", "port-redirected", "port-unknown"]

@@ -114,7 +114,7 @@ public final class InMemoryPipeline {
             fc &+= 1; rp &+= 1
         }
         fill.consumer.pointee = fc
-        vnic_store_u64_release_u32(rx.producer, rp)
+        vnic_store_u32_release(rx.producer, rp)
         let sent = min(tx.pending, comp.space)
         let txd = tx.entries.assumingMemoryBound(to: xdp_desc.self)
         let done = comp.entries.assumingMemoryBound(to: UInt64.self)
@@ -124,7 +124,7 @@ public final class InMemoryPipeline {
             tc &+= 1; cp &+= 1
         }
         tx.consumer.pointee = tc
-        vnic_store_u64_release_u32(comp.producer, cp)
+        vnic_store_u32_release(comp.producer, cp)
         return sent
     }
 

@@ -233,14 +233,13 @@ enum ProcessInfoLite {
 /// and reason, in the log and the audit log (origin vm, verdict denied), each
 /// saying how many frames it stands for beyond the first (suppressed).
 struct SpoofWarnings {
-    static let reasons = ["spoof-mac", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp", "restricted"]
     /// Drops already reported, per "vnic reason".
     var reported: [String: UInt64] = [:]
 
     mutating func check(_ status: RuntimeStatus, store: ConfigStore) {
         var entries: [AuditEntry] = []
         for (name, vnic) in status.vnics.sorted(by: { $0.key < $1.key }) {
-            for reason in SpoofWarnings.reasons {
+            for reason in Dataplane.spoofReasons {
                 let total = vnic.drops[reason] ?? 0
                 let key = name + " " + reason
                 let new = total &- (reported[key] ?? 0)

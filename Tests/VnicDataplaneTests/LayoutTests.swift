@@ -26,6 +26,10 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(SpoofVerdict.restricted.rawValue, VNIC_DROP_RESTRICTED.rawValue)
     }
 
+    func testSpoofReasonsAreTheSpoofVerdicts() {
+        XCTAssertEqual(Dataplane.spoofReasons, ["spoof-mac", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp", "restricted"])
+    }
+
     func testCounterNamesCoverEnums() {
         XCTAssertEqual(Dataplane.dropNames.count, Int(VNIC_DROP_REASON_MAX.rawValue))
         XCTAssertEqual(Dataplane.xdpCounterNames.count, Int(VNIC_XDP_COUNTER_MAX.rawValue))

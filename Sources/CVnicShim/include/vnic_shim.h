@@ -48,7 +48,7 @@ static inline void *vnic_load_pointer_relaxed(void *const *slot) {
 static inline void vnic_store_u64_release(uint64_t *p, uint64_t v) {
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
-static inline void vnic_store_u64_release_u32(uint32_t *p, uint32_t v) {
+static inline void vnic_store_u32_release(uint32_t *p, uint32_t v) {
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 static inline uint64_t vnic_load_u64_acquire(const uint64_t *p) {
