@@ -22,7 +22,12 @@ bench_lab() {
 bench_cleanup() {
     if [[ -n ${vnicd_pid:-} ]]; then kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true; fi
     "$bin/vnic-lab" down --prefix "$p" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
+    rm -rf "$tmp" ${extra_tmp:+"$extra_tmp"}
+}
+
+stop_vnicd() {
+    kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true
+    vnicd_pid=
 }
 
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$p-$ns" -- "$@"; }

@@ -11,11 +11,32 @@
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 
+int vnic_wait_fds(struct pollfd *fds, unsigned int count, long ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L };
+	int n = ppoll(fds, count, &ts, NULL);
+	if (n > 0 && count > 0 && fds[0].fd >= 0 && (fds[0].revents & POLLIN)) {
+		uint64_t v;
+		if (read(fds[0].fd, &v, sizeof(v)) < 0) { /* EAGAIN: another wait drained it */ }
+	}
+	return n;
+}
+
 int vnic_pin_current_thread(int core)
 {
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	CPU_SET(core, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int vnic_set_current_thread_affinity_mask(uint64_t mask)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (int i = 0; i < 64; i++)
+		if (mask & (1ULL << i))
+			CPU_SET(i, &set);
 	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 

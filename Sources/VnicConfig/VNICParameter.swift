@@ -107,7 +107,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     /// Every field, in the order the CLI lists them.
     public static let allCases: [VNICParameter] = [
         .name, .link, .port, .mac, .ip, .gateway, .mtu, .tcpPorts, .transport, .routing, .tcpBuffer, .state,
-        .maxbw, .priority, .cpus, .protection, .allowedIPs, .index,
+        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .index,
     ]
     public static var parameters: [VNICParameter] { allCases.filter { $0.kind == .parameter } }
     public static var properties: [VNICParameter] { allCases.filter { $0.kind == .property } }
@@ -321,6 +321,11 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         "priority", tag: FieldTag.priority, .property, Priority.self, keyPath: \.priority, dataplane: true, vm: false,
         syntax: "low, medium or high", hotRank: 3)
 
+    public static let deniedRequests = VNICParameter.choice(
+        "denied-requests", tag: FieldTag.deniedRequests, .property, DeniedRequests.self, keyPath: \.deniedRequests,
+        dataplane: false, vm: false,
+        syntax: "drop or reply: what a VM's denied request gets (drop: nothing, it times out; reply: a refusal naming the reason)")
+
     public static let cpus = VNICParameter(
         "cpus", tag: FieldTag.cpus, .property,
         syntax: "CPU numbers and ranges for the VNIC's processing (e.g. 0,2-3)", dataplane: true,
@@ -509,6 +514,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 ///  17   protection   u8 bits: 1 mac-, 2 ip-, 4 dhcp-nospoof, 8 restricted  v2
 ///                    (absent: mac-nospoof)
 ///  18   allowed-ips  per network: 4 bytes (network order) + 1 byte prefix  v2
+///  19   denied-requests u8: 0 drop, 1 reply (absent: drop)                 v2
 ///  0x1000 + tag      the VM's policy for that field (VNICRecordCodec)       v2
 public enum FieldTag {
     public static let name: UInt16 = 1
@@ -529,6 +535,7 @@ public enum FieldTag {
     public static let cpus: UInt16 = 16
     public static let protection: UInt16 = 17
     public static let allowedIPs: UInt16 = 18
+    public static let deniedRequests: UInt16 = 19
     /// Added to a field's tag for the VM's policy on that field.
     public static let policyBase: UInt16 = 0x1000
 }

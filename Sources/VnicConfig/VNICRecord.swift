@@ -36,6 +36,7 @@ public struct VNICRecord: Equatable, Sendable {
     /// Bandwidth limit in bits per second; nil: unlimited.
     public var maxbw: UInt64?
     public var priority: Priority = .default
+    public var deniedRequests: DeniedRequests = .default
     /// CPUs for the VNIC's processing, sorted; empty: any.
     public var cpus: [Int] = []
     /// Anti-spoof checks on the VNIC's outbound frames (default: mac-nospoof).

@@ -194,3 +194,12 @@ public enum Routing: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     }
     public var description: String { self == .off ? "off" : "on" }
 }
+
+/// The `denied-requests` link property: what a VM's denied in-band request
+/// gets. `drop` (the default, the seed's behaviour): nothing, the guest times
+/// out; `reply`: a refusal naming the reason. Either way it is audited.
+public enum DeniedRequests: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case drop = 0, reply = 1
+    public static let `default`: DeniedRequests = .drop
+    public var description: String { self == .drop ? "drop" : "reply" }
+}

@@ -342,20 +342,23 @@ public final class Dataplane {
             let entries = list.map { a in
                 VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
                           uplinkRX: a.uplinkSockets[q].rx!, port: a.portRings[q], counters: a.counters[q],
-                          policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat)
+                          policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
+                          uplinkFD: a.uplinkSockets[q].fd)
             }
-            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim)
+            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim, own: w.ownWaitFDs)
             tables.append(t)
             if let never = w.publish(t) { WorkerTable.destroy(never) }
+            w.wake()
         }
         if let cur = current { retired.append((gen - 1, cur)) }
         current = tables
-        // A worker loops at least every 0.5 ms, idle or not. Wait for every one:
+        // Woken, a worker takes the table within microseconds. Wait for every one:
         // the caller closes sockets the previous table named right after this.
         var waited = 0
         while workers.contains(where: { $0.installed < gen }) {
-            usleep(100); waited += 1
-            if waited == 10_000 { printError("vnicd: a worker has not taken a new table for 1 s (is its core starved?)") }
+            waited += 1
+            if waited < 200 { sched_yield() } else { usleep(50) }
+            if waited == 20_200 { printError("vnicd: a worker has not taken a new table for 1 s (is its core starved?)") }
         }
         let oldest = gen
         retired.removeAll { r in
@@ -382,7 +385,9 @@ public final class Dataplane {
     @discardableResult
     public func send(toVNIC index: UInt32, queue: Int, frame: [UInt8]) -> Bool {
         guard workers.indices.contains(queue) else { return false }
-        return frame.withUnsafeBytes { workers[queue].fromControl.push(tag: index, $0.baseAddress!, count: $0.count) }
+        let queued = frame.withUnsafeBytes { workers[queue].fromControl.push(tag: index, $0.baseAddress!, count: $0.count) }
+        workers[queue].wake()
+        return queued
     }
 
     // MARK: status

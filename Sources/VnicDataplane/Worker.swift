@@ -9,8 +9,10 @@
 //   port sockets -> checked (source MAC), then to the uplink, or to a local
 //                    VNIC's port (VM to VM), or both for broadcast/multicast;
 // then submit the transmit rings it touched and kick the kernel where needed.
-// No allocation, no locks, no ARC, no syscalls but the transmit kick, and a
-// short sleep only after a stretch of idle loops (unless busy polling).
+// No allocation, no locks, no ARC, no syscalls but the transmit kick. After a
+// stretch of idle loops (unless busy polling) it waits in ppoll on its sockets
+// and its wake eventfd, which the control thread writes when it publishes a
+// table or queues a frame: traffic or control work wakes it at once.
 import CLibXDP
 import CVnicShim
 import Glibc
@@ -62,6 +64,8 @@ final class Worker: @unchecked Sendable {
     let toControl = FrameRing()
     let fromControl = FrameRing()
     let wakeFD: Int32
+    /// The control thread wakes this worker from an idle wait (eventfd).
+    let wakeEvent: Int32
     static let requestLimiter = RateLimiter(perSecond: 50, burst: 50)
     /// Where a burst's record policy resolves its source prefixes.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
@@ -84,6 +88,8 @@ final class Worker: @unchecked Sendable {
          wakeFD: Int32 = -1) {
         self.reader = reader.map { Unmanaged.passRetained($0) }
         self.wakeFD = wakeFD
+        let event = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        wakeEvent = event
         self.queue = queue
         self.core = core
         self.busyPoll = busyPoll
@@ -102,11 +108,12 @@ final class Worker: @unchecked Sendable {
         installedGeneration = .allocate(capacity: 1); installedGeneration.initialize(to: 0)
         stopFlag = .allocate(capacity: 1); stopFlag.initialize(to: 0)
         queueCounters = .allocate(capacity: 3); queueCounters.initialize(repeating: 0, count: 3)
-        table = WorkerTable.make(generation: 0, entries: [], reclaim: [])
+        table = WorkerTable.make(generation: 0, entries: [], reclaim: [], own: [event, uplinkSocket?.fd ?? -1])
     }
 
     deinit {
         reader?.release()
+        if wakeEvent >= 0 { close(wakeEvent) }
         sourceScratch.deallocate()
         uplink.deallocate(); pool.deallocate(); owner.deallocate()
         mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
@@ -133,6 +140,7 @@ final class Worker: @unchecked Sendable {
 
     func stop() {
         vnic_store_u64_release(stopFlag, 1)
+        wake()
         if let t = thread { pthread_join(t, nil); thread = nil }
     }
 
@@ -144,6 +152,15 @@ final class Worker: @unchecked Sendable {
     }
 
     var installed: UInt64 { vnic_load_u64_acquire(installedGeneration) }
+
+    /// Ends the worker's idle wait, if it is in one.
+    func wake() {
+        var one: UInt64 = 1
+        if wakeEvent >= 0 { _ = write(wakeEvent, &one, 8) }
+    }
+
+    /// The descriptors this worker waits on besides its VNICs' sockets.
+    var ownWaitFDs: [Int32] { [wakeEvent, uplinkSocket?.fd ?? -1] }
 
     // MARK: worker thread
 
@@ -164,7 +181,11 @@ final class Worker: @unchecked Sendable {
                 idle = 0
             } else {
                 idle += 1
-                if idle > 2000 { usleep(idle > 20000 ? 500 : 50) }
+                if idle > 2000 {
+                    // Short waits first (a burst may be about to follow), then long ones.
+                    let t = table.pointee
+                    if vnic_wait_fds(t.waitFDs, UInt32(t.waitCount), idle > 20000 ? 10_000_000 : 50_000) > 0 { idle = 0 }
+                }
             }
         }
     }

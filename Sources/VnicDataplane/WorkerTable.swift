@@ -47,6 +47,8 @@ struct VNICEntry {
     /// VNIC's workers.
     var limiter: RateLimiter
     var tat: UnsafeMutablePointer<UInt64>
+    /// The uplink receive socket's descriptor (what an idle worker waits on; -1 in memory).
+    var uplinkFD: Int32 = -1
 }
 
 struct WorkerTable {
@@ -60,9 +62,15 @@ struct WorkerTable {
     /// Frame owner tags whose sockets are gone: their frames return to the pool.
     var reclaimCount: Int
     var reclaim: UnsafeMutablePointer<UInt16>
+    /// What an idle worker waits on: its own descriptors (wake eventfd first,
+    /// then its uplink socket), then every VNIC's port and uplink sockets.
+    var waitCount: Int
+    var waitFDs: UnsafeMutablePointer<pollfd>
 
-    /// Allocates a table; free it with `destroy`.
-    static func make(generation: UInt64, entries list: [VNICEntry], reclaim tags: [UInt16]) -> UnsafeMutablePointer<WorkerTable> {
+    /// Allocates a table; free it with `destroy`. `own`: the worker's own
+    /// descriptors to wait on when idle (wake eventfd first).
+    static func make(generation: UInt64, entries list: [VNICEntry], reclaim tags: [UInt16],
+                     own: [Int32] = []) -> UnsafeMutablePointer<WorkerTable> {
         let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
         entries.initialize(from: list, count: list.count)
         var capacity = 8
@@ -79,10 +87,13 @@ struct WorkerTable {
         }
         let reclaim = UnsafeMutablePointer<UInt16>.allocate(capacity: max(tags.count, 1))
         reclaim.initialize(from: tags, count: tags.count)
+        let fds = own + list.flatMap { [$0.port.pointee.fd, $0.uplinkFD] }
+        let wait = UnsafeMutablePointer<pollfd>.allocate(capacity: max(fds.count, 1))
+        wait.initialize(from: fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }, count: fds.count)
         let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
         t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
-                                     reclaimCount: tags.count, reclaim: reclaim))
+                                     reclaimCount: tags.count, reclaim: reclaim, waitCount: fds.count, waitFDs: wait))
         return t
     }
 
@@ -91,6 +102,7 @@ struct WorkerTable {
         t.pointee.hashKeys.deallocate()
         t.pointee.hashValues.deallocate()
         t.pointee.reclaim.deallocate()
+        t.pointee.waitFDs.deallocate()
         t.deallocate()
     }
 

@@ -7,7 +7,8 @@
 // and committed with its audit entry in one transaction
 // (ConfigStore.handleVMRequest); when accepted, the dataplane is reconciled
 // (classifier, anti-spoof state, VSQ settings) and only then the VM gets the
-// reply with the applied value. A denied request is dropped and audited.
+// reply with the applied value. A denied request is audited and dropped, or
+// answered with a refusal where the VNIC's `denied-requests` property is `reply`.
 //
 // Host-initiated: when the database changes a parameter the VM may hold (the
 // parameter table's policy parameters) and the change did not come from the VM,
@@ -30,7 +31,7 @@ final class GuestService {
     /// The records as vnicd last knew them, by index: what a new generation is
     /// compared with to find host-initiated changes.
     var known: [UInt32: VNICRecord] = [:]
-    /// Answers already given, per VNIC: id -> reply frame (nil: denied, dropped).
+    /// Answers already given, per VNIC: id -> reply frame (nil: denied and dropped).
     var answered: [UInt32: [(id: UInt32, reply: [UInt8]?)]] = [:]
     /// Notifications waiting for an ack.
     struct Pending { var vnic: String; var index: UInt32; var message: GuestMessage; var frame: [UInt8]; var first: UInt64; var last: UInt64 }
@@ -90,6 +91,14 @@ final class GuestService {
         } else {
             count("denied")
             log("vnic \(outcome.entry.vnic): VM request \(m.parameter)=\(m.value) denied: \(outcome.entry.reason)")
+            if outcome.record?.deniedRequests == .reply {   // the admin chose a refusal over silence
+                reply = FrameBuilder.guestFrame(dst: vmMAC, src: Self.applianceMAC, srcIP: GuestProtocol.serviceAddress,
+                                                dstIP: vmIP.rawValue == 0 ? IPv4Address(rawValue: .max) : vmIP,
+                                                srcPort: GuestProtocol.servicePort, dstPort: vmPort,
+                                                message: GuestMessage(kind: .denied, id: m.id, parameter: m.parameter,
+                                                                      value: outcome.entry.reason))
+                dp.send(toVNIC: index, queue: queue, frame: reply!)
+            }
         }
         var list = answered[index, default: []]
         list.append((m.id, reply))

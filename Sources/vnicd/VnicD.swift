@@ -97,6 +97,11 @@ struct VnicD: ParsableCommand {
         if !others.isEmpty {
             log("VNICs on \(others.sorted().joined(separator: ", ")) are ignored: this vnicd serves \(uplink)")
         }
+        // The control thread (guest requests, reconciles) keeps off the workers'
+        // cores where others are left: sharing one, a woken worker preempts it.
+        let allowed = vnic_current_thread_affinity_mask()
+        let spare = dp.cores.reduce(allowed) { mask, c in c < 64 ? mask & ~(UInt64(1) << UInt64(c)) : mask }
+        if spare != 0 { _ = vnic_set_current_thread_affinity_mask(spare) }
         log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
         log(changes: dp.apply(specs(records, uplink: uplink)))
         try? dp.status(generation: generation).write(database: path)

@@ -65,6 +65,25 @@ final class GuestProtocolTests: XCTestCase {
         XCTAssertTrue(events.contains("vm:mac:02\\:00\\:00\\:00\\:01\\:77:denied"), events)
     }
 
+    /// With `denied-requests=reply` the VM gets a refusal naming the reason
+    /// instead of silence; the request is still denied, changes nothing, and is audited.
+    func testDeniedRequestGetsARefusalWhenTheLinkPropertySaysSo() throws {
+        let lab = try makeLab()
+        var r = try guest(lab, vm: 1, "request", "ip=10.77.0.98", "--timeout", "1")
+        XCTAssertEqual(r.status, 3, r.diagnostic)
+        XCTAssertTrue(r.stderr.contains("no answer"), "default drop: \(r.diagnostic)")
+        let set = try lab.vnicadm("set-linkprop", "-p", "denied-requests=reply", "vnic1")
+        XCTAssertEqual(set.status, 0, set.diagnostic)
+        XCTAssertEqual(try lab.vnicadm("show-linkprop", "-c", "-o", "value", "-p", "denied-requests", "vnic1").stdout, "reply\n")
+        usleep(100_000)
+        r = try guest(lab, vm: 1, "request", "ip=10.77.0.99", "--timeout", "5")
+        XCTAssertEqual(r.status, 3, r.diagnostic)
+        XCTAssertTrue(r.stderr.contains("denied: policy ip=10.77.0.20-10.77.0.29 does not allow it"), r.diagnostic)
+        XCTAssertEqual(try vnic1(lab, "ip"), "10.77.0.11/24")
+        let events = try lab.vnicadm("show-events", "-p", "-o", "origin,parameter,new,verdict", "vnic1").stdout
+        XCTAssertTrue(events.contains("vm:ip:10.77.0.99/24:denied"), events)
+    }
+
     /// VM2 asking for VM1's changes, even with VM1's MAC and IP, changes nothing of VM1.
     func testRequestsAreAttributedToThePortTheyCameFrom() throws {
         let lab = try makeLab()

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/eventfd.h>   /* eventfd: the workers wake the control thread */
 #include <sys/signalfd.h>  /* signalfd: the control thread polls its signals */
+#include <poll.h>
 #include "../../../bpf/vnic.shared.h"
 
 /* pthread_setaffinity_np and CPU_SET are hidden from Swift (_GNU_SOURCE,
@@ -17,11 +18,20 @@ int vnic_pin_current_thread(int core);
  * (sched_getaffinity + CPU_ISSET are macros), or 0 on failure. */
 uint64_t vnic_current_thread_affinity_mask(void);
 
+/* Lets the calling thread run on the cores in `mask` (bit i: core i, the first
+ * 64 only); 0 or an errno. */
+int vnic_set_current_thread_affinity_mask(uint64_t mask);
+
 /* sched_getcpu is _GNU_SOURCE-only. */
 int vnic_current_cpu(void);
 
 /* pthread_setname_np is _GNU_SOURCE-only; names are cut to 15 bytes. */
 void vnic_set_current_thread_name(const char *name);
+
+/* An idle worker's wait: ppoll (hidden from Swift, _GNU_SOURCE) on its
+ * sockets and its wake eventfd (fds[0]) for at most `ns` nanoseconds; drains
+ * the eventfd when it fired. Returns ppoll's result (>0: something is ready). */
+int vnic_wait_fds(struct pollfd *fds, unsigned int count, long ns);
 
 /* The number of rx and tx queues of a device in the calling thread's network
  * namespace (ETHTOOL_GCHANNELS through SIOCETHTOOL; /sys may show another
