@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # make demo: a lab with two VMs on a 2-queue uplink, vnicd serving them, traffic
-# through it, a spoof attempt, and what vnicd counted; then everything is removed
-# (also when interrupted).
+# through it (pps), a spoof attempt blocked, a VM's requests accepted and
+# denied (the audit log), a host-initiated change applied inside the guest,
+# the Prometheus metrics, and what vnicd counted; then everything is removed
+# (also when interrupted). The lines starting with "RESULT" are the story.
 #
-#   scripts/demo.sh BIN_DIR
+#   scripts/demo.sh BIN_DIR        (DEMO_PREFIX: the lab's namespace prefix, default demo)
 set -euo pipefail
 bin=${1:?usage: scripts/demo.sh BIN_DIR}
-p=demo
+p=${DEMO_PREFIX:-demo}
+metrics_port=9464
 tmp=$(mktemp -d)
 db=$tmp/vnic.db
 vnicd_pid=
 listen=
 cleanup() {
+    kill $(jobs -p) 2>/dev/null || true   # sinks and agents still running in the lab
     [[ -n $listen ]] && kill -9 "$listen" 2>/dev/null || true
     [[ -n $vnicd_pid ]] && kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true
     "$bin/vnic-lab" down --prefix "$p" >/dev/null 2>&1 || true
@@ -36,7 +40,7 @@ done
 "$bin/vnicadm" show-vnic --db "$db"
 
 step "3. vnicd: XDP classifier on uplink0, one pinned worker per queue"
-nsenter --net="/run/netns/$p-host" -- "$bin/vnicd" --db "$db" 2>"$tmp/vnicd.log" &
+nsenter --net="/run/netns/$p-host" -- "$bin/vnicd" --db "$db" --metrics "$metrics_port" 2>"$tmp/vnicd.log" &
 vnicd_pid=$!
 for _ in $(seq 100); do grep -q "vnic vnic2 up" "$tmp/vnicd.log" 2>/dev/null && [[ -f $db-status.json ]] && break; sleep 0.1; done
 cat "$tmp/vnicd.log"
@@ -58,6 +62,8 @@ in_ns wire "$bin/vnic-pktgen" -i wire0 --dst-mac 02:00:00:00:01:01 --count 10000
 wait $sink1 $sink2 || true
 echo "VM1 received: $(cat "$tmp/sink1")"
 echo "VM2 received: $(cat "$tmp/sink2")"
+read -r got pps < <(sed -n 's/^received \([0-9]*\) frames.* at \([0-9]*\) pps.*/\1 \2/p' "$tmp/sink1")
+echo "RESULT traffic: VM1 received ${got:-0} of 100000 frames through vnicd at ${pps:-0} pps"
 
 step "6. 1,000 frames to a MAC no VNIC owns: dropped in XDP and counted"
 in_ns wire "$bin/vnic-pktgen" -i wire0 --dst-mac 02:00:00:00:0e:ee --count 1000 --rate 100000
@@ -67,23 +73,30 @@ echo "classifier unknown-dst counter: $(field 'd["classifier"]["unknown-dst"]')"
 step "7. A spoof attempt: VM1 sends 500 frames with a forged source MAC"
 in_ns vm1 "$bin/vnic-pktgen" -i vnic0 --dst-mac 02:00:00:00:00:01 --src-mac 02:00:00:00:01:99 \
     --src-ip 10.77.0.11 --dst-ip 10.77.0.1 --count 500 --rate 50000
-sleep 0.4
+sleep 0.6
 echo "vnic1 drops: $(field 'd["vnics"]["vnic1"]["drops"]')"
+spoofed=$(field 'd["vnics"]["vnic1"]["drops"].get("spoof-mac", 0)')
+echo "RESULT spoof blocked: $spoofed of 500 frames with a forged source MAC dropped (counter spoof-mac)"
 
 step "8. VM1 asks for a new address in-band (policy: ip=10.77.0.20-10.77.0.29)"
 "$bin/vnicadm" set-policy --db "$db" -p ip=10.77.0.20-10.77.0.29 vnic1
-if in_ns vm1 "$bin/vnic-guest" request ip=10.77.0.21; then echo "request ip=10.77.0.21: accepted"; fi
-if ! in_ns vm1 "$bin/vnic-guest" request ip=10.77.0.99 --timeout 1 2>/dev/null; then echo "request ip=10.77.0.99: denied (no answer, exit 3)"; fi
+if in_ns vm1 "$bin/vnic-guest" request ip=10.77.0.21; then echo "RESULT request accepted: VM1 asked for ip=10.77.0.21 and got it"; fi
+if ! in_ns vm1 "$bin/vnic-guest" request ip=10.77.0.99 --timeout 1 2>/dev/null; then
+    echo "RESULT request denied: VM1 asked for ip=10.77.0.99, outside its policy: no answer (exit 3), nothing changed"
+fi
 echo "VM1's interface: $(in_ns vm1 ip -br -4 addr show dev vnic0)"
 if in_ns wire ping -c 1 -W 2 10.77.0.21 >/dev/null; then echo "wire -> 10.77.0.21: ok"; fi
-"$bin/vnicadm" show-events --db "$db" vnic1 | tail -3
+echo "the audit log (vnicadm show-events vnic1):"
+"$bin/vnicadm" show-events --db "$db" vnic1 | grep -E "VERDICT|accepted|denied" | grep -v "frame" | tail -3
 
 step "9. The host changes VM1's MTU; the guest agent applies it"
 nsenter --net="/run/netns/$p-vm1" -- "$bin/vnic-guest" listen >"$tmp/listen" 2>&1 &   # $!: the agent itself
 listen=$!
 sleep 0.3
-"$bin/vnicadm" set --db "$db" vnic1 mtu=1400
-echo "VM1's interface MTU: $(in_ns vm1 ip -o link show vnic0 | sed 's/.* mtu \([0-9]*\).*/\1/')"
+ack=$("$bin/vnicadm" set --db "$db" vnic1 mtu=1400 2>&1 || true)
+echo "$ack"
+mtu=$(in_ns vm1 ip -o link show vnic0 | sed 's/.* mtu \([0-9]*\).*/\1/')
+echo "RESULT change applied in the guest: vnicadm set vnic1 mtu=1400, VM1's interface MTU is now $mtu"
 kill "$listen" 2>/dev/null || true; wait "$listen" 2>/dev/null || true; listen=
 
 step "10. Counters per queue and per VNIC"
@@ -96,8 +109,13 @@ for name, v in sorted(d["vnics"].items()):
     print(f"{name}: {v['state']}, to VM {v['rxPackets']} pkts, from VM {v['txPackets']} pkts, drops {v['drops'] or 'none'}")
 PY
 
-step "11. Stop vnicd (SIGTERM) and remove the lab"
+step "11. Prometheus metrics (vnicd --metrics $metrics_port, in $p-host)"
+in_ns host bash -c "exec 3<>/dev/tcp/127.0.0.1/$metrics_port; printf 'GET /metrics HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3; cat <&3" \
+    | grep -E '^vnic_(rx_packets_total|drops_total|worker_busy_ratio|requests_total|config_generation)' | sort | head -14
+
+step "12. Stop vnicd (SIGTERM) and remove the lab"
 kill -TERM "$vnicd_pid"; wait "$vnicd_pid" || true; vnicd_pid=
 tail -n +4 "$tmp/vnicd.log" | grep -v "up on port" || true
 if ip -n "$p-host" -d link show | grep -q prog/xdp; then echo "XDP still attached!"; else echo "no XDP program left attached"; fi
 "$bin/vnic-lab" down --prefix "$p"
+if ip netns list | grep -q "^$p-"; then echo "RESULT cleanup: namespaces $p-* still there!"; else echo "RESULT cleanup: lab removed, nothing left behind"; fi

@@ -11,9 +11,14 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         public var txPackets: UInt64
         /// Frames of the worker's UMEM free in its pool (not in any ring).
         public var freeFrames: UInt64
-        public init(queue: Int, core: Int, rxPackets: UInt64, txPackets: UInt64, freeFrames: UInt64) {
+        /// Cycles (TSC) the worker spent in loops that moved frames, and in all:
+        /// the busy ratio over an interval is the ratio of their increments.
+        public var busyCycles: UInt64
+        public var cycles: UInt64
+        public init(queue: Int, core: Int, rxPackets: UInt64, txPackets: UInt64, freeFrames: UInt64,
+                    busyCycles: UInt64 = 0, cycles: UInt64 = 0) {
             self.queue = queue; self.core = core; self.rxPackets = rxPackets; self.txPackets = txPackets
-            self.freeFrames = freeFrames
+            self.freeFrames = freeFrames; self.busyCycles = busyCycles; self.cycles = cycles
         }
     }
     public struct VNIC: Codable, Sendable, Equatable {
@@ -25,6 +30,10 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         public var txBytes: UInt64 = 0
         /// Drops by reason (`spoof-mac`, `vsq-full`, ...); only non-zero reasons need appear.
         public var drops: [String: UInt64] = [:]
+        /// Frames waiting in the VNIC's VSQs now: towards the VM (its receive
+        /// rings on the uplink) and from the VM (its port's receive rings).
+        public var vsqToVM: UInt64 = 0
+        public var vsqFromVM: UInt64 = 0
         public init(state: String) { self.state = state }
     }
     /// Guest protocol requests by outcome (accepted, denied, duplicate, malformed, ...).

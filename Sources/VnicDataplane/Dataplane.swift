@@ -11,6 +11,7 @@
 import CLibXDP
 import CVnicShim
 import Glibc
+import Logging
 import VnicConfig
 import VnicCore
 
@@ -358,7 +359,7 @@ public final class Dataplane {
         while workers.contains(where: { $0.installed < gen }) {
             waited += 1
             if waited < 200 { sched_yield() } else { usleep(50) }
-            if waited == 20_200 { printError("vnicd: a worker has not taken a new table for 1 s (is its core starved?)") }
+            if waited == 20_200 { Logger(label: "vnicd").warning("a worker has not taken a new table for 1 s (is its core starved?)") }
         }
         let oldest = gen
         retired.removeAll { r in
@@ -412,6 +413,8 @@ public final class Dataplane {
             // uplink sockets, from the VM on the port sockets.
             // A full ring is a full VSQ; with maxbw set, frames wait there for the
             // limiter, so what overflows is the rate limit's doing.
+            for sock in a.uplinkSockets { v.vsqToVM &+= UInt64(sock.rxLevel) }
+            for sock in a.portSockets { v.vsqFromVM &+= UInt64(sock.rxLevel) }
             let full = a.spec.maxbw > 0 ? "rate-limit" : "vsq-full"
             for sock in a.uplinkSockets + a.portSockets {
                 let st = sock.statistics()
@@ -425,7 +428,8 @@ public final class Dataplane {
         let queues = workers.enumerated().map { q, w in
             RuntimeStatus.Queue(queue: q, core: w.core, rxPackets: vnic_counter_load(w.queueCounters),
                                 txPackets: vnic_counter_load(w.queueCounters + 1),
-                                freeFrames: vnic_load_u64_acquire(w.queueCounters + 2))
+                                freeFrames: vnic_load_u64_acquire(w.queueCounters + 2),
+                                busyCycles: vnic_counter_load(w.queueCounters + 3), cycles: vnic_counter_load(w.queueCounters + 4))
         }
         var classifier: [String: UInt64] = [:]
         for (i, name) in Dataplane.xdpCounterNames.enumerated() {

@@ -16,6 +16,7 @@
 import CLibXDP
 import CVnicShim
 import Glibc
+import Logging
 import VnicConfig
 import VnicCore
 
@@ -48,7 +49,8 @@ final class Worker: @unchecked Sendable {
     let installedGeneration: UnsafeMutablePointer<UInt64>
     let stopFlag: UnsafeMutablePointer<UInt64>
     /// [0] frames received from the uplink, [1] frames sent to the uplink,
-    /// [2] frames free in the pool (a gauge, stored once per loop).
+    /// [2] frames free in the pool (a gauge, stored once per loop),
+    /// [3] cycles in loops that moved frames, [4] cycles in all loops.
     let queueCounters: UnsafeMutablePointer<UInt64>
 
     var table: UnsafeMutablePointer<WorkerTable>
@@ -107,7 +109,7 @@ final class Worker: @unchecked Sendable {
         mailbox = .allocate(capacity: 1); mailbox.initialize(to: nil)
         installedGeneration = .allocate(capacity: 1); installedGeneration.initialize(to: 0)
         stopFlag = .allocate(capacity: 1); stopFlag.initialize(to: 0)
-        queueCounters = .allocate(capacity: 3); queueCounters.initialize(repeating: 0, count: 3)
+        queueCounters = .allocate(capacity: 5); queueCounters.initialize(repeating: 0, count: 5)
         table = WorkerTable.make(generation: 0, entries: [], reclaim: [], own: [event, uplinkSocket?.fd ?? -1])
     }
 
@@ -168,15 +170,20 @@ final class Worker: @unchecked Sendable {
         vnic_set_current_thread_name("vnic-worker-\(queue)")
         let rc = vnic_pin_current_thread(Int32(core))
         if rc != 0 {
-            printError("vnicd: pin worker \(queue) to core \(core): \(errnoString(rc))")
+            Logger(label: "vnicd").error("pin worker \(queue) to core \(core): \(errnoString(rc))")
         }
         var idle = 0
+        var last = vnic_rdtsc()
         while vnic_load_u64_acquire(stopFlag) == 0 {
             if vnic_load_pointer_relaxed(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)) != nil {
                 install()
             }
             let work = loopOnce()
             vnic_store_u64_release(queueCounters + 2, UInt64(poolCount))
+            let now = vnic_rdtsc()
+            if work { vnic_counter_add(queueCounters + 3, now &- last) }
+            vnic_counter_add(queueCounters + 4, now &- last)
+            last = now
             if work || busyPoll {
                 idle = 0
             } else {

@@ -77,6 +77,12 @@ final class XSKSocket {
     /// Kept alive while the socket exists: libxdp unmaps the pair with its last socket.
     let pair: RingPair
 
+    /// Frames in the receive ring now (written by the kernel, taken by a worker).
+    var rxLevel: UInt32 {
+        guard let r = rx else { return 0 }
+        return vnic_ring_level(r.pointee.producer, r.pointee.consumer)
+    }
+
     init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
          bind: XSKBindMode) throws(VnicError) {
         self.ifname = ifname

@@ -73,7 +73,7 @@ final class GuestService {
         do {
             outcome = try store.handleVMRequest(index: index, parameter: m.parameter, value: m.value)
         } catch {
-            log("vm request on vnic #\(index): \(error.message)")
+            logger.error("vm request on vnic #\(index): \(error.message)")
             return count("error")
         }
         var reply: [UInt8]? = nil
@@ -157,14 +157,14 @@ final class GuestService {
         for p in expired {
             count("unacknowledged")
             audit(p, reason: "guest did not acknowledge within 3 s")
-            log("vnic \(p.vnic): guest did not acknowledge \(p.message.parameter)=\(p.message.value)")
+            logger.warning("vnic \(p.vnic): guest did not acknowledge \(p.message.parameter)=\(p.message.value)")
         }
     }
 
     private func audit(_ p: Pending, reason: String) {
         let e = AuditEntry(vnic: p.vnic, origin: .host, parameter: p.message.parameter, old: nil, new: p.message.value,
                            verdict: .applied, reason: reason)
-        do { try store.appendAudit([e]) } catch { log("audit: \(error.message)") }
+        do { try store.appendAudit([e]) } catch { logger.error("audit: \(error.message)") }
     }
 
     private func count(_ what: String) { counts[what, default: 0] &+= 1 }

@@ -7,10 +7,12 @@
 import ArgumentParser
 import CVnicShim
 import Glibc
+import Logging
 import VnicCLI
 import VnicConfig
 import VnicCore
 import VnicDataplane
+import VnicMetrics
 
 struct VnicD: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,12 +46,22 @@ struct VnicD: ParsableCommand {
     @Option(help: "UMEM frames (2 KiB each) per worker.")
     var frames: UInt32 = 16384
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR/metrics: PORT (loopback), IPV4:PORT or [IPV6]:PORT. Off by default.",
+                               valueName: "ADDR"))
+    var metrics: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
     func validate() throws {
         if let q = queues, q < 1 { throw ValidationError("--queues: '\(q)' must be at least 1") }
         if xdpMode != "native" && xdpMode != "generic" {
             throw ValidationError("--xdp-mode: '\(xdpMode)' is not native or generic")
         }
         if let c = cores { _ = try parseCores(c) }
+        if let m = metrics {
+            do { _ = try MetricsExporter.Address(parsing: m) } catch { throw ValidationError(error.message) }
+        }
         if frames < 4096 { throw ValidationError("--frames: '\(frames)' is below 4096") }
         if maxVNICs < 1 || maxVNICs >= VNIC_MAX_VNICS {
             throw ValidationError("--max-vnics: '\(maxVNICs)' is not in 1...\(VNIC_MAX_VNICS - 1)")
@@ -68,6 +80,7 @@ struct VnicD: ParsableCommand {
     }
 
     func run() throws {
+        VnicLogHandler.bootstrap(program: "vnicd", level: logLevel)
         let path = ConfigStore.databasePath(option: db)
         let store = try ConfigStore.open(path: path, create: false)
         try? store.setSyncMetadata(false)   // one flush per commit of vnicd's own (see ConfigStore)
@@ -105,6 +118,15 @@ struct VnicD: ParsableCommand {
         log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
         log(changes: dp.apply(specs(records, uplink: uplink)))
         try? dp.status(generation: generation).write(database: path)
+        var exporter: MetricsExporter?
+        if let m = metrics {
+            let address = try MetricsExporter.Address(parsing: m)
+            let e = MetricsExporter()
+            e.update(dp.status(generation: generation))
+            do { try e.serve(on: address) } catch { dp.shutdown(); throw error }
+            exporter = e
+            log("metrics at http://\(address)/metrics")
+        }
 
         // The control loop: woken by a signal, a guest request (the workers'
         // eventfd) or every 5 ms to look at the database's generation.
@@ -122,7 +144,7 @@ struct VnicD: ParsableCommand {
                 lastError = nil
             } catch {
                 let message = "read \(path): \(error)"
-                if message != lastError { log(message + " (keeping the current configuration)") }
+                if message != lastError { logger.error("\(message) (keeping the current configuration)") }
                 lastError = message
             }
         }
@@ -146,7 +168,7 @@ struct VnicD: ParsableCommand {
                 if try store.generation() != generation { reconcile() }
             } catch {
                 let message = "read \(path): \(error)"
-                if message != lastError { log(message + " (keeping the current configuration)") }
+                if message != lastError { logger.error("\(message) (keeping the current configuration)") }
                 lastError = message
             }
             guest?.tick(now: now)
@@ -155,6 +177,7 @@ struct VnicD: ParsableCommand {
                 var status = dp.status(generation: generation)
                 status.requests = guest?.counts
                 try? status.write(database: path)
+                exporter?.update(status)
                 if now >= nextSecond {
                     nextSecond = now + 1_000_000_000
                     spoofWarnings.check(status, store: store)
@@ -215,8 +238,11 @@ func monotonicNow() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+/// vnicd's log (swift-log, VnicLogHandler: one line per event on stderr).
+let logger = Logger(label: "vnicd")
+
 func log(_ line: String) {
-    printError("vnicd: \(line)")
+    logger.info("\(line)")
 }
 
 enum ProcessInfoLite {
@@ -251,7 +277,7 @@ struct SpoofWarnings {
                 guard total > (reported[key] ?? 0) else { reported[key] = total; continue }
                 reported[key] = total
                 let text = "\(reason): \(new) frame\(new == 1 ? "" : "s") dropped (\(new - 1) suppressed)"
-                log("warning: vnic \(name) \(text)")
+                logger.warning("vnic \(name) \(text)")
                 entries.append(AuditEntry(vnic: name, origin: .vm, parameter: "frame", old: nil, new: nil,
                                           verdict: .denied, reason: text))
             }

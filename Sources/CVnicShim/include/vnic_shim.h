@@ -71,7 +71,13 @@ static inline _Bool vnic_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desir
 	return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-/* rdtsc for cycle counts in benchmarks. */
+/* Entries in an AF_XDP ring as another thread sees it: the kernel's or the
+ * owning worker's producer and consumer indexes, loaded atomically. */
+static inline uint32_t vnic_ring_level(const uint32_t *producer, const uint32_t *consumer) {
+	return __atomic_load_n(producer, __ATOMIC_ACQUIRE) - __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+}
+
+/* rdtsc: cycle counts in benchmarks and the workers' busy ratio. */
 static inline uint64_t vnic_rdtsc(void) {
 	uint32_t lo, hi;
 	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
