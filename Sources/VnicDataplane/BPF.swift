@@ -64,7 +64,7 @@ public final class BPFObject {
         guard rc == 0 else {
             let e = -rc
             var hint = ""
-            if e == EPERM { hint = " (needs CAP_BPF and CAP_NET_ADMIN, or root)" }
+            if e == EPERM { hint = capabilityHint([.bpf, .netAdmin]) }
             throw VnicError("load BPF object \(path): \(errnoString(e))\(hint)")
         }
         loaded = true
@@ -149,6 +149,7 @@ public final class XDPLink {
             var hint = ""
             if e == EBUSY || e == EEXIST { hint = " (another XDP program is attached: ip link set dev \(ifname) xdp off)" }
             if e == EOPNOTSUPP && mode == .native { hint = " (the driver lacks native XDP: try --xdp-mode generic)" }
+            if e == EPERM { hint = capabilityHint([.netAdmin, .bpf]) }
             throw VnicError("attach XDP to \(ifname): \(errnoString(e))\(hint)")
         }
         self.fd = fd

@@ -51,7 +51,13 @@ final class UMEM {
         let rc = xsk_umem__create(&u, area, UInt64(size), firstPair.fill, firstPair.comp, &cfg)
         guard rc == 0, let u else {
             munmap(area, size)
-            let hint = -rc == EPERM || -rc == ENOMEM ? " (needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK)" : ""
+            var hint = ""
+            if -rc == EPERM { hint = capabilityHint([.netRaw]) }   // libxdp opens the AF_XDP socket here
+            if -rc == ENOBUFS || -rc == ENOMEM {   // the pages are counted against RLIMIT_MEMLOCK without CAP_IPC_LOCK
+                let limit = memlockLimit().map { "RLIMIT_MEMLOCK is \($0 >> 10) KiB" } ?? "RLIMIT_MEMLOCK is unlimited"
+                hint = Capability.ipcLock.isHeld ? " (\(limit))"
+                    : " (needs CAP_IPC_LOCK or an RLIMIT_MEMLOCK above every worker's UMEM: CAP_IPC_LOCK is missing, \(limit))"
+            }
             throw VnicError("register UMEM of \(size) bytes: \(errnoString(-rc))\(hint)")
         }
         umem = u
@@ -113,7 +119,7 @@ final class XSKSocket {
         guard rc == 0, let s else {
             rxRing?.deallocate(); txRing?.deallocate()
             var hint = ""
-            if -rc == EPERM { hint = " (needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK, or root)" }
+            if -rc == EPERM { hint = capabilityHint([.netRaw]) }
             if -rc == EINVAL { hint = " (does \(ifname) have queue \(queue)?)" }
             throw VnicError("bind AF_XDP socket on \(ifname) queue \(queue): \(errnoString(-rc))\(hint)")
         }
