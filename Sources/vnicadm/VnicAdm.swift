@@ -27,7 +27,7 @@ struct VnicAdm: ParsableCommand {
             """,
         subcommands: [CreateVNIC.self, DeleteVNIC.self, ShowVNIC.self, SetLinkProp.self, ResetLinkProp.self,
                       ShowLinkProp.self, SetPolicy.self, ShowPolicy.self, SetParameters.self, ShowStats.self,
-                      ShowEvents.self, Batch.self])
+                      ShowEvents.self, Batch.self, Check.self])
 
     func run() throws {
         let names = VnicAdm.configuration.subcommands.compactMap { $0.configuration.commandName }
