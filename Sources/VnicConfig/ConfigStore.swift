@@ -378,8 +378,9 @@ public final class ConfigStore: Sendable {
     /// parsed, validated, checked against the VNIC's policy and uniqueness,
     /// applied when allowed, and audited either way (origin vm), in one
     /// transaction. Throws only for database failures.
-    public func handleVMRequest(index: UInt32, parameter: String, value: String) throws(VnicError) -> VMRequestOutcome {
-        try update { (tx) throws(VnicError) in try tx.handleVMRequest(index: index, parameter: parameter, value: value) }
+    public func handleVMRequest(index: UInt32, parameter: String, value: String,
+                                via: String = "VM request") throws(VnicError) -> VMRequestOutcome {
+        try update { (tx) throws(VnicError) in try tx.handleVMRequest(index: index, parameter: parameter, value: value, via: via) }
     }
 
     /// Maps a failed write to one line: read-only, full (MDB_MAP_FULL), no

@@ -199,7 +199,8 @@ public struct ConfigTransaction: ~Copyable {
     }
 
     /// See `ConfigStore.handleVMRequest`.
-    public mutating func handleVMRequest(index: UInt32, parameter name: String, value: String) throws(VnicError) -> VMRequestOutcome {
+    public mutating func handleVMRequest(index: UInt32, parameter name: String, value: String,
+                                         via: String = "VM request") throws(VnicError) -> VMRequestOutcome {
         guard let record = try vnic(index: index) else {
             let e = try appendAudit(AuditEntry(vnic: "#\(index)", origin: .vm, parameter: name, old: nil, new: value,
                                                verdict: .denied, reason: "no VNIC has index \(index)"))
@@ -225,17 +226,17 @@ public struct ConfigTransaction: ~Copyable {
         }
         let stored: VNICRecord
         do {
-            stored = try update(name: record.name, origin: .vm, verdict: .accepted, reason: "VM request") { r in r = candidate }
+            stored = try update(name: record.name, origin: .vm, verdict: .accepted, reason: via) { r in r = candidate }
         } catch where error.exitCode == 2 {
             return try deny(error.message, old: old)   // e.g. a MAC another VNIC has
         }
         if stored == record {   // already that value: nothing to change, audit the request anyway
             let e = try appendAudit(AuditEntry(vnic: record.name, origin: .vm, parameter: name, old: old, new: old,
-                                               verdict: .accepted, reason: "VM request (unchanged)"))
+                                               verdict: .accepted, reason: "\(via) (unchanged)"))
             return VMRequestOutcome(entry: e, record: stored)
         }
         let e = AuditEntry(vnic: record.name, origin: .vm, parameter: name, old: old, new: p.text(of: stored),
-                           verdict: .accepted, reason: "VM request")
+                           verdict: .accepted, reason: via)
         return VMRequestOutcome(entry: e, record: stored)
     }
 

@@ -107,7 +107,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     /// Every field, in the order the CLI lists them.
     public static let allCases: [VNICParameter] = [
         .name, .link, .port, .mac, .ip, .gateway, .mtu, .tcpPorts, .transport, .routing, .tcpBuffer, .state,
-        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .index,
+        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .dhcp, .dhcpLease, .index,
     ]
     public static var parameters: [VNICParameter] { allCases.filter { $0.kind == .parameter } }
     public static var properties: [VNICParameter] { allCases.filter { $0.kind == .property } }
@@ -326,6 +326,28 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         dataplane: false, vm: false,
         syntax: "drop or reply: what a VM's denied request gets (drop: nothing, it times out; reply: a refusal naming the reason)")
 
+    public static let dhcp = VNICParameter.choice(
+        "dhcp", tag: FieldTag.dhcp, .property, DHCPServer.self, keyPath: \.dhcp, dataplane: true, vm: false,
+        syntax: "off or on: vnic's DHCP server answers the VM with its address, prefix, gateway, MTU and lease (its DHCP never reaches the wire)")
+
+    public static let dhcpLease = VNICParameter(
+        "dhcp-lease", tag: FieldTag.dhcpLease, .property,
+        syntax: "seconds a DHCP lease lasts (\(VNICRecord.dhcpLeaseRange.lowerBound)-\(VNICRecord.dhcpLeaseRange.upperBound)); clients renew at half",
+        parse: { (t, r) throws(VnicError) in
+            guard let v = UInt32(t) else { throw .usage("dhcp-lease: '\(t)' is not a number of seconds") }
+            r.dhcpLease = v
+        },
+        print: { String($0.dhcpLease) },
+        reset: { $0.dhcpLease = VNICRecord.defaultDHCPLease },
+        check: { (r) throws(VnicError) in
+            guard VNICRecord.dhcpLeaseRange.contains(r.dhcpLease) else {
+                throw .usage("dhcp-lease: \(r.dhcpLease) s is out of range (\(VNICRecord.dhcpLeaseRange.lowerBound)-\(VNICRecord.dhcpLeaseRange.upperBound))")
+            }
+        },
+        encode: { r, w in if r.dhcpLease != VNICRecord.defaultDHCPLease { w.u32(FieldTag.dhcpLease, r.dhcpLease) } },
+        decode: { (v, r) throws(VnicError) in r.dhcpLease = try TLV.u32(v, "dhcp-lease") },
+        atoms: { r in [UInt64(r.dhcpLease)...UInt64(r.dhcpLease)] })
+
     public static let cpus = VNICParameter(
         "cpus", tag: FieldTag.cpus, .property,
         syntax: "CPU numbers and ranges for the VNIC's processing (e.g. 0,2-3)", dataplane: true,
@@ -515,6 +537,8 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 ///                    (absent: mac-nospoof)
 ///  18   allowed-ips  per network: 4 bytes (network order) + 1 byte prefix  v2
 ///  19   denied-requests u8: 0 drop, 1 reply (absent: drop)                 v2
+///  20   dhcp         u8: 0 off, 1 on (absent: off)                         v2
+///  21   dhcp-lease   u32 LE seconds (absent: 3600)                         v2
 ///  0x1000 + tag      the VM's policy for that field (VNICRecordCodec)       v2
 public enum FieldTag {
     public static let name: UInt16 = 1
@@ -536,6 +560,8 @@ public enum FieldTag {
     public static let protection: UInt16 = 17
     public static let allowedIPs: UInt16 = 18
     public static let deniedRequests: UInt16 = 19
+    public static let dhcp: UInt16 = 20
+    public static let dhcpLease: UInt16 = 21
     /// Added to a field's tag for the VM's policy on that field.
     public static let policyBase: UInt16 = 0x1000
 }

@@ -37,6 +37,9 @@ public struct VNICRecord: Equatable, Sendable {
     public var maxbw: UInt64?
     public var priority: Priority = .default
     public var deniedRequests: DeniedRequests = .default
+    public var dhcp: DHCPServer = .default
+    /// Seconds a DHCP lease lasts (the `dhcp-lease` property).
+    public var dhcpLease: UInt32 = VNICRecord.defaultDHCPLease
     /// CPUs for the VNIC's processing, sorted; empty: any.
     public var cpus: [Int] = []
     /// Anti-spoof checks on the VNIC's outbound frames (default: mac-nospoof).
@@ -58,6 +61,8 @@ public struct VNICRecord: Equatable, Sendable {
     public static let maxListItems = 64
     public static let maxbwRange: ClosedRange<UInt64> = 1_000...1_000_000_000_000
     public static let tcpBufferRange: ClosedRange<UInt32> = 4096...(256 << 20)
+    public static let dhcpLeaseRange: ClosedRange<UInt32> = 60...31_536_000
+    public static let defaultDHCPLease: UInt32 = 3600
     public static let cpuRange: ClosedRange<Int> = 0...4095
     public static let maxCPUs = 256
 

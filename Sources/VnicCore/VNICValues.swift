@@ -203,3 +203,11 @@ public enum DeniedRequests: UInt8, CaseIterable, Sendable, CustomStringConvertib
     public static let `default`: DeniedRequests = .drop
     public var description: String { self == .drop ? "drop" : "reply" }
 }
+
+/// The `dhcp` link property: whether vnic's DHCPv4 server answers the VM's
+/// DHCP client (and keeps its DHCP off the wire).
+public enum DHCPServer: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case off = 0, on = 1
+    public static let `default`: DHCPServer = .off
+    public var description: String { self == .off ? "off" : "on" }
+}

@@ -29,6 +29,8 @@ public struct VNICSpec: Equatable, Sendable {
     /// maxbw in bits/s, each direction; 0: unlimited.
     public var maxbw: UInt64 = 0
     public var priority: Priority = .default
+    /// vnic's DHCP server answers this VNIC: its DHCP client traffic goes to the control thread.
+    public var dhcp = false
     public init(name: String, index: UInt32, mac: MACAddress, port: String?) {
         self.name = name; self.index = index; self.mac = mac; self.port = port
     }
@@ -344,7 +346,7 @@ public final class Dataplane {
                 VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
                           uplinkRX: a.uplinkSockets[q].rx!, port: a.portRings[q], counters: a.counters[q],
                           policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
-                          uplinkFD: a.uplinkSockets[q].fd)
+                          uplinkFD: a.uplinkSockets[q].fd, dhcp: a.spec.dhcp)
             }
             let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim, own: w.ownWaitFDs)
             tables.append(t)

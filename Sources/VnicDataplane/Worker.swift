@@ -322,7 +322,12 @@ final class Worker: @unchecked Sendable {
             let data = UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!)
             if GuestIntercept.isServiceTraffic(data, len: Int(d.len)) {
                 // To the service address: never forwarded; requests go to the control thread.
-                interceptRequest(entry, data, len: Int(d.len))
+                if GuestIntercept.isRequestPort(data, len: Int(d.len)) { toControlThread(entry, data, len: Int(d.len)) }
+                free(d.addr); continue
+            }
+            if entry.dhcp && GuestIntercept.isDHCPToServer(data, len: Int(d.len)) {
+                // vnic's DHCP server answers this VNIC: its DHCP stays off the wire.
+                toControlThread(entry, data, len: Int(d.len))
                 free(d.addr); continue
             }
             let verdict = AntiSpoof.check(data, len: Int(d.len), policy)
@@ -357,12 +362,11 @@ final class Worker: @unchecked Sendable {
         return toWire
     }
 
-    /// A guest protocol datagram from VNIC `entry`: to the control thread, tagged
-    /// with the VNIC's index (the port it came in on, never what it claims),
-    /// within the VNIC's request rate; the excess is dropped and counted.
+    /// A guest protocol or DHCP datagram from VNIC `entry`: to the control
+    /// thread, tagged with the VNIC's index (the port it came in on, never what
+    /// it claims), within the VNIC's request rate; the excess is dropped and counted.
     @inline(never)
-    private func interceptRequest(_ entry: VNICEntry, _ data: UnsafeRawPointer, len: Int) {
-        guard GuestIntercept.isRequestPort(data, len: len) else { return }   // other traffic to it: dropped
+    private func toControlThread(_ entry: VNICEntry, _ data: UnsafeRawPointer, len: Int) {
         let admitted = Worker.requestLimiter.admit(entry.tat + 2, now: monotonicNanos(), lengths: { _ in 1 }, count: 1)
         guard admitted == 1, toControl.push(tag: entry.index, data, count: len) else {
             countDrop(entry.counters, VNIC_DROP_REQUEST_RATE)

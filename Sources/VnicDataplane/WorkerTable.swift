@@ -49,6 +49,8 @@ struct VNICEntry {
     var tat: UnsafeMutablePointer<UInt64>
     /// The uplink receive socket's descriptor (what an idle worker waits on; -1 in memory).
     var uplinkFD: Int32 = -1
+    /// vnic's DHCP server answers this VNIC (its DHCP client messages go to the control thread).
+    var dhcp = false
 }
 
 struct WorkerTable {

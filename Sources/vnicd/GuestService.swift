@@ -50,6 +50,7 @@ final class GuestService {
 
     func handle(index: UInt32, queue: Int, frame: [UInt8]) {
         guard let udp = FrameBuilder.udpPayload(frame), frame.count >= 12 else { return count("malformed") }
+        if udp.dstPort == 67 { return dhcp(index: index, queue: queue, payload: udp.payload) }   // DHCPService
         let message: GuestMessage
         switch GuestMessage.decode(udp.payload) {
         case .success(let m): message = m
@@ -167,5 +168,5 @@ final class GuestService {
         do { try store.appendAudit([e]) } catch { logger.error("audit: \(error.message)") }
     }
 
-    private func count(_ what: String) { counts[what, default: 0] &+= 1 }
+    func count(_ what: String) { counts[what, default: 0] &+= 1 }
 }

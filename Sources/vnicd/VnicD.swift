@@ -200,6 +200,7 @@ struct VnicD: ParsableCommand {
             s.sources = r.effectiveAllowedIPs
             s.maxbw = r.maxbw ?? 0
             s.priority = r.priority
+            s.dhcp = r.dhcp == .on
             return s
         }
     }
