@@ -7,7 +7,7 @@ PREFIX     ?= /usr/local
 ARCH_INC   := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
 BPF_OBJ    := build/vnic.bpf.o
 DEB_PKGS   := libxdp-dev libbpf-dev liblmdb-dev libelf-dev zlib1g-dev iproute2 iputils-ping \
-              netsniff-ng util-linux procps ethtool tcpdump
+              netsniff-ng util-linux procps ethtool tcpdump python3 udhcpc dhcpcd-base
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 
 .PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean
@@ -56,10 +56,30 @@ bench-smoke: build build/malloc_count.so
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --vnics 500 --runs 1 --out build/bench-smoke-config.json
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 20 --runs 1 --out build/bench-smoke-protocol.json
 
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+
+# Binaries, the BPF object, man pages and completions generated from the
+# argument parsers, the systemd unit, and the system user it runs as.
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/vnic
 	install -m 0755 $(RELEASE_BIN)/vnicd $(RELEASE_BIN)/vnicadm $(RELEASE_BIN)/vnic-lab $(RELEASE_BIN)/vnic-pktgen $(RELEASE_BIN)/vnic-guest $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJ) $(DESTDIR)$(PREFIX)/lib/vnic/vnic.bpf.o
+	rm -rf build/docs && bash scripts/gen-docs.sh "$(RELEASE_BIN)" build/docs
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d \
+	    $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -m 0644 build/docs/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 build/docs/bash/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+	install -m 0644 build/docs/zsh/_* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
+	install -m 0644 build/docs/fish/*.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
+	sed 's|/usr/local/|$(PREFIX)/|g' contrib/vnicd.service > build/vnicd.service
+	install -m 0644 build/vnicd.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/vnicd.service
+	@if [ -n "$(DESTDIR)" ]; then \
+	  echo "DESTDIR is set: user vnic is not created (create it where vnicd will run)"; \
+	elif ! id vnic >/dev/null 2>&1; then \
+	  useradd --system --user-group --no-create-home --home-dir /var/lib/vnic --shell /usr/sbin/nologin vnic; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf build .build
