@@ -122,6 +122,12 @@ public final class ConfigStore: Sendable {
             throw openError(error, path)
         }
         if readOnlyReason == nil && environment.isReadOnly { readOnlyReason = "opened read-only by this process" }
+        // A file cut short (a failed copy, a full disk during a copy): refuse it
+        // before anything reads a page past its end.
+        var now = stat()
+        if existed, stat(path, &now) == 0, Int(now.st_size) < environment.pagesSize {
+            throw VnicError("database \(path) is truncated: \(now.st_size) bytes, its pages need \(environment.pagesSize) (restore it from a copy)")
+        }
 
         return try mapErrors { () throws -> ConfigStore in
             // What is there: the schema version (nil: not initialized) and the tables it has.

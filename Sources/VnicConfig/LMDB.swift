@@ -178,6 +178,16 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return info.me_mapsize
     }
 
+    /// The bytes the data file must hold for the pages its meta page counts
+    /// (LMDB reads them through the map: a shorter file would fault, SIGBUS).
+    public var pagesSize: Int {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(handle, &info)
+        mdb_env_stat(handle, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+
     /// Frees the reader slots of dead processes; returns how many it freed.
     /// The corresponding C function is `mdb_reader_check`.
     @discardableResult

@@ -93,7 +93,8 @@ final class ConfigIntegrationTests: XCTestCase {
             let e = expected(i, group: group)
             XCTAssertEqual(f, [e.name, e.mac, e.port, e.ip], "VNIC \(e.name) is not wholly there", file: file, line: line)
             XCTAssertEqual(values[e.name], ["maxbw": e.maxbw, "priority": e.priority, "cpus": "",
-                                            "protection": "mac-nospoof,ip-nospoof", "allowed-ips": e.allowed],
+                                            "protection": "mac-nospoof,ip-nospoof", "allowed-ips": e.allowed,
+                                            "denied-requests": "drop", "dhcp": "off", "dhcp-lease": "3600"],
                            "properties of \(e.name)", file: file, line: line)
             found.append(i)
         }
@@ -315,6 +316,45 @@ final class ConfigIntegrationTests: XCTestCase {
         XCTAssertEqual(try presentVNICs(group: 1).count, 3000)
     }
 
+    /// A truncated file, a file that is not LMDB, and a record that does not
+    /// decode: vnicadm and vnicd say which in one line and exit 1; vnicd does
+    /// not start with the VNICs it could read (never half-configured).
+    func testCorruptedDatabasesFailClearly() throws {
+        try makeTwoVNICs()
+        let good = try Data(contentsOf: URL(fileURLWithPath: db))
+        let vnicd = try TestEnvironment.binary("vnicd")
+        func both(_ path: String, _ fragments: String...) throws {
+            for argv in [[vnicadm, "show-vnic", "--db", path], [vnicd, "--db", path, "--link", "vnic-no-such-if"]] {
+                let r = try Command.run(argv)
+                XCTAssertEqual(r.status, 1, "\(r.commandLine): \(r.stderr)")
+                XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(r.commandLine) printed: \(r.stderr)")
+                for f in fragments { XCTAssertTrue(r.stderr.contains(f), "\(r.commandLine): '\(r.stderr)' lacks '\(f)'") }
+            }
+        }
+        let truncated = dir + "/truncated.db"
+        try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: truncated))
+        try both(truncated, "database \(truncated) is truncated", "restore it from a copy")
+
+        let garbage = dir + "/garbage.db"
+        var bytes = [UInt8](good)
+        for i in 0..<8192 { bytes[i] = UInt8.random(in: 0...255) }
+        try Data(bytes).write(to: URL(fileURLWithPath: garbage))
+        try both(garbage, "database \(garbage) is not an LMDB database")
+
+        // vnic2's record: its name field (tag 1, length 5, "vnic2") now claims 65535 bytes.
+        let corrupt = dir + "/corrupt.db"
+        bytes = [UInt8](good)
+        let field: [UInt8] = [1, 0, 5, 0] + Array("vnic2".utf8)
+        var hits = 0
+        for i in 0..<(bytes.count - field.count) where Array(bytes[i..<(i + field.count)]) == field {
+            bytes[i + 2] = 0xFF; bytes[i + 3] = 0xFF; hits += 1
+        }
+        XCTAssertGreaterThan(hits, 0, "vnic2's record found in the file")
+        try Data(bytes).write(to: URL(fileURLWithPath: corrupt))
+        try both(corrupt, "VNIC index 2: corrupt VNIC record")
+        XCTAssertEqual(ok(try adm("show-vnic", "-p", "-o", "name")), "vnic1\nvnic2\n", "the original is untouched")
+    }
+
     // MARK: output shapes
 
     func makeTwoVNICs() throws {
@@ -327,14 +367,18 @@ final class ConfigIntegrationTests: XCTestCase {
         try makeTwoVNICs()
         let lines = ok(try adm("show-linkprop")).split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         XCTAssertEqual(lines.first, ["LINK", "PROPERTY", "PERM", "VALUE", "DEFAULT", "POSSIBLE"])
-        XCTAssertEqual(lines.count, 1 + 2 * 5)
-        XCTAssertEqual(lines.dropFirst().prefix(5).map { $0[1] }, ["maxbw", "priority", "cpus", "protection", "allowed-ips"])
+        XCTAssertEqual(lines.count, 1 + 2 * 8)
+        XCTAssertEqual(lines.dropFirst().prefix(8).map { $0[1] },
+                       ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease"])
         XCTAssertEqual(lines[1], ["vnic1", "maxbw", "rw", "100M", "--", "--"])
         XCTAssertEqual(lines[2], ["vnic1", "priority", "rw", "high", "high", "low,medium,high"])
         XCTAssertEqual(lines[3], ["vnic1", "cpus", "rw", "0,2,3", "--", "--"])
         XCTAssertEqual(lines[4], ["vnic1", "protection", "rw", "mac-nospoof", "mac-nospoof", "mac-nospoof,ip-nospoof,dhcp-nospoof,restricted"])
         XCTAssertEqual(lines[5], ["vnic1", "allowed-ips", "rw", "10.77.0.11,10.77.1.0/24", "--", "--"])
-        XCTAssertEqual(lines[6], ["vnic2", "maxbw", "rw", "--", "--", "--"])
+        XCTAssertEqual(lines[6], ["vnic1", "denied-requests", "rw", "drop", "drop", "drop,reply"])
+        XCTAssertEqual(lines[7], ["vnic1", "dhcp", "rw", "off", "off", "off,on"])
+        XCTAssertEqual(lines[8], ["vnic1", "dhcp-lease", "rw", "3600", "3600", "--"])
+        XCTAssertEqual(lines[9], ["vnic2", "maxbw", "rw", "--", "--", "--"])
         // Columns line up: every row's VALUE starts where the header's does.
         let raw = ok(try adm("show-linkprop", "vnic1")).split(separator: "\n")
         let column = raw[0].range(of: "VALUE")!.lowerBound.utf16Offset(in: raw[0])
@@ -355,7 +399,8 @@ final class ConfigIntegrationTests: XCTestCase {
         // set, reset, and what they print afterwards.
         ok(try adm("set-linkprop", "-p", "maxbw=1.5G", "-p", "protection=mac-nospoof,restricted,priority=low", "vnic2"))
         XCTAssertEqual(ok(try adm("show-linkprop", "-c", "-o", "property,value", "vnic2")),
-                       "maxbw:1.5G\npriority:low\ncpus:\nprotection:mac-nospoof,restricted\nallowed-ips:\n")
+                       "maxbw:1.5G\npriority:low\ncpus:\nprotection:mac-nospoof,restricted\nallowed-ips:\n"
+                       + "denied-requests:drop\ndhcp:off\ndhcp-lease:3600\n")
         ok(try adm("reset-linkprop", "-p", "maxbw,protection", "vnic2"))
         XCTAssertEqual(ok(try adm("show-linkprop", "-c", "-o", "value", "-p", "maxbw,priority,protection", "vnic2")), "\nlow\nmac-nospoof\n")
         ok(try adm("reset-linkprop", "vnic2"))
