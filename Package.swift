@@ -75,7 +75,9 @@ let package = Package(
                           dependencies: ["VnicGuest", "VnicCore", "VnicCLI",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/vnic-guest"),
-        .target(name: "CPlainForwarder", path: "bench/c-forwarder", cSettings: [.unsafeFlags(["-O2"])]),
+        // Only the in-memory loop: bench/c-forwarder's programs (xsk_fwd.c, ...) are built by bench/.
+        .target(name: "CPlainForwarder", path: "bench/c-forwarder", sources: ["vnic_plain_forward.c"],
+                cSettings: [.unsafeFlags(["-O2"])]),
         .executableTarget(name: "vnic-pipeline-bench",
                           dependencies: ["VnicDataplane", "VnicConfig", "VnicCore", "CPlainForwarder", "CVnicShim"],
                           path: "Sources/vnic-pipeline-bench", swiftSettings: hot),

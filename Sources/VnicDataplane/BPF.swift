@@ -1,7 +1,10 @@
 // BPF: small owning wrappers around libbpf for the classifier object, its maps
-// and the XDP links that attach its programs. An XDP link (bpf_link) detaches by
-// itself when its last fd closes, so a crash of vnicd (kill -9 included) leaves
-// no program attached.
+// and the XDP links that attach its programs. vnicd pins the links and the
+// configuration maps in bpffs (PinDirectory): a restart, kill -9 included,
+// finds the classifier still attached with its MAC and port tables and its
+// counters, replaces the programs in place (bpf_link_update: no detach, no
+// driver reset) and reconciles the tables with the database. A clean stop
+// unpins everything, and the programs detach with the last link fd.
 import CLibXDP
 import CVnicShim
 import Glibc
@@ -50,6 +53,15 @@ public final class BPFObject {
             throw VnicError("BPF object \(path): .rodata is not one struct vnic_settings (rebuild bpf/)")
         }
         UnsafeMutableRawPointer(mutating: data).storeBytes(of: settings, as: vnic_settings.self)
+    }
+
+    /// Maps named here are reused from `dir` at load when pinned there (and
+    /// compatible), else created and pinned there. The C function is `bpf_map__set_pin_path`.
+    func pinMaps(_ names: [String], in dir: String) throws(VnicError) {
+        for name in names {
+            let rc = bpf_map__set_pin_path(try map(named: name), dir + "/" + name)
+            guard rc == 0 else { throw VnicError("pin path of map \(name): \(errnoString(-rc))") }
+        }
     }
 
     func setMaxEntries(map name: String, _ entries: UInt32) throws(VnicError) {
@@ -112,6 +124,24 @@ public struct BPFMap: Sendable {
         guard rc == 0 else { throw VnicError("update map \(name): \(errnoString(-rc))") }
     }
 
+    /// Every key of the map (BPF_MAP_GET_NEXT_KEY), for the control thread.
+    func keys<K>(as: K.Type) -> [K] {
+        var out: [K] = []
+        let size = MemoryLayout<K>.size
+        var cur = [UInt8](repeating: 0, count: size), next = [UInt8](repeating: 0, count: size)
+        var first = true
+        while true {
+            let rc = next.withUnsafeMutableBytes { n in
+                cur.withUnsafeBytes { c in bpf_map_get_next_key(fd, first ? nil : c.baseAddress, n.baseAddress) }
+            }
+            guard rc == 0 else { break }
+            out.append(next.withUnsafeBytes { $0.loadUnaligned(as: K.self) })
+            cur = next
+            first = false
+        }
+        return out
+    }
+
     /// Deletes a key; a missing key is not an error.
     func delete<K>(_ key: K) {
         _ = withUnsafeBytes(of: key) { bpf_map_delete_elem(fd, $0.baseAddress) }
@@ -137,6 +167,43 @@ public final class XDPLink {
 
     public enum Mode: Sendable { case native, generic }
 
+    /// Where the link is pinned (nil: not pinned; it detaches with its last fd).
+    private(set) var pinPath: String?
+
+    /// The link pinned at `path`, now running `programFD` (replaced atomically),
+    /// or nil when nothing usable is pinned there (a stale pin is removed).
+    static func adopt(pinned path: String, programFD: Int32, ifname: String) -> XDPLink? {
+        guard access(path, F_OK) == 0 else { return nil }
+        let fd = bpf_obj_get(path)
+        var info = bpf_link_info()
+        var len = UInt32(MemoryLayout<bpf_link_info>.size)
+        guard fd >= 0, bpf_obj_get_info_by_fd(fd, &info, &len) == 0, info.type == BPF_LINK_TYPE_XDP.rawValue,
+              info.xdp.ifindex == if_nametoindex(ifname), info.xdp.ifindex != 0,
+              bpf_link_update(fd, programFD, nil) == 0 else {
+            if fd >= 0 { close(fd) }
+            unlink(path)   // its device is gone or it is not ours: start afresh
+            return nil
+        }
+        return XDPLink(fd: fd, ifname: ifname, pinPath: path)
+    }
+
+    private init(fd: Int32, ifname: String, pinPath: String) {
+        self.fd = fd; self.ifname = ifname; self.pinPath = pinPath
+    }
+
+    /// Pins the link at `path`: it stays attached when vnicd ends until unpinned.
+    func pin(_ path: String) throws(VnicError) {
+        unlink(path)
+        guard bpf_obj_pin(fd, path) == 0 else { throw VnicError("pin XDP link of \(ifname) at \(path): \(errnoString(errno))") }
+        pinPath = path
+    }
+
+    /// Removes the pin: the program detaches when this object goes.
+    func unpin() {
+        if let p = pinPath { unlink(p) }
+        pinPath = nil
+    }
+
     init(programFD: Int32, ifname: String, mode: Mode) throws(VnicError) {
         let ifindex = if_nametoindex(ifname)
         guard ifindex != 0 else { throw VnicError("attach XDP to \(ifname): no such interface") }
@@ -154,7 +221,61 @@ public final class XDPLink {
         }
         self.fd = fd
         self.ifname = ifname
+        pinPath = nil
     }
 
     deinit { close(fd) }
+}
+
+/// Where vnicd pins the links and tables of one uplink:
+/// `/sys/fs/bpf/vnic/NETNS-UPLINK`, NETNS the inode of the network namespace
+/// (uplinks of the same name in other namespaces are other uplinks).
+public struct PinDirectory: Sendable {
+    public static let root = "/sys/fs/bpf/vnic"
+    /// The maps that outlive a vnicd: the configuration tables and the counters
+    /// (the socket maps empty themselves when their sockets close).
+    static let maps = ["vnic_macs", "port_vnics", "vnic_counters"]
+    public let path: String
+
+    /// nil when /sys/fs/bpf is not a bpffs (then nothing is pinned).
+    public init?(uplink: String) {
+        var fs = statfs()
+        guard statfs("/sys/fs/bpf", &fs) == 0, UInt(fs.f_type) == 0xCAFE4A11 else { return nil }   // BPF_FS_MAGIC
+        var st = stat()
+        guard stat("/proc/self/ns/net", &st) == 0 else { return nil }
+        path = "\(PinDirectory.root)/\(st.st_ino)-\(uplink)"
+    }
+
+    /// The directory of a namespace's uplinks, by the namespace's inode (for
+    /// cleaning up after a namespace that is gone).
+    public static func directories(netnsInode: UInt) -> [String] {
+        entries(root).filter { $0.hasPrefix("\(netnsInode)-") }.map { root + "/" + $0 }
+    }
+
+    func create() throws(VnicError) {
+        for dir in [PinDirectory.root, path] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw VnicError("create \(dir): \(errnoString(errno)) (is bpffs mounted at /sys/fs/bpf?)")
+        }
+    }
+
+    var exists: Bool { access(path, F_OK) == 0 }
+    func link(_ name: String, mode: XDPLink.Mode) -> String { "\(path)/link-\(name)-\(mode == .native ? "native" : "generic")" }
+
+    /// The names in a directory (not . and ..).
+    static func entries(_ dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Unpins everything in the directory and removes it.
+    public static func remove(_ dir: String) {
+        for n in entries(dir) { unlink(dir + "/" + n) }
+        rmdir(dir)
+    }
 }

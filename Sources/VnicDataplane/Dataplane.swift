@@ -58,6 +58,8 @@ public final class Dataplane {
         public var store: ConfigStore? = nil
         /// Upper bound of VNIC indexes (sizes the XSKMAPs).
         public var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
+        /// Pin the links and tables in bpffs (kept across restarts; see BPF.swift).
+        public var pin = true
         public init(uplink: String, bpfObject: String) { self.uplink = uplink; self.bpfObject = bpfObject }
     }
 
@@ -116,6 +118,11 @@ public final class Dataplane {
     public let cores: [Int]
     let object: BPFObject
     let uplinkLink: XDPLink
+    /// Where the links and tables are pinned (nil: not pinned), and whether they
+    /// were an earlier vnicd's (then the first `apply` removes stale entries).
+    let pins: PinDirectory?
+    public private(set) var adopted: Bool
+    private var pruned = false
     let macs: BPFMap, uplinkXSKs: BPFMap, portVNICs: BPFMap, portXSKs: BPFMap, xdpCounters: BPFMap
     let portProgramFD: Int32
     var workers: [Worker] = []
@@ -152,36 +159,82 @@ public final class Dataplane {
         let coreList = options.cores ?? Array(0..<queues).map { $0 % max(cpus, 1) }
         cores = (0..<queues).map { coreList[$0 % coreList.count] }
 
-        object = try BPFObject(path: options.bpfObject)
-        try object.setSettings(vnic_settings(queue_count: UInt32(queues), pad: 0))
-        let slots = (options.maxVNICs + 1) * UInt32(queues)
-        try object.setMaxEntries(map: "uplink_xsks", slots)
-        try object.setMaxEntries(map: "port_xsks", slots)
-        try object.load()
+        // Tables and links pinned by an earlier vnicd on this uplink are adopted;
+        // with none (or ones this object cannot use), it starts afresh and pins its own.
+        var pins = options.pin ? PinDirectory(uplink: up) : nil
+        let existed = pins?.exists ?? false
+        if let p = pins {
+            do { try p.create() } catch {
+                Logger(label: "vnicd").warning("\(error.message): the classifier is not pinned (a restart re-attaches it)")
+                pins = nil
+            }
+        }
+        adopted = pins != nil && existed
+        func loadObject() throws(VnicError) -> BPFObject {
+            let o = try BPFObject(path: options.bpfObject)
+            try o.setSettings(vnic_settings(queue_count: UInt32(queues), pad: 0))
+            let slots = (options.maxVNICs + 1) * UInt32(queues)
+            try o.setMaxEntries(map: "uplink_xsks", slots)
+            try o.setMaxEntries(map: "port_xsks", slots)
+            if let pins { try o.pinMaps(PinDirectory.maps, in: pins.path) }
+            try o.load()
+            return o
+        }
+        do {
+            object = try loadObject()
+        } catch where adopted {
+            PinDirectory.remove(pins!.path)   // an older layout: start afresh
+            adopted = false
+            object = try loadObject()
+        }
+        self.pins = pins
         macs = try object.mapFD(named: "vnic_macs")
         uplinkXSKs = try object.mapFD(named: "uplink_xsks")
         portVNICs = try object.mapFD(named: "port_vnics")
         portXSKs = try object.mapFD(named: "port_xsks")
         xdpCounters = try object.mapFD(named: "vnic_counters")
         portProgramFD = try object.programFD(named: "vnic_port")
-        uplinkLink = try XDPLink(programFD: try object.programFD(named: "vnic_uplink"), ifname: up, mode: options.xdpMode)
-
-        for q in 0..<queues {
-            let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
-            let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
-                               busyPoll: options.busyPoll, bind: options.bind, reader: reader, wakeFD: controlEvents)
-            try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
-            workers.append(w)
+        let uplinkProgram = try object.programFD(named: "vnic_uplink")
+        do {
+            uplinkLink = try Dataplane.attach(uplinkProgram, to: up, name: "uplink", mode: options.xdpMode, pins: pins)
+            for q in 0..<queues {
+                let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
+                let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
+                                   busyPoll: options.busyPoll, bind: options.bind, reader: reader, wakeFD: controlEvents)
+                try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
+                workers.append(w)
+            }
+            for w in workers { try w.start() }
+        } catch {
+            // Nothing of a failed start stays attached, unless an earlier vnicd left it so.
+            if !adopted, let pins { PinDirectory.remove(pins.path) }
+            for w in workers { w.stop() }
+            close(controlEvents)
+            throw error
         }
-        for w in workers { try w.start() }
     }
 
-    /// Stops the workers and releases everything; the XDP links detach.
+    /// Attaches `program` to `ifname`: into the link pinned for it (replacing
+    /// the program in place), else through a new link, pinned when `pins` is set.
+    static func attach(_ program: Int32, to ifname: String, name: String, mode: XDPLink.Mode,
+                       pins: PinDirectory?) throws(VnicError) -> XDPLink {
+        guard let pins else { return try XDPLink(programFD: program, ifname: ifname, mode: mode) }
+        unlink(pins.link(name, mode: mode == .native ? .generic : .native))   // the other mode's link: detach it
+        if let l = XDPLink.adopt(pinned: pins.link(name, mode: mode), programFD: program, ifname: ifname) { return l }
+        let l = try XDPLink(programFD: program, ifname: ifname, mode: mode)
+        try l.pin(pins.link(name, mode: mode))
+        return l
+    }
+
+    /// Stops the workers and releases everything: the pins go, and the XDP
+    /// links detach.
     public func shutdown() {
         for w in workers { w.stop() }
         close(controlEvents)
         for (_, a) in active { unmap(a) }
         active.removeAll()
+        uplinkLink.unpin()
+        if let pins { PinDirectory.remove(pins.path) }
         for r in retired { r.tables.forEach(WorkerTable.destroy) }
         retired.removeAll()
         workers.removeAll()
@@ -261,6 +314,10 @@ public final class Dataplane {
                 }
             }
         }
+        if adopted && !pruned {
+            pruned = true
+            log += pruneStale()
+        }
         return log
     }
 
@@ -276,6 +333,28 @@ public final class Dataplane {
     }
 
     private func slot(_ index: UInt32, _ q: Int) -> UInt32 { index * UInt32(queueCount) + UInt32(q) }
+
+    /// After adopting an earlier vnicd's pins: removes the table entries and
+    /// port links of VNICs that are no longer active (deleted, changed or down
+    /// while no vnicd ran).
+    private func pruneStale() -> [String] {
+        let liveMACs = Set(active.values.map { MACKey.from($0.spec.mac.bytes) })
+        let livePorts = Set(active.values.map(\.portIfindex))
+        var removed = 0
+        for key in macs.keys(as: vnic_mac_key.self) {
+            let a = key.addr
+            if !liveMACs.contains(MACKey.from([a.0, a.1, a.2, a.3, a.4, a.5])) { macs.delete(key); removed += 1 }
+        }
+        for key in portVNICs.keys(as: UInt32.self) where !livePorts.contains(key) { portVNICs.delete(key); removed += 1 }
+        var links = 0
+        if let pins {
+            let live = Set(active.values.compactMap { $0.portLink?.pinPath })
+            for name in PinDirectory.entries(pins.path) where name.hasPrefix("link-port-") && !live.contains(pins.path + "/" + name) {
+                unlink(pins.path + "/" + name); links += 1
+            }
+        }
+        return ["adopted the classifier pinned at \(pins?.path ?? "?"): \(removed) stale table entr\(removed == 1 ? "y" : "ies"), \(links) stale port link\(links == 1 ? "" : "s") removed"]
+    }
 
     private func bringUp(_ spec: VNICSpec) throws(VnicError) -> Active {
         guard spec.index >= 1, spec.index <= options.maxVNICs else {
@@ -308,7 +387,7 @@ public final class Dataplane {
                 c.initialize(to: vnic_counters())
                 a.counters.append(c)
             }
-            a.portLink = try XDPLink(programFD: portProgramFD, ifname: port, mode: options.xdpMode)
+            a.portLink = try Dataplane.attach(portProgramFD, to: port, name: "port-\(port)", mode: options.xdpMode, pins: pins)
             for q in 0..<queueCount {
                 try uplinkXSKs.update(slot(spec.index, q), a.uplinkSockets[q].fd)
                 try portXSKs.update(slot(spec.index, q), a.portSockets[q].fd)
@@ -323,6 +402,7 @@ public final class Dataplane {
 
     /// Removes a VNIC's map entries (traffic stops reaching its sockets).
     private func unmap(_ a: Active) {
+        a.portLink?.unpin()
         macs.delete(macKey(a.spec.mac))
         portVNICs.delete(a.portIfindex)
         for q in 0..<queueCount {

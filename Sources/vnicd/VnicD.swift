@@ -40,6 +40,9 @@ struct VnicD: ParsableCommand {
     @Flag(name: .customLong("busy-poll"), help: "Never sleep when idle (lowest latency, one core per worker).")
     var busyPoll = false
 
+    @Flag(name: .customLong("no-pin"), help: "Do not pin the classifier and its tables in bpffs (a restart then re-attaches).")
+    var noPin = false
+
     @Option(name: .customLong("max-vnics"), help: "The highest VNIC index the XSKMAPs hold.")
     var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
 
@@ -95,6 +98,7 @@ struct VnicD: ParsableCommand {
         opts.cores = try cores.map(parseCores)
         opts.xdpMode = xdpMode == "generic" ? .generic : .native
         opts.busyPoll = busyPoll
+        opts.pin = !noPin
         opts.maxVNICs = maxVNICs
         opts.framesPerWorker = frames
         opts.store = store

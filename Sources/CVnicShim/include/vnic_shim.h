@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>   /* eventfd: the workers wake the control thread */
 #include <sys/signalfd.h>  /* signalfd: the control thread polls its signals */
 #include <poll.h>
+#include <sys/vfs.h>      /* statfs: is /sys/fs/bpf a bpffs (pinning) */
 #include "../../../bpf/vnic.shared.h"
 
 /* pthread_setaffinity_np and CPU_SET are hidden from Swift (_GNU_SOURCE,
