@@ -102,6 +102,32 @@ public struct DHCPMessage: Equatable, Sendable {
         return out
     }
 
+    // MARK: reconfigure-key authentication (RFC 3118 protocol 3, HMAC-MD5; RFC 6704)
+
+    /// Option 90 handing the client `key` (in an ACK): later FORCERENEWs are signed with it.
+    public static func reconfigureKeyOption(_ key: [UInt8], replay: UInt64) -> (code: UInt8, value: [UInt8]) {
+        (90, [3, 1, 0] + FrameBuilder.be32(UInt32(replay >> 32)) + FrameBuilder.be32(UInt32(truncatingIfNeeded: replay)) + [1] + key)
+    }
+
+    /// The datagram with an option 90 (protocol 3, HMAC-MD5, type 2) whose MAC
+    /// is HMAC-MD5 under `key` of the whole datagram with the MAC, hops and
+    /// giaddr zeroed (RFC 3118 section 5). `self` must not hold an option 90.
+    public func encoded(signedWith key: [UInt8], replay: UInt64) -> [UInt8] {
+        var m = self
+        let header: [UInt8] = [3, 1, 0] + FrameBuilder.be32(UInt32(replay >> 32))
+            + FrameBuilder.be32(UInt32(truncatingIfNeeded: replay)) + [2]
+        m.options.append((90, header + [UInt8](repeating: 0, count: 16)))
+        var bytes = m.encoded()
+        // The MAC's place: option 90 is the last option, its 16 bytes end just before the end option.
+        let end = Self.bootpSize + 4 + m.options.reduce(0) { $0 + 2 + $1.value.count }
+        let mac = (end - 16)..<end
+        var signed = bytes
+        signed[3] = 0
+        signed.replaceSubrange(24..<28, with: [0, 0, 0, 0])
+        bytes.replaceSubrange(mac, with: MD5.hmac(key: key, signed))
+        return bytes
+    }
+
     /// An option holding one IPv4 address.
     public static func addressOption(_ code: UInt8, _ a: IPv4Address) -> (code: UInt8, value: [UInt8]) {
         (code, FrameBuilder.be32(a.rawValue))

@@ -11,6 +11,12 @@
 //                a renewal (no option 50) of an address the VNIC no longer has
 //                -> NAK, and the client starts over and gets the new one;
 //   INFORM    -> ACK with the options only; RELEASE, DECLINE -> logged.
+// A host-initiated change of the address, gateway or MTU sends FORCERENEW
+// (RFC 3203) to the address the client holds, with the xid of its last
+// exchange, signed (RFC 3118 protocol 3, HMAC-MD5) with the reconfigure key
+// every ACK hands the client: dhcpcd renews at once, gets a NAK (or the new
+// options) and starts over. Clients without FORCERENEW (udhcpc) learn the
+// change at their next renewal.
 // Replies carry the prefix (option 1), gateway (3), MTU (26), lease time (51)
 // with T1/T2 (58/59) and the server identifier (54): the VNIC's gateway, else
 // the link-local service address. Undecodable datagrams are counted
@@ -22,6 +28,7 @@ import VnicDataplane
 extension GuestService {
     func dhcp(index: UInt32, queue: Int, payload: ArraySlice<UInt8>) {
         guard let m = DHCPMessage.parse(payload), m.op == 1, let kind = m.kind else { return count("dhcp-malformed") }
+        dhcpXIDs[index] = m.xid
         let record: VNICRecord
         do {
             guard let r = try store.vnic(index: index), r.dhcp == .on else { return count("dhcp-ignored") }
@@ -98,6 +105,18 @@ extension GuestService {
         return record.policy.allows(.ip, in: candidate)
     }
 
+    /// Tells the DHCP client of a VNIC whose configuration the host changed to
+    /// renew now; `held` is the address the client has (unicast to it, as RFC 3203 wants).
+    func forceRenew(_ record: VNICRecord, held: IPv4Address) {
+        var m = DHCPMessage()
+        // The client takes only a message with the xid of its last exchange (dhcpcd checks it).
+        m.xid = dhcpXIDs[record.index] ?? UInt32.random(in: 1...UInt32.max); m.chaddr = record.mac; m.ciaddr = held
+        m.options = [(53, [DHCPMessage.Kind.forceRenew.rawValue]), DHCPMessage.addressOption(54, serverIdentifier(record))]
+        send(record, queue: 0, payload: m.encoded(signedWith: reconfigureKey(record.index), replay: monotonicNow()), to: held)
+        count("dhcp-forcerenew")
+        log("vnic \(record.name): DHCP FORCERENEW to \(held)")
+    }
+
     func serverIdentifier(_ r: VNICRecord) -> IPv4Address { r.gateway ?? GuestProtocol.serviceAddress }
 
     private func nak(_ record: VNICRecord, queue: Int, to m: DHCPMessage, _ why: String) {
@@ -105,7 +124,9 @@ extension GuestService {
         out.xid = m.xid; out.flags = m.flags; out.giaddr = m.giaddr; out.chaddr = m.chaddr
         out.options = [(53, [DHCPMessage.Kind.nak.rawValue]), DHCPMessage.addressOption(54, serverIdentifier(record)),
                        (56, Array(why.utf8.prefix(200)))]
-        send(record, queue: queue, out, to: IPv4Address(rawValue: .max))
+        // Broadcast (RFC 2131 4.3.2), but to a renewing client's address: it listens
+        // on a socket bound to that address, which a broadcast does not reach.
+        send(record, queue: queue, out, to: m.ciaddr.rawValue != 0 ? m.ciaddr : IPv4Address(rawValue: .max))
         count("dhcp-nak")
     }
 
@@ -120,6 +141,7 @@ extension GuestService {
             let lease = record.dhcpLease
             out.options += [DHCPMessage.u32Option(51, lease), DHCPMessage.u32Option(58, lease / 2),
                             DHCPMessage.u32Option(59, lease / 8 * 7)]
+            if kind == .ack { out.options.append(DHCPMessage.reconfigureKeyOption(reconfigureKey(record.index), replay: monotonicNow())) }
         }
         out.options.append(DHCPMessage.addressOption(1, IPv4Address(rawValue: IPv4CIDR.mask(prefix))))
         if let gw = record.gateway { out.options.append(DHCPMessage.addressOption(3, gw)) }
@@ -129,8 +151,19 @@ extension GuestService {
         send(record, queue: queue, out, to: unicast ?? IPv4Address(rawValue: .max))
     }
 
+    private func reconfigureKey(_ index: UInt32) -> [UInt8] {
+        if let k = dhcpKeys[index] { return k }
+        var rng = SystemRandomNumberGenerator()
+        let k = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        dhcpKeys[index] = k
+        return k
+    }
+
     private func send(_ record: VNICRecord, queue: Int, _ m: DHCPMessage, to ip: IPv4Address) {
-        let payload = m.encoded()
+        send(record, queue: queue, payload: m.encoded(), to: ip)
+    }
+
+    private func send(_ record: VNICRecord, queue: Int, payload: [UInt8], to ip: IPv4Address) {
         var f = FrameBuilder.udp(dst: record.mac, src: Self.applianceMAC, srcIP: serverIdentifier(record), dstIP: ip,
                                  srcPort: 67, dstPort: 68, length: FrameBuilder.headers + payload.count)
         f.replaceSubrange(FrameBuilder.headers..<f.count, with: payload)

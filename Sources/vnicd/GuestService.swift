@@ -38,6 +38,12 @@ final class GuestService {
     var pending: [Pending] = []
     /// Requests by outcome, for the status.
     var counts: [String: UInt64] = [:]
+    /// The transaction id of each VNIC's last DHCP client message: a FORCERENEW
+    /// must carry it (DHCPService).
+    var dhcpXIDs: [UInt32: UInt32] = [:]
+    /// Each VNIC's reconfigure key, handed to its DHCP client in every ACK and
+    /// used to sign FORCERENEW (in memory: a restarted vnicd hands out new ones).
+    var dhcpKeys: [UInt32: [UInt8]] = [:]
 
     init(store: ConfigStore, dataplane: Dataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
         self.store = store
@@ -119,6 +125,11 @@ final class GuestService {
                 let value = p.text(of: r) ?? ""
                 guard value != (p.text(of: old) ?? "") else { continue }
                 notify(r, p.rawValue, value, now: now)
+            }
+            // A DHCP client holds the old configuration: tell it to renew (DHCPService).
+            if r.dhcp == .on, old.dhcp == .on, let held = old.ips.first?.address,
+               r.ips != old.ips || r.gateway != old.gateway || r.mtu != old.mtu {
+                forceRenew(r, held: held)
             }
         }
         known = next

@@ -2,7 +2,8 @@
 // udhcpc and dhcpcd get their VNIC's address, gateway and MTU from the
 // database, a requested address is a change request under the ip policy
 // (ACK or NAK, audited), a host change reaches the client when it renews,
-// and malformed DHCP is dropped and counted while the server keeps answering.
+// (FORCERENEW makes dhcpcd renew at once), and malformed DHCP is dropped and
+// counted while the server keeps answering.
 import Foundation
 import VnicCore
 import VnicLabKit
@@ -40,10 +41,14 @@ final class DHCPIntegrationTests: XCTestCase {
     /// dhcpcd in a private mount namespace (its /run/dhcpcd and lease directory
     /// are the test's own), IPv4 only, in the foreground, once.
     private func dhcpcd(_ lab: LabFixture, vm: Int, leases: String) throws -> CommandResult {
+        try lab.run(in: lab.topology.vmNamespace(vm), try dhcpcdArgv(lab, leases: leases, oneshot: true), timeout: .seconds(40))
+    }
+
+    private func dhcpcdArgv(_ lab: LabFixture, leases: String, oneshot: Bool) throws -> [String] {
         try FileManager.default.createDirectory(atPath: leases, withIntermediateDirectories: true)
         let sh = "mkdir -p /run/dhcpcd && mount -t tmpfs none /run/dhcpcd && mount --bind \(leases) /var/lib/dhcpcd && "
-            + "exec dhcpcd -f /dev/null -4 -1 -B -A -d -t 15 --nohook resolv.conf -c /bin/true \(lab.topology.vmInterface)"
-        return try lab.run(in: lab.topology.vmNamespace(vm), ["unshare", "-m", "sh", "-c", sh], timeout: .seconds(40))
+            + "exec dhcpcd -f /dev/null -4 \(oneshot ? "-1" : "") -B -A -d -t 15 --nohook resolv.conf -c /bin/true \(lab.topology.vmInterface)"
+        return ["unshare", "-m", "sh", "-c", sh]
     }
 
     private func guestState(_ lab: LabFixture, vm: Int) throws -> (ipv4: [String], mtu: Int, routes: String) {
@@ -127,6 +132,24 @@ final class DHCPIntegrationTests: XCTestCase {
         XCTAssertEqual(try vnicIP(lab, 2), "10.77.0.33/24", "the denied request changed nothing")
         let events = try lab.vnicadm("show-events", "-p", "-o", "origin,parameter,new,verdict,reason", "vnic2").stdout
         XCTAssertTrue(events.contains("vm:ip:10.77.0.12/24:denied:policy ip=10.77.0.30-10.77.0.39 does not allow it"), events)
+        XCTAssertTrue(try pingWire(lab, vm: 2).succeeded)
+
+        // dhcpcd running: a host change sends FORCERENEW; dhcpcd renews at once (its
+        // lease would renew in 30 min), gets a NAK for 10.77.0.33 and is given 10.77.0.34.
+        let daemon = try lab.start(in: lab.topology.vmNamespace(2), try dhcpcdArgv(lab, leases: leases, oneshot: false))
+        defer { _ = daemon.terminate() }
+        var deadline = Date().addingTimeInterval(15)
+        while !daemon.stderrSoFar.contains("leased 10.77.0.33") && daemon.isRunning && Date() < deadline { usleep(100_000) }
+        XCTAssertTrue(daemon.stderrSoFar.contains("leased 10.77.0.33"), daemon.stderrSoFar)
+        XCTAssertTrue(try pingWire(lab, vm: 2).succeeded)
+        try lab.vnicadm("set", "--wait", "0", "vnic2", "ip=10.77.0.34/24")
+        deadline = Date().addingTimeInterval(15)
+        while try guestState(lab, vm: 2).ipv4 != ["10.77.0.34/24"] && Date() < deadline { usleep(100_000) }
+        XCTAssertEqual(try guestState(lab, vm: 2).ipv4, ["10.77.0.34/24"], daemon.stderrSoFar)
+        XCTAssertTrue(daemon.stderrSoFar.contains("accepted reconfigure key"), daemon.stderrSoFar)
+        XCTAssertFalse(daemon.stderrSoFar.contains("unauthenticated Force Renew"), daemon.stderrSoFar)
+        XCTAssertTrue(daemon.stderrSoFar.contains(": Force Renew from"), daemon.stderrSoFar)
+        XCTAssertGreaterThanOrEqual(try lab.freshStatus().requests?["dhcp-forcerenew"] ?? 0, 1)
         XCTAssertTrue(try pingWire(lab, vm: 2).succeeded)
     }
 

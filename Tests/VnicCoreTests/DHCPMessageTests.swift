@@ -52,4 +52,41 @@ final class DHCPMessageTests: XCTestCase {
         let frame = [UInt8](repeating: 0xAA, count: 42) + request().encoded()
         XCTAssertEqual(DHCPMessage.parse(frame[42...])?.xid, 0x1234_5678, "a UDP payload inside a frame")
     }
+
+    func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+
+    /// RFC 1321's test suite and RFC 2104's HMAC-MD5 vectors.
+    func testMD5AndHMACVectors() {
+        XCTAssertEqual(hex(MD5.digest([])), "d41d8cd98f00b204e9800998ecf8427e")
+        XCTAssertEqual(hex(MD5.digest(Array("abc".utf8))), "900150983cd24fb0d6963f7d28e17f72")
+        XCTAssertEqual(hex(MD5.digest(Array("message digest".utf8))), "f96b697d7cb7938d525a2f31aaf161d0")
+        XCTAssertEqual(hex(MD5.digest(Array(String(repeating: "1234567890", count: 8).utf8))), "57edf4a22be3c955ac49da2e2107b67a")
+        XCTAssertEqual(hex(MD5.hmac(key: [UInt8](repeating: 0x0b, count: 16), Array("Hi There".utf8))),
+                       "9294727a3638bb1c13f48ef8158bfc9d")
+        XCTAssertEqual(hex(MD5.hmac(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8))),
+                       "750c783e6ab0b503eaa86e310a5db738")
+        XCTAssertEqual(hex(MD5.hmac(key: [UInt8](repeating: 0xAA, count: 80),
+                                    Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
+                       "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd")
+    }
+
+    /// A signed FORCERENEW: option 90 last, protocol 3 / HMAC-MD5 / type 2, and
+    /// its MAC is HMAC-MD5 of the datagram with the MAC zeroed (as a client checks it).
+    func testSignedForceRenew() throws {
+        var m = DHCPMessage()
+        m.xid = 7; m.chaddr = mac; m.ciaddr = IPv4Address("10.77.0.12")!
+        m.options = [(53, [9]), DHCPMessage.addressOption(54, IPv4Address("10.77.0.1")!)]
+        let key = Array(0..<16).map(UInt8.init)
+        let bytes = m.encoded(signedWith: key, replay: 0x0102_0304_0506_0708)
+        let parsed = try XCTUnwrap(DHCPMessage.parse(bytes))
+        XCTAssertEqual(parsed.kind, .forceRenew)
+        let auth = try XCTUnwrap(parsed.option(90))
+        XCTAssertEqual(auth.count, 3 + 8 + 1 + 16)
+        XCTAssertEqual(Array(auth.prefix(12)), [3, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 2])
+        let at = try XCTUnwrap((0..<(bytes.count - 28)).first { Array(bytes[$0..<($0 + 2)]) == [90, 28] })
+        var zeroed = bytes
+        zeroed.replaceSubrange((at + 14)..<(at + 30), with: [UInt8](repeating: 0, count: 16))
+        XCTAssertEqual(Array(auth.suffix(16)), MD5.hmac(key: key, zeroed))
+        XCTAssertEqual(DHCPMessage.reconfigureKeyOption(key, replay: 1).value.count, 28, "the ACK's key option")
+    }
 }

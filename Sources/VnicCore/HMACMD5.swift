@@ -1,0 +1,58 @@
+// MD5 (RFC 1321) and HMAC-MD5 (RFC 2104): what DHCP's reconfigure-key
+// authentication (RFC 3118, protocol 3; RFC 6704) signs a FORCERENEW with.
+// Not for anything else: MD5 is broken for collision resistance, which this
+// use (a keyed MAC over a message the server builds) does not rely on.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum MD5 {
+    private static let shifts: [UInt32] = [7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+                                           5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
+                                           4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+                                           6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21]
+    /// floor(abs(sin(i + 1)) * 2^32), as RFC 1321's table T.
+    private static let table: [UInt32] = (0..<64).map { i in
+        UInt32(truncatingIfNeeded: Int64((abs(sin(Double(i + 1))) * 4_294_967_296.0).rounded(.down)))
+    }
+
+    /// The 16-byte digest of `message`.
+    public static func digest(_ message: [UInt8]) -> [UInt8] {
+        var m = message
+        let bitLength = UInt64(message.count) &* 8
+        m.append(0x80)
+        while m.count % 64 != 56 { m.append(0) }
+        for i in 0..<8 { m.append(UInt8(truncatingIfNeeded: bitLength >> (8 * UInt64(i)))) }
+        var a0: UInt32 = 0x6745_2301, b0: UInt32 = 0xEFCD_AB89, c0: UInt32 = 0x98BA_DCFE, d0: UInt32 = 0x1032_5476
+        for chunk in stride(from: 0, to: m.count, by: 64) {
+            var w = [UInt32](repeating: 0, count: 16)
+            for i in 0..<16 {
+                let o = chunk + 4 * i
+                w[i] = UInt32(m[o]) | UInt32(m[o + 1]) << 8 | UInt32(m[o + 2]) << 16 | UInt32(m[o + 3]) << 24
+            }
+            var a = a0, b = b0, c = c0, d = d0
+            for i in 0..<64 {
+                var f: UInt32, g: Int
+                switch i {
+                case 0..<16: f = (b & c) | (~b & d); g = i
+                case 16..<32: f = (d & b) | (~d & c); g = (5 * i + 1) % 16
+                case 32..<48: f = b ^ c ^ d; g = (3 * i + 5) % 16
+                default: f = c ^ (b | ~d); g = (7 * i) % 16
+                }
+                f = f &+ a &+ table[i] &+ w[g]
+                a = d; d = c; c = b
+                b = b &+ (f << shifts[i] | f >> (32 - shifts[i]))
+            }
+            a0 = a0 &+ a; b0 = b0 &+ b; c0 = c0 &+ c; d0 = d0 &+ d
+        }
+        return [a0, b0, c0, d0].flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * UInt32($0))) } }
+    }
+
+    /// HMAC-MD5 of `message` under `key` (RFC 2104).
+    public static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var k = key.count > 64 ? digest(key) : key
+        k += [UInt8](repeating: 0, count: 64 - k.count)
+        let inner = digest(k.map { $0 ^ 0x36 } + message)
+        return digest(k.map { $0 ^ 0x5C } + inner)
+    }
+}
