@@ -1,0 +1,99 @@
+// vnic-fuzz-requests: libFuzzer target for the parsers of what a VM asks the
+// appliance (the control thread's side): FrameBuilder.udpPayload on the frame,
+// GuestMessage.decode and DHCPMessage.parse on a UDP payload. Every input is
+// tried three ways: as a guest-protocol message, as a DHCP datagram, and as a
+// whole frame whose UDP payload then goes to the parser its port selects.
+//
+// Built two ways (scripts/fuzz.sh): with -sanitize=fuzzer,address -DVNIC_FUZZ
+// (and the experimental feature Extern) for libFuzzer, or plain as a replayer `vnic-fuzz-requests FILE|DIR...`.
+// Properties checked (a failure traps, which libFuzzer records as a crash):
+//   - round trips: a decoded GuestMessage re-encodes to the same bytes (but
+//     the reserved u16, which decode ignores); a
+//     parsed DHCPMessage re-parses from `encoded()` to an equal message;
+//   - the DHCP parser gives the same answer on a slice that does not start at
+//     index 0 (how vnicd calls it, on udpPayload's slice);
+//   - udpPayload's payload lies inside the frame and agrees with its ports.
+import Foundation
+import VnicCore
+
+func fail(_ what: String, _ b: [UInt8]) -> Never {
+    let bytes = b.prefix(64).map { String($0, radix: 16) }
+    fatalError("vnic-fuzz-requests: \(what) (\(b.count) bytes: \(bytes.joined(separator: " ")))")
+}
+
+func guestMessage(_ b: some Collection<UInt8>, _ input: [UInt8]) {
+    guard case .success(let m) = GuestMessage.decode(b) else { return }
+    var bytes = Array(b); bytes[2] = 0; bytes[3] = 0            // reserved: ignored by decode, 0 when encoded
+    if m.encoded() != bytes { fail("GuestMessage re-encodes differently", input) }
+    guard case .success(let again) = GuestMessage.decode(m.encoded()), again == m else {
+        fail("GuestMessage round trip", input)
+    }
+}
+
+/// `b` parsed (and, when `other` holds the same bytes at another start index,
+/// compared with its parse), then round-tripped.
+func dhcpMessage(_ b: ArraySlice<UInt8>, _ other: ArraySlice<UInt8>?, _ input: [UInt8]) {
+    let m = DHCPMessage.parse(b)
+    if let other, m != DHCPMessage.parse(other) { fail("DHCPMessage.parse depends on the slice's start index", input) }
+    guard let m else { return }
+    guard let again = DHCPMessage.parse(m.encoded()), again == m else { fail("DHCPMessage round trip", input) }
+}
+
+/// One input, three ways.
+func checkRequest(_ input: [UInt8]) {
+    guestMessage(input, input)
+    dhcpMessage(input[...], nil, input)
+    if let u = FrameBuilder.udpPayload(input) {
+        guard u.payload.startIndex >= 42, u.payload.endIndex <= input.count,
+              u.srcPort == UInt16(input[u.payload.startIndex - 8]) << 8 | UInt16(input[u.payload.startIndex - 7]),
+              u.dstPort == UInt16(input[u.payload.startIndex - 6]) << 8 | UInt16(input[u.payload.startIndex - 5]) else {
+            fail("udpPayload outside the frame or ports elsewhere", input)
+        }
+        // vnicd parses udpPayload's slice (start index 42 or more): compare with a 0-based copy.
+        if u.dstPort == 67 { dhcpMessage(u.payload, Array(u.payload)[...], input) } else { guestMessage(u.payload, input) }
+    }
+}
+
+#if VNIC_FUZZ
+/// libFuzzer's driver (libclang_rt.fuzzer). SwiftPM names this executable's
+/// entry point and makes it `main`, which replaces libFuzzer's own `main`, so
+/// `@main` starts the driver itself, as libFuzzer's `main` would.
+@_extern(c, "LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    checkRequest(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    return 0
+}
+
+@main
+struct Fuzzer {
+    static func main() {
+        var argc = CommandLine.argc, argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzz))
+    }
+}
+#else
+/// The replayer: every file named, or in a directory named, through `checkRequest`.
+@main
+struct Replay {
+    static func main() {
+        var count = 0
+        for path in CommandLine.arguments.dropFirst() {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { fatalError("no such file: \(path)") }
+            let files = isDir.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 } : [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else { fatalError("cannot read \(file)") }
+                checkRequest([UInt8](data))
+                count += 1
+            }
+        }
+        print("vnic-fuzz-requests: \(count) inputs, no failures")
+    }
+}
+#endif
