@@ -19,7 +19,10 @@
 # workers: core 1 (1 queue) or cores 0,1 (2 queues).
 #
 #   bench/suite.sh BIN_DIR [--smoke] [--runs R] [--seconds S] [--sizes "64 .."] [--queues "1 2"]
-#                  [--out FILE] [--charts DIR]
+#                  [--nice N] [--out FILE] [--charts DIR]
+# --nice N: every thread of the userspace dataplanes (vnicd, ovs-vswitchd,
+# xsk_fwd) at that nice value, so that other load on a shared machine takes less
+# of their cores (the kernel systems run in softirq, ahead of any task anyway).
 #
 # Results: bench/results/DATE-HOST-suite.json and DATE-HOST-suite-{pps,latency}.png;
 # --smoke (one size, one queue count, one short run per system, under 2 minutes):
@@ -30,12 +33,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 bin=${1:?usage: bench/suite.sh BIN_DIR [--smoke] [--runs R] [--seconds S] [--sizes LIST] [--queues LIST] [--out FILE] [--charts DIR]}; shift
 bin=$(cd "$bin" && pwd)
-smoke=0 runs= seconds= out= charts= opt_sizes= opt_queues=
+smoke=0 runs= seconds= out= charts= opt_sizes= opt_queues= nice=0
 while (($#)); do
     case $1 in
         --smoke) smoke=1; shift ;;
         --sizes) opt_sizes=$2; shift 2 ;;
         --queues) opt_queues=$2; shift 2 ;;
+        --nice) nice=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
@@ -198,6 +202,16 @@ sys_up() {
         c-afxdp) xsk_start fwd --bpf "$tools/xdp_bench.bpf.o" --in "$in" --out "$out" --queues "$q" --cores "$cores" ;;
     esac
 }
+renice_dataplane() {  # SYSTEM: every thread of its process to $nice
+    local pid= t
+    case $1 in
+        vnicd) pid=$vnicd_pid ;;
+        c-afxdp) pid=$fwd_pid ;;
+        ovs-afxdp) pid=$(cat "$tmp/ovs/ovs-vswitchd.pid" 2>/dev/null || true) ;;
+    esac
+    [[ -n $pid && $nice != 0 ]] || return 0
+    for t in /proc/"$pid"/task/*; do renice -n "$nice" -p "${t##*/}" >/dev/null 2>&1 || true; done
+}
 sys_down() {
     case $1 in
         vnicd) stop_vnicd ;;
@@ -272,6 +286,7 @@ PY
                     sys_down "$sys" >/dev/null 2>&1 || true
                     break
                 fi
+                renice_dataplane "$sys"
                 for dir in "${dirs[@]}"; do
                     [[ $setup == both || $setup == "$dir" ]] || continue
                     if [[ $dir == wire-vm ]]; then ds=("${sizes[@]}"); else ds=(64); fi
@@ -316,9 +331,9 @@ for sys in "${systems[@]}"; do
         emit "{\"kind\":\"system\",\"name\":\"$sys\",\"status\":\"ok\",\"setup\":$(json_str "$(sys_note "$sys")")}"
     fi
 done
-emit "$("$py" - "$smoke" "$runs" "$seconds" "$warm" "$generator" "$lat_interval" "${sizes[*]}" "${queue_counts[*]}" "$load_start" "$day" <<'PY'
+emit "$("$py" - "$smoke" "$runs" "$seconds" "$warm" "$generator" "$lat_interval" "${sizes[*]}" "${queue_counts[*]}" "$load_start" "$day" "$nice" <<'PY'
 import json, sys
-smoke, runs, seconds, warm, gen, li, sizes, qs, load, day = sys.argv[1:]
+smoke, runs, seconds, warm, gen, li, sizes, qs, load, day, nice = sys.argv[1:]
 print(json.dumps({"kind": "meta", "date": day, "smoke": smoke == "1", "runs": int(runs), "seconds_per_run": float(seconds),
   "warm_up_seconds": float(warm), "generator": gen, "latency_interval_us": int(li),
   "sizes": [int(x) for x in sizes.split()], "queue_counts": [int(x) for x in qs.split()],
@@ -326,7 +341,8 @@ print(json.dumps({"kind": "meta", "date": day, "smoke": smoke == "1", "runs": in
             "kernel systems run in the softirq of whichever CPU receives",
   "directions": {"wire-vm": "wire0 -> uplink0 -> (system) -> vm1p -> vnic0 of VM1, counted at vnic0",
                  "vm-wire": "vnic0 of VM1 -> vm1p -> (system) -> uplink0 -> wire0, counted at wire0 (the anti-spoof checks' direction)"},
-  "frame": "IPv4/UDP to port 9, size includes the FCS", "load_average_before": load}))
+  "frame": "IPv4/UDP to port 9, size includes the FCS", "load_average_before": load,
+  "userspace_dataplane_nice": int(nice)}))
 PY
 )"
 emit "{\"kind\":\"end\",\"date\":\"$(date -u +%FT%TZ)\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"wall_seconds\":$("$py" -c "import time; print(round(time.time() - $started))")}"

@@ -13,6 +13,8 @@
       Results file, table on stdout, charts PREFIX-pps.png and PREFIX-latency.png.
   suite_report.py charts RESULTS.json CHART_DIR PREFIX
       The charts again, from a results file.
+  suite_report.py markdown RESULTS.json
+      The README's tables from a results file.
 """
 import json
 import os
@@ -287,6 +289,45 @@ def charts(res, order, chart_dir, prefix):
         plt.close(fig)
 
 
+def markdown(results):
+    """The README's tables from a results file."""
+    res = json.load(open(results))
+    rows = res["forwarding"]
+    names = list(res["systems"])
+    for d, title in (("wire-vm", "wire -> VM1"), ("vm-wire", "VM1 -> wire (anti-spoof direction)")):
+        rs = [r for r in rows if r["direction"] == d]
+        if not rs:
+            continue
+        cols = sorted({(r["queues"], r["size"]) for r in rs})
+        print(f"| {title}, kpps median (min-max) | " + " | ".join(f"{s} B, {q}q" for q, s in cols) + " |")
+        print("| --- |" + " --- |" * len(cols))
+        for n in names:
+            cells = []
+            for q, s in cols:
+                r = next((r for r in rs if r["system"] == n and r["queues"] == q and r["size"] == s), None)
+                cells.append(f"{r['median_pps'] / 1e3:.0f} ({r['min_pps'] / 1e3:.0f}-{r['max_pps'] / 1e3:.0f})"
+                             + ("*" if r["median_pps"] >= 0.97 * r["offered_pps_median"] else "") if r else "-")
+            print(f"| {n} | " + " | ".join(cells) + " |")
+        print()
+    g = res["generators"]
+    print(f"Generators, one core, 64 B into a veth: vnic-pktgen {g['vnic-pktgen']['median'] / 1e3:.0f} kpps, "
+          f"trafgen {g['trafgen']['median'] / 1e3:.0f} kpps (median of {len(g['trafgen']['runs'])}).")
+    lat = res["latency"]
+    print()
+    print("| latency wire0 -> VM1, 64 B, unloaded | p50 us | p99 us | p99.9 us | lost |")
+    print("| --- | --- | --- | --- | --- |")
+    for n in names:
+        l = lat.get(n)
+        if l and "p50_us" in l:
+            print(f"| {n} | {l['p50_us']} | {l['p99_us']} | {l['p99.9_us']} | {l['lost']} of {l['sent']} |")
+    cg = res.get("callgrind", {}).get("instructions_per_packet")
+    if cg:
+        print()
+        print(f"callgrind, instructions per packet (in-memory, 64 B): vnicd worker step {cg['worker_step']:.0f} "
+              f"(loop with driver {cg['worker_loop']:.0f}); plain C step {cg['plain_step']:.0f} "
+              f"(loop with driver {cg['plain_loop']:.0f}).")
+
+
 def charts_from(results, chart_dir, prefix):
     res = json.load(open(results))
     charts(res, list(res["systems"]), chart_dir, prefix)
@@ -294,4 +335,5 @@ def charts_from(results, chart_dir, prefix):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"sample": sample, "callgrind": callgrind, "report": report, "charts": charts_from}[cmd](*args)
+    {"sample": sample, "callgrind": callgrind, "report": report, "charts": charts_from,
+     "markdown": markdown}[cmd](*args)
