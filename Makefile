@@ -7,7 +7,8 @@ PREFIX     ?= /usr/local
 ARCH_INC   := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
 BPF_OBJ    := build/vnic.bpf.o
 DEB_PKGS   := libxdp-dev libbpf-dev liblmdb-dev libelf-dev zlib1g-dev iproute2 iputils-ping \
-              netsniff-ng util-linux procps ethtool tcpdump python3 udhcpc dhcpcd-base
+              netsniff-ng util-linux procps ethtool tcpdump python3 udhcpc dhcpcd-base \
+              iptables valgrind python3-matplotlib
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 
 .PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean
@@ -49,12 +50,14 @@ bench: build build/malloc_count.so
 	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 5000000 --runs 5
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --runs 3
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 300 --runs 5
+	bash bench/suite.sh "$(RELEASE_BIN)"
 
 bench-smoke: build build/malloc_count.so
 	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 1 --runs 1 --out build/bench-smoke.json
 	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 200000 --runs 1 --out build/bench-smoke-pipeline.json
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --vnics 500 --runs 1 --out build/bench-smoke-config.json
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 20 --runs 1 --out build/bench-smoke-protocol.json
+	bash bench/suite.sh "$(RELEASE_BIN)" --smoke
 
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 
