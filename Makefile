@@ -11,7 +11,7 @@ DEB_PKGS   := libxdp-dev libbpf-dev liblmdb-dev libelf-dev zlib1g-dev iproute2 i
               iptables valgrind python3-matplotlib
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 
-.PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean
+.PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean fuzz sanitize
 
 all: build
 
@@ -83,6 +83,12 @@ install: build
 	  useradd --system --user-group --no-create-home --home-dir /var/lib/vnic --shell /usr/sbin/nologin vnic; \
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+fuzz: deps
+	bash scripts/fuzz.sh --seconds 60
+
+sanitize: deps bpf
+	bash scripts/sanitize.sh
 
 clean:
 	rm -rf build .build

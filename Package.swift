@@ -83,6 +83,11 @@ let package = Package(
                           path: "Sources/vnic-pipeline-bench", swiftSettings: hot),
         .executableTarget(name: "vnic-protocol-bench", dependencies: ["VnicGuest", "VnicConfig", "VnicCore"],
                           path: "Sources/vnic-protocol-bench"),
+        // Fuzz targets (scripts/fuzz.sh): libFuzzer entry points when built with
+        // -sanitize=fuzzer -DVNIC_FUZZ, corpus replayers otherwise.
+        .executableTarget(name: "vnic-fuzz-frames", dependencies: ["VnicDataplane", "VnicCore"],
+                          path: "Sources/vnic-fuzz-frames"),
+        .executableTarget(name: "vnic-fuzz-requests", dependencies: ["VnicCore"], path: "Sources/vnic-fuzz-requests"),
         .testTarget(name: "VnicCoreTests", dependencies: ["VnicCore"], path: "Tests/VnicCoreTests"),
         .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
         .testTarget(name: "VnicDataplaneTests", dependencies: ["VnicDataplane", "CVnicShim", "CLibXDP"],

@@ -481,10 +481,10 @@ public final class Dataplane {
         for (name, a) in active {
             var v = RuntimeStatus.VNIC(state: "up")
             for c in a.counters {
-                withUnsafeMutablePointer(to: &c.pointee.rx_packets) { v.rxPackets &+= vnic_counter_load($0) }
-                withUnsafeMutablePointer(to: &c.pointee.rx_bytes) { v.rxBytes &+= vnic_counter_load($0) }
-                withUnsafeMutablePointer(to: &c.pointee.tx_packets) { v.txPackets &+= vnic_counter_load($0) }
-                withUnsafeMutablePointer(to: &c.pointee.tx_bytes) { v.txBytes &+= vnic_counter_load($0) }
+                v.rxPackets &+= vnic_counter_load(c.pointer(to: \.rx_packets)!)
+                v.rxBytes &+= vnic_counter_load(c.pointer(to: \.rx_bytes)!)
+                v.txPackets &+= vnic_counter_load(c.pointer(to: \.tx_packets)!)
+                v.txBytes &+= vnic_counter_load(c.pointer(to: \.tx_bytes)!)
                 let drops = (UnsafeMutableRawPointer(c) + vnicCountersDropsOffset).assumingMemoryBound(to: UInt64.self)
                 for (i, name) in Dataplane.dropNames.enumerated() {
                     let n = vnic_counter_load(drops + i)
