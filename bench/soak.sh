@@ -58,9 +58,10 @@ samples="$tmp/samples"
 start=$(date +%s)
 while (( $(date +%s) < end )); do
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$vnicd_pid/status")
+    anon=$(awk '/^RssAnon/ {print $2}' "/proc/$vnicd_pid/status")   # heap and stacks; the rest is files (the LMDB map grows with the audit log)
     fds=$(ls "/proc/$vnicd_pid/fd" | wc -l)
-    echo "$(( $(date +%s) - start )) $rss $fds" >>"$samples"
-    echo "t=$(( $(date +%s) - start )) s: vnicd rss ${rss} KiB, ${fds} fds"
+    echo "$(( $(date +%s) - start )) $rss $fds $anon" >>"$samples"
+    echo "t=$(( $(date +%s) - start )) s: vnicd rss ${rss} KiB (anonymous ${anon} KiB), ${fds} fds"
     sleep 30
 done
 stop_load
@@ -69,13 +70,14 @@ python3 - "$out" "$samples" "$minutes" "$rate" "$status" <<'PY'
 import json, os, platform, sys
 out, samples, minutes, rate, status = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
 rows = [tuple(int(x) for x in l.split()) for l in open(samples) if l.strip()]
-rss = [r[1] for r in rows]; fds = [r[2] for r in rows]
+rss = [r[1] for r in rows]; fds = [r[2] for r in rows]; anon = [r[3] for r in rows]
 # "Flat": the second half's maximum against the first half's (warm-up done by then).
 half = len(rows) // 2 or 1
 res = {"benchmark": "soak: vnicd under steady load",
        "machine": {"host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count()},
        "minutes": minutes, "rate_pps_to_vm1": rate,
        "rss_kib": {"first": rss[0], "last": rss[-1], "max": max(rss), "max_first_half": max(rss[:half]), "max_second_half": max(rss[half:] or rss)},
+       "anon_kib": {"first": anon[0], "last": anon[-1], "max": max(anon)},
        "fds": {"first": fds[0], "last": fds[-1], "min": min(fds), "max": max(fds)},
        "samples": rows,
        "vnicd_counters": {n: {"rx": v["rxPackets"], "tx": v["txPackets"], "drops": v["drops"]} for n, v in status["vnics"].items()},
@@ -84,6 +86,6 @@ os.makedirs(os.path.dirname(out), exist_ok=True)
 json.dump(res, open(out, "w"), indent=2)
 print(f"soak {minutes:g} min: rss first {rss[0]} KiB, last {rss[-1]} KiB, max {max(rss)} KiB "
       f"(first half max {res['rss_kib']['max_first_half']}, second half max {res['rss_kib']['max_second_half']}); "
-      f"fds first {fds[0]}, last {fds[-1]}, range {min(fds)}-{max(fds)}")
+      f"anonymous first {anon[0]} KiB, last {anon[-1]} KiB; fds first {fds[0]}, last {fds[-1]}, range {min(fds)}-{max(fds)}")
 print(f"written: {out}")
 PY
