@@ -22,7 +22,7 @@ bench_lab() {
 }
 
 bench_cleanup() {
-    if [[ -n ${vnicd_pid:-} ]]; then kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true; fi
+    if [[ -n ${vnicd_pid:-} ]]; then stop_vnicd; fi
     # What bench/suite.sh started: parked and background processes, private OVS daemons.
     local pid
     for pid in ${bench_parked[@]+"${bench_parked[@]}"}; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done

@@ -227,11 +227,9 @@ public final class XDPLink {
     deinit { close(fd) }
 }
 
-/// Where vnicd pins the links and tables of one uplink:
-/// `/sys/fs/bpf/vnic/NETNS-UPLINK`, NETNS the inode of the network namespace
-/// (uplinks of the same name in other namespaces are other uplinks).
+/// An uplink's pin directory (PinLayout): the links and tables a vnicd leaves
+/// for the next one.
 public struct PinDirectory: Sendable {
-    public static let root = "/sys/fs/bpf/vnic"
     /// The maps that outlive a vnicd: the configuration tables and the counters
     /// (the socket maps empty themselves when their sockets close).
     static let maps = ["vnic_macs", "port_vnics", "vnic_counters"]
@@ -240,42 +238,17 @@ public struct PinDirectory: Sendable {
     /// nil when /sys/fs/bpf is not a bpffs (then nothing is pinned).
     public init?(uplink: String) {
         var fs = statfs()
-        guard statfs("/sys/fs/bpf", &fs) == 0, UInt(fs.f_type) == 0xCAFE4A11 else { return nil }   // BPF_FS_MAGIC
-        var st = stat()
-        guard stat("/proc/self/ns/net", &st) == 0 else { return nil }
-        path = "\(PinDirectory.root)/\(st.st_ino)-\(uplink)"
-    }
-
-    /// The directory of a namespace's uplinks, by the namespace's inode (for
-    /// cleaning up after a namespace that is gone).
-    public static func directories(netnsInode: UInt) -> [String] {
-        entries(root).filter { $0.hasPrefix("\(netnsInode)-") }.map { root + "/" + $0 }
+        guard statfs("/sys/fs/bpf", &fs) == 0, UInt(fs.f_type) == 0xCAFE4A11,   // BPF_FS_MAGIC
+              let dir = PinLayout.directory(netns: "/proc/self/ns/net", uplink: uplink) else { return nil }
+        path = dir
     }
 
     func create() throws(VnicError) {
-        for dir in [PinDirectory.root, path] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
+        for dir in [PinLayout.root, path] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
             throw VnicError("create \(dir): \(errnoString(errno)) (is bpffs mounted at /sys/fs/bpf?)")
         }
     }
 
     var exists: Bool { access(path, F_OK) == 0 }
     func link(_ name: String, mode: XDPLink.Mode) -> String { "\(path)/link-\(name)-\(mode == .native ? "native" : "generic")" }
-
-    /// The names in a directory (not . and ..).
-    static func entries(_ dir: String) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
-
-    /// Unpins everything in the directory and removes it.
-    public static func remove(_ dir: String) {
-        for n in entries(dir) { unlink(dir + "/" + n) }
-        rmdir(dir)
-    }
 }

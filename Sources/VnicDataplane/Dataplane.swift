@@ -183,7 +183,7 @@ public final class Dataplane {
         do {
             object = try loadObject()
         } catch where adopted {
-            PinDirectory.remove(pins!.path)   // an older layout: start afresh
+            PinLayout.remove(pins!.path)   // an older layout: start afresh
             adopted = false
             object = try loadObject()
         }
@@ -207,7 +207,7 @@ public final class Dataplane {
             for w in workers { try w.start() }
         } catch {
             // Nothing of a failed start stays attached, unless an earlier vnicd left it so.
-            if !adopted, let pins { PinDirectory.remove(pins.path) }
+            if !adopted, let pins { PinLayout.remove(pins.path) }
             for w in workers { w.stop() }
             close(controlEvents)
             throw error
@@ -234,7 +234,7 @@ public final class Dataplane {
         for (_, a) in active { unmap(a) }
         active.removeAll()
         uplinkLink.unpin()
-        if let pins { PinDirectory.remove(pins.path) }
+        if let pins { PinLayout.remove(pins.path) }
         for r in retired { r.tables.forEach(WorkerTable.destroy) }
         retired.removeAll()
         workers.removeAll()
@@ -349,7 +349,7 @@ public final class Dataplane {
         var links = 0
         if let pins {
             let live = Set(active.values.compactMap { $0.portLink?.pinPath })
-            for name in PinDirectory.entries(pins.path) where name.hasPrefix("link-port-") && !live.contains(pins.path + "/" + name) {
+            for name in PinLayout.entries(pins.path) where name.hasPrefix("link-port-") && !live.contains(pins.path + "/" + name) {
                 unlink(pins.path + "/" + name); links += 1
             }
         }

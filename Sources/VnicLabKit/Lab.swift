@@ -163,16 +163,10 @@ public struct Lab: Sendable {
     private func lockedDown(prefix: String) throws(VnicError) -> [String] {
         let existing = try namespaces(prefix: prefix)
         var failures: [String: String] = [:]
-        // What a vnicd killed in the host namespace left pinned in bpffs
-        // (/sys/fs/bpf/vnic/NETNS-UPLINK, see VnicDataplane's PinDirectory) goes too.
-        var st = stat()
-        if stat("/run/netns/" + LabTopology.hostNamespace(prefix: prefix), &st) == 0 {
-            let dirs = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/bpf/vnic")) ?? [])
-                .filter { $0.hasPrefix("\(st.st_ino)-") }
-            for d in dirs {
-                log("rm -r /sys/fs/bpf/vnic/\(d)")
-                try? FileManager.default.removeItem(atPath: "/sys/fs/bpf/vnic/" + d)
-            }
+        // What a vnicd killed in the host namespace left pinned in bpffs (PinLayout) goes too.
+        for dir in PinLayout.directories(netns: "/run/netns/" + LabTopology.hostNamespace(prefix: prefix)) {
+            log("rm -r \(dir)")
+            PinLayout.remove(dir)
         }
         // VMs and wire first: their veth ends go with them, so the host has less to tear down.
         for ns in existing.reversed() {

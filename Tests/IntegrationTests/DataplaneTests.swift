@@ -108,9 +108,7 @@ final class DataplaneTests: XCTestCase {
 
     /// This lab's pin directories in bpffs (/sys/fs/bpf/vnic/NETNS-UPLINK).
     private func pins(_ lab: LabFixture) -> [String] {
-        var st = stat()
-        guard stat("/run/netns/" + lab.topology.hostNamespace, &st) == 0 else { return [] }
-        return ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/bpf/vnic")) ?? []).filter { $0.hasPrefix("\(st.st_ino)-") }
+        PinLayout.directories(netns: "/run/netns/" + lab.topology.hostNamespace)
     }
 
     /// SIGTERM detaches and unpins everything. kill -9 leaves the classifier
