@@ -124,9 +124,10 @@ public final class ConfigStore: Sendable {
         if readOnlyReason == nil && environment.isReadOnly { readOnlyReason = "opened read-only by this process" }
         // A file cut short (a failed copy, a full disk during a copy): refuse it
         // before anything reads a page past its end.
-        var now = stat()
-        if existed, stat(path, &now) == 0, Int(now.st_size) < environment.pagesSize {
-            throw VnicError("database \(path) is truncated: \(now.st_size) bytes, its pages need \(environment.pagesSize) (restore it from a copy)")
+        // Its size now, after the open (LMDB writes the meta pages into an empty file).
+        var opened = stat()
+        if existed, stat(path, &opened) == 0, Int(opened.st_size) < environment.pagesSize {
+            throw VnicError("database \(path) is truncated: \(opened.st_size) bytes, its pages need \(environment.pagesSize) (restore it from a copy)")
         }
 
         return try mapErrors { () throws -> ConfigStore in
