@@ -201,15 +201,25 @@ public enum Preflight {
         }
         items.append(memlockItem(f, workers: workers))
         items.append(capabilityItem(f.capabilities))
-        items.append(f.bpffsMounted
-            ? PreflightItem("bpffs", .ok, "mounted at \(bpffsPath)")
-            : PreflightItem("bpffs", .warn, "no bpf file system at \(bpffsPath) (vnicd pins nothing; bpftool and pinned maps need it)",
-                            fix: "mount -t bpf bpf \(bpffsPath)"))
+        items.append(bpffsItem(f))
         items.append(f.btfPresent
             ? PreflightItem("btf", .ok, "kernel BTF at \(btfPath)")
             : PreflightItem("btf", .warn, "no kernel BTF at \(btfPath) (vnicd does not need it; bpftool and CO-RE tools do)",
                             fix: "a kernel built with CONFIG_DEBUG_INFO_BTF=y"))
         return items
+    }
+
+    /// vnicd pins its classifier in the bpffs at /sys/fs/bpf, mounting one there
+    /// when there is none; without CAP_SYS_ADMIN it cannot, and does not start
+    /// (unless told --no-pin).
+    static func bpffsItem(_ f: PreflightFacts) -> PreflightItem {
+        if f.bpffsMounted { return PreflightItem("bpffs", .ok, "mounted at \(bpffsPath)") }
+        if f.capabilities.has(CapabilitySet.sysAdmin) {
+            return PreflightItem("bpffs", .ok, "no bpf file system at \(bpffsPath) yet: vnicd mounts one there to pin its classifier (CAP_SYS_ADMIN)")
+        }
+        return PreflightItem("bpffs", .fail,
+                             "no bpf file system at \(bpffsPath), and without CAP_SYS_ADMIN vnicd cannot mount one: it will not start (unless --no-pin)",
+                             fix: "mount -t bpf bpf \(bpffsPath) before vnicd starts (vnicd.service's ExecStartPre does)")
     }
 
     static func linkItem(_ name: String, _ link: PreflightFacts.Link) -> PreflightItem {

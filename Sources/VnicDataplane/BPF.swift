@@ -234,21 +234,65 @@ public struct PinDirectory: Sendable {
     /// (the socket maps empty themselves when their sockets close).
     static let maps = ["vnic_macs", "port_vnics", "vnic_counters"]
     public let path: String
+    /// Whether the directory was there already: an earlier vnicd's pins to adopt.
+    public let existed: Bool
+    /// The bpffs that `prepare` mounted at /sys/fs/bpf; nil when one was there.
+    public let mounted: Mounted?
 
-    /// nil when /sys/fs/bpf is not a bpffs (then nothing is pinned).
-    public init?(uplink: String) {
-        var fs = statfs()
-        guard statfs("/sys/fs/bpf", &fs) == 0, UInt(fs.f_type) == 0xCAFE4A11,   // BPF_FS_MAGIC
-              let dir = PinLayout.directory(netns: "/proc/self/ns/net", uplink: uplink) else { return nil }
-        path = dir
-    }
+    /// What `prepare` mounted, and whether its mount namespace is the init
+    /// process's (else the bpffs, and the pins in it, go with that namespace:
+    /// `ip netns exec` makes one per command).
+    public struct Mounted: Sendable { public let hostNamespace: Bool? }
 
-    func create() throws(VnicError) {
-        for dir in [PinLayout.root, path] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            throw VnicError("create \(dir): \(errnoString(errno)) (is bpffs mounted at /sys/fs/bpf?)")
+    /// The pin directory of `uplink` in this network namespace, with a bpffs under
+    /// it: when /sys/fs/bpf is not one, one is mounted there (as iproute2, bpftool
+    /// and systemd do), else this throws one line naming the path and what is missing.
+    public static func prepare(uplink: String) throws(VnicError) -> PinDirectory {
+        let root = Preflight.bpffsPath
+        var mounted: Mounted?
+        // Two vnicds starting at once must not stack two bpffs there: the check
+        // and the mount hold a lock on what /sys/fs/bpf is before the mount.
+        let lock = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if lock >= 0 { flock(lock, LOCK_EX) }
+        defer { if lock >= 0 { close(lock) } }
+        if !isBPFFS(root) {
+            guard mount("bpf", root, "bpf", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=0700") == 0 else {
+                let e = errno
+                let hint = e == EPERM ? capabilityHint([.sysAdmin]) + ": mount it before vnicd starts (mount -t bpf bpf \(root))"
+                                      : ""
+                throw VnicError("mount a bpf file system at \(root) to pin the classifier: \(errnoString(e))\(hint), or run vnicd with --no-pin")
+            }
+            mounted = Mounted(hostNamespace: sameInode("/proc/self/ns/mnt", "/proc/1/ns/mnt"))
         }
+        guard let dir = PinLayout.directory(netns: "/proc/self/ns/net", uplink: uplink) else {
+            throw VnicError("read /proc/self/ns/net: \(errnoString(errno))")
+        }
+        let pins = PinDirectory(path: dir, existed: access(dir, F_OK) == 0, mounted: mounted)
+        for d in [PinLayout.root, dir] where mkdir(d, 0o700) != 0 && errno != EEXIST {
+            let e = errno
+            let hint = e == EACCES ? " (make it the service user's: install -d -o USER -m 0700 \(PinLayout.root), as vnicd.service does)" : ""
+            throw VnicError("create \(d) to pin the classifier: \(errnoString(e))\(hint), or run vnicd with --no-pin")
+        }
+        return pins
     }
 
-    var exists: Bool { access(path, F_OK) == 0 }
+    private init(path: String, existed: Bool, mounted: Mounted?) {
+        self.path = path
+        self.existed = existed
+        self.mounted = mounted
+    }
+
+    static func isBPFFS(_ path: String) -> Bool {
+        var fs = statfs()
+        return statfs(path, &fs) == 0 && UInt(fs.f_type) == 0xCAFE4A11   // BPF_FS_MAGIC
+    }
+
+    /// Whether two paths are the same inode; nil when either cannot be read.
+    private static func sameInode(_ a: String, _ b: String) -> Bool? {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return nil }
+        return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev
+    }
+
     func link(_ name: String, mode: XDPLink.Mode) -> String { "\(path)/link-\(name)-\(mode == .native ? "native" : "generic")" }
 }

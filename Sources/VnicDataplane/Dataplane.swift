@@ -161,15 +161,15 @@ public final class Dataplane {
 
         // Tables and links pinned by an earlier vnicd on this uplink are adopted;
         // with none (or ones this object cannot use), it starts afresh and pins its own.
-        var pins = options.pin ? PinDirectory(uplink: up) : nil
-        let existed = pins?.exists ?? false
-        if let p = pins {
-            do { try p.create() } catch {
-                Logger(label: "vnicd").warning("\(error.message): the classifier is not pinned (a restart re-attaches it)")
-                pins = nil
+        let pins = options.pin ? try PinDirectory.prepare(uplink: up) : nil
+        if let m = pins?.mounted {
+            let logger = Logger(label: "vnicd")
+            logger.info("mounted a bpf file system at \(Preflight.bpffsPath) (there was none) to pin the classifier")
+            if m.hostNamespace == false {
+                logger.warning("that mount is in a mount namespace of vnicd's own (ip netns exec?): the pins go with it, and a restart elsewhere re-attaches")
             }
         }
-        adopted = pins != nil && existed
+        adopted = pins?.existed ?? false
         func loadObject() throws(VnicError) -> BPFObject {
             let o = try BPFObject(path: options.bpfObject)
             try o.setSettings(vnic_settings(queue_count: UInt32(queues), pad: 0))

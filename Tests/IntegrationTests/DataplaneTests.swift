@@ -152,6 +152,51 @@ final class DataplaneTests: XCTestCase {
         XCTAssertTrue(p.succeeded, "after restart: \(p.stdout)")
     }
 
+    /// A host where nothing mounted a bpffs (a mount namespace of the test's with
+    /// a plain tmpfs over /sys/fs/bpf, whatever the machine has there): vnicd
+    /// mounts one, pins its classifier in it, and after kill -9 the classifier
+    /// stays attached and the next vnicd, in the same namespace, adopts it.
+    func testWithoutABPFFSVnicdMountsOneAndARestartAfterKillAdoptsIt() throws {
+        let (lab, _) = try makeLab(queues: 1)
+        let t = lab.topology
+        let holder = try Command.start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                        "mount -t tmpfs -o size=64k,mode=0755 none /sys/fs/bpf && echo ready >&2 && exec sleep 300"])
+        addTeardownBlock { holder.terminate() }
+        let ready = Date().addingTimeInterval(5)
+        while !holder.stderrSoFar.contains("ready") && holder.isRunning && Date() < ready { usleep(20_000) }
+        guard holder.stderrSoFar.contains("ready") else { return XCTFail("no mount namespace: \(holder.terminate().diagnostic)") }
+        let root = "/proc/\(holder.pid)/root"
+        func bpffs() -> Bool {
+            Preflight.isBPFFS(mountinfo: (try? String(contentsOfFile: "/proc/\(holder.pid)/mountinfo", encoding: .utf8)) ?? "")
+        }
+        XCTAssertFalse(bpffs(), "the test's mount namespace starts without a bpffs")
+        let pinDir = root + (PinLayout.directory(netns: "/run/netns/" + t.hostNamespace, uplink: t.uplink) ?? "?")
+        let wrapper = ["nsenter", "--mount=/proc/\(holder.pid)/ns/mnt", "--"]
+
+        var vnicd = try lab.startVnicd(wrapper: wrapper)
+        XCTAssertTrue(vnicd.stderrSoFar.contains("mounted a bpf file system at /sys/fs/bpf"), vnicd.stderrSoFar)
+        XCTAssertTrue(bpffs(), "vnicd mounted a bpffs at /sys/fs/bpf")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: pinDir + "/link-uplink-native"),
+                      "vnicd pinned its classifier's link at \(pinDir): \(PinLayout.entries(pinDir))")
+        XCTAssertEqual(pins(lab), [], "nothing of this lab is pinned in the test runner's own mount namespace")
+
+        vnicd.signal(SIGKILL)
+        _ = vnicd.wait(timeout: .seconds(10))
+        XCTAssertEqual(Set(try xdpAttached(lab)), Set([t.uplink] + t.ports), "the pinned classifier stays attached after kill -9")
+        try? FileManager.default.removeItem(atPath: lab.database + "-status.json")   // the dead vnicd's
+        vnicd = try lab.startVnicd(wrapper: wrapper)
+        XCTAssertFalse(vnicd.stderrSoFar.contains("mounted a bpf file system"), "the bpffs was there: \(vnicd.stderrSoFar)")
+        XCTAssertTrue(vnicd.stderrSoFar.contains("adopted the classifier pinned at"), vnicd.stderrSoFar)
+        for vm in t.vmNumbers {
+            let p = try ping(lab, from: t.wireNamespace, t.vmIP(vm).address)
+            XCTAssertTrue(p.succeeded, "wire -> vm\(vm) after the restart: \(p.stdout)")
+        }
+        vnicd.signal(SIGTERM)
+        XCTAssertEqual(vnicd.wait(timeout: .seconds(10)).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: pinDir), "SIGTERM unpins: \(PinLayout.entries(pinDir))")
+        XCTAssertEqual(try xdpAttached(lab), [], "XDP still attached after SIGTERM")
+    }
+
     /// A VNIC deleted while no vnicd runs: the restarted vnicd adopts the pins and
     /// drops the deleted VNIC's table entries and port link.
     func testRestartAfterKillDropsWhatTheDatabaseNoLongerHas() throws {

@@ -5,7 +5,9 @@
 // new privileges: what systemd's User=, AmbientCapabilities=,
 // CapabilityBoundingSet= and NoNewPrivileges= do) under `prlimit --memlock`
 // at 8 MiB, so that the UMEMs (32 MiB per worker) need CAP_IPC_LOCK whatever
-// limit the test runner has.
+// limit the test runner has. It gets a bpffs of its own with a directory it
+// may write, in a mount namespace of its own, as the unit's ExecStartPre= lines
+// prepare /sys/fs/bpf for it.
 import Foundation
 import VnicCore
 import VnicLabKit
@@ -48,10 +50,18 @@ final class PrivilegeTests: XCTestCase {
         return (lab, vnicd)
     }
 
-    /// The command line that runs vnicd as the unprivileged user with exactly `caps`.
-    private func unprivileged(_ vnicd: String, _ lab: LabFixture, caps: [String]) -> [String] {
+    /// What the unit's ExecStartPre= lines do for vnicd (as root, before it starts):
+    /// a bpffs at /sys/fs/bpf with a directory for the service user.
+    static let unitBPFFS = "mount -t bpf -o nosuid,nodev,noexec,mode=0700 bpf /sys/fs/bpf && chmod go+x /sys/fs/bpf && install -d -o \(uid) -g \(gid) -m 0700 /sys/fs/bpf/vnic"
+    /// A host where nothing mounted a bpffs: /sys/fs/bpf is a plain directory.
+    static let noBPFFS = "mount -t tmpfs -o size=64k,mode=0755 none /sys/fs/bpf"
+
+    /// The command line that runs vnicd as the unprivileged user with exactly `caps`,
+    /// in a mount namespace of its own after `setup` ran there as root.
+    private func unprivileged(_ vnicd: String, _ lab: LabFixture, caps: [String], setup: String = unitBPFFS) -> [String] {
         let set = (["-all"] + caps.map { "+" + $0 }).joined(separator: ",")
-        return ["prlimit", "--memlock=\(Self.memlockBytes):\(Self.memlockBytes)", "--",
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", setup + " && exec \"$@\"", "sh",
+                "prlimit", "--memlock=\(Self.memlockBytes):\(Self.memlockBytes)", "--",
                 "setpriv", "--reuid=\(Self.uid)", "--regid=\(Self.gid)", "--clear-groups",
                 "--inh-caps=\(set)", "--ambient-caps=\(set)", "--bounding-set=\(set)", "--no-new-privs",
                 vnicd, "--db", lab.database]
@@ -72,7 +82,7 @@ final class PrivilegeTests: XCTestCase {
             let r = cmd.terminate()
             return XCTFail("unprivileged vnicd did not bring every VNIC up: \(r.stderr) \(cmd.stderrSoFar)")
         }
-        // nsenter, prlimit and setpriv exec in turn: the pid is vnicd's.
+        // nsenter, unshare, sh, prlimit and setpriv exec in turn: the pid is vnicd's.
         let proc = try String(contentsOfFile: "/proc/\(cmd.pid)/status", encoding: .utf8)
         func field(_ name: String) -> String {
             proc.split(separator: "\n").first { $0.hasPrefix(name + ":") }
@@ -83,6 +93,9 @@ final class PrivilegeTests: XCTestCase {
         XCTAssertEqual(UInt64(field("CapEff"), radix: 16), expected, "vnicd's effective capabilities")
         let owner = try FileManager.default.attributesOfItem(atPath: lab.database + "-status.json")[.ownerAccountID] as? Int
         XCTAssertEqual(owner, Self.uid, "the status file is written by the unprivileged vnicd")
+        // It pinned its classifier in the bpffs prepared for it (seen in its mount namespace).
+        let pins = "/proc/\(cmd.pid)/root" + (PinLayout.directory(netns: "/run/netns/" + t.hostNamespace, uplink: t.uplink) ?? "?")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: pins + "/link-uplink-native"), "not pinned: \(PinLayout.entries(pins))")
 
         for vm in t.vmNumbers {
             var r = try lab.run(in: t.wireNamespace, "ping", "-c", "2", "-i", "0.2", "-W", "2", "\(t.vmIP(vm).address)")
@@ -94,6 +107,30 @@ final class PrivilegeTests: XCTestCase {
         XCTAssertTrue(r.succeeded, "vm1 -> vm2: \(r.stdout) \(r.stderr)")
         let stopped = cmd.terminate()
         XCTAssertEqual(stopped.status, 0, "vnicd stops cleanly on SIGTERM: \(stopped.stderr)")
+    }
+
+    /// With no bpffs at /sys/fs/bpf and no CAP_SYS_ADMIN to mount one, vnicd does
+    /// not start without its pins: one line names the path and the capability.
+    func testWithoutABPFFSVnicdSaysWhatIsMissing() throws {
+        let (lab, vnicd) = try makeLab()
+        let caps = Self.capabilities.map(\.setpriv)
+        let r = try lab.run(in: lab.topology.hostNamespace, unprivileged(vnicd, lab, caps: caps, setup: Self.noBPFFS),
+                            timeout: .seconds(30))
+        let last = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertEqual(r.status, 1, r.diagnostic)
+        XCTAssertTrue(last.hasPrefix("vnicd: mount a bpf file system at /sys/fs/bpf"), last)
+        XCTAssertTrue(last.contains("CAP_SYS_ADMIN is missing"), last)
+        XCTAssertTrue(last.contains("--no-pin"), last)
+        // --no-pin: it runs, unpinned.
+        let cmd = try lab.start(in: lab.topology.hostNamespace,
+                                unprivileged(vnicd, lab, caps: caps, setup: Self.noBPFFS) + ["--no-pin"])
+        let deadline = Date().addingTimeInterval(10)
+        while cmd.isRunning && Date() < deadline && lab.status()?.vnics.values.allSatisfy({ $0.state == "up" }) != true {
+            usleep(50_000)
+        }
+        XCTAssertTrue(cmd.isRunning, cmd.stderrSoFar)
+        XCTAssertEqual(lab.status()?.vnics.values.filter { $0.state == "up" }.count, 2, cmd.stderrSoFar)
+        XCTAssertEqual(cmd.terminate().status, 0)
     }
 
     /// Without any one of the four, vnicd exits 1 and its last line names the one missing.

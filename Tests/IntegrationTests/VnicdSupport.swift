@@ -27,9 +27,10 @@ extension LabFixture {
         return r
     }
 
-    /// Starts vnicd in the host namespace and waits until every VNIC is up.
-    func startVnicd(_ extra: [String] = []) throws -> RunningCommand {
-        let cmd = try start(in: topology.hostNamespace, [try bin("vnicd"), "--db", database] + extra)
+    /// Starts vnicd in the host namespace (through `wrapper`, a command that execs
+    /// the rest, when given) and waits until every VNIC is up.
+    func startVnicd(_ extra: [String] = [], wrapper: [String] = []) throws -> RunningCommand {
+        let cmd = try start(in: topology.hostNamespace, wrapper + [try bin("vnicd"), "--db", database] + extra)
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if let s = status(), s.vnics.count == topology.vms, s.vnics.values.allSatisfy({ $0.state == "up" }) {

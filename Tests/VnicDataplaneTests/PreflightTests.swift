@@ -237,7 +237,23 @@ final class PreflightTests: XCTestCase {
         XCTAssertEqual(items.filter { $0.verdict == .ok }.map(\.item), ["af-xdp"])
         for i in items where i.verdict != .ok { XCTAssertNotNil(i.fix, i.item) }
         XCTAssertEqual(item(items, "link")!.fix, "ip link set dev uplink0 up")
-        XCTAssertEqual(item(items, "bpffs")!.fix, "mount -t bpf bpf /sys/fs/bpf")
+        XCTAssertEqual(item(items, "bpffs")!.fix, "mount -t bpf bpf /sys/fs/bpf before vnicd starts (vnicd.service's ExecStartPre does)")
+    }
+
+    /// No bpffs: vnicd mounts one when it holds CAP_SYS_ADMIN, else it does not
+    /// start, and check says so with the fix.
+    func testBPFFSVerdictFollowsWhatVnicdWillDo() {
+        var f = labFacts()
+        XCTAssertEqual(item(Preflight.evaluate(f), "bpffs")!.verdict, .ok)
+        f.bpffsMounted = false
+        let root = item(Preflight.evaluate(f), "bpffs")!
+        XCTAssertEqual(root.verdict, .ok)
+        XCTAssertTrue(root.detail.contains("vnicd mounts one"), root.detail)
+        f.capabilities = CapabilitySet(bits: 1 << 12 | 1 << 13 | 1 << 14 | 1 << 39)   // the service's four
+        let service = item(Preflight.evaluate(f), "bpffs")!
+        XCTAssertEqual(service.verdict, .fail)
+        XCTAssertTrue(service.detail.contains("without CAP_SYS_ADMIN"), service.detail)
+        XCTAssertTrue(service.fix!.hasPrefix("mount -t bpf bpf /sys/fs/bpf"), service.fix!)
     }
 
     func testByteSizes() {
