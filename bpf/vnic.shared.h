@@ -49,15 +49,21 @@ enum vnic_xdp_counter {
 
 /* Per VNIC and worker counters kept by the Swift workers (not a BPF map);
  * declared here so the layout has one definition. rx = towards the VM.
- * The first seven drop reasons are AntiSpoof's verdicts, in the same order. */
+ * The drop reasons up to VNIC_DROP_SPOOF_SERVICE are AntiSpoof's verdicts, in
+ * the same order. */
 enum vnic_drop_reason {
 	VNIC_DROP_SPOOF_MAC = 0,  /* source MAC not the VNIC's (mac-nospoof) */
 	VNIC_DROP_MALFORMED,      /* truncated headers, bad IHL, lengths that lie */
 	VNIC_DROP_SPOOF_IP,       /* IPv4 source not the VNIC's (ip-nospoof) */
-	VNIC_DROP_SPOOF_ARP,      /* ARP sender MAC or IP not the VNIC's (ip-nospoof) */
-	VNIC_DROP_SPOOF_IPV6,     /* IPv6 source or ND target not the VNIC's (ip-nospoof) */
-	VNIC_DROP_SPOOF_DHCP,     /* DHCP server message or foreign client (dhcp-nospoof) */
+	VNIC_DROP_SPOOF_ARP,      /* ARP sender MAC or IP not the VNIC's, ARP reply from 0.0.0.0 (ip-nospoof) */
+	VNIC_DROP_SPOOF_IPV6,     /* IPv6 source not the VNIC's (ip-nospoof) */
+	VNIC_DROP_SPOOF_DHCP,     /* DHCP server or relay message, or a foreign client (dhcp-nospoof) */
 	VNIC_DROP_RESTRICTED,     /* not IPv4, IPv6 or ARP (restricted) */
+	VNIC_DROP_SPOOF_ND,       /* ND: target or link-layer option not the VNIC's, hop limit not 255 (ip-nospoof) */
+	VNIC_DROP_RA_GUARD,       /* router advertisement or redirect, IPv6 or IPv4 (ip-nospoof, ra-guard) */
+	VNIC_DROP_FRAGMENT,       /* fragmented ND, headers split off the first fragment (ip-nospoof) */
+	VNIC_DROP_UNCHECKABLE,    /* a network header the checks cannot see: stacked/802.1ad tags, LLC, MPLS, PPPoE (ip-nospoof) */
+	VNIC_DROP_SPOOF_SERVICE,  /* the service address as a source, or service traffic inside a tag (always) */
 	VNIC_DROP_TX_FULL,        /* the destination's transmit ring was full */
 	VNIC_DROP_NO_BUFFER,      /* no free frame to copy a flooded frame into */
 	VNIC_DROP_REQUEST_RATE,   /* a configuration request over the VNIC's rate, or the control ring full */

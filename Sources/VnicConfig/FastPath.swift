@@ -12,8 +12,8 @@
 // Invariants: a view is valid only until `endBurst()` (the pages it points at
 // may be reused by a writer after that); a reader is used by one thread at a
 // time. Records are in format 2, whose hot prefix (index, mac, protection,
-// priority, maxbw, allowed-ips) comes first, so each accessor stops within the
-// first six fields; an older or damaged record reads as defaults, never traps.
+// priority, maxbw, allowed-ips, ra-guard) comes first, so each accessor stops
+// within the first seven fields; an older or damaged record reads as defaults, never traps.
 import CLMDB
 import VnicCore
 
@@ -167,6 +167,10 @@ public struct VNICView {
 
     public var protection: Protection {
         @inlinable get { u8(FieldTag.protection).map { Protection(rawValue: $0) } ?? .default }
+    }
+
+    public var raGuard: RAGuard {
+        @inlinable get { u8(FieldTag.raGuard).flatMap { RAGuard(rawValue: $0) } ?? .default }
     }
 
     public var priority: Priority {

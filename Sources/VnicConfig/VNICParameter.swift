@@ -107,7 +107,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     /// Every field, in the order the CLI lists them.
     public static let allCases: [VNICParameter] = [
         .name, .link, .port, .mac, .ip, .gateway, .mtu, .tcpPorts, .transport, .routing, .tcpBuffer, .state,
-        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .dhcp, .dhcpLease, .index,
+        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .dhcp, .dhcpLease, .raGuard, .index,
     ]
     public static var parameters: [VNICParameter] { allCases.filter { $0.kind == .parameter } }
     public static var properties: [VNICParameter] { allCases.filter { $0.kind == .property } }
@@ -330,6 +330,11 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         "dhcp", tag: FieldTag.dhcp, .property, DHCPServer.self, keyPath: \.dhcp, dataplane: true, vm: false,
         syntax: "off or on: vnic's DHCP server answers the VM with its address, prefix, gateway, MTU and lease (its DHCP never reaches the wire)")
 
+    public static let raGuard = VNICParameter.choice(
+        "ra-guard", tag: FieldTag.raGuard, .property, RAGuard.self, keyPath: \.raGuard, dataplane: true, vm: false,
+        syntax: "on or off: under ip-nospoof the VM sends no router advertisement or redirect (IPv6 RA and Redirect, IPv4 ICMP redirect and router advertisement); off for a VM that is a router",
+        hotRank: 6)
+
     public static let dhcpLease = VNICParameter(
         "dhcp-lease", tag: FieldTag.dhcpLease, .property,
         syntax: "seconds a DHCP lease lasts (\(VNICRecord.dhcpLeaseRange.lowerBound)-\(VNICRecord.dhcpLeaseRange.upperBound)); clients renew at half",
@@ -539,6 +544,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 ///  19   denied-requests u8: 0 drop, 1 reply (absent: drop)                 v2
 ///  20   dhcp         u8: 0 off, 1 on (absent: off)                         v2
 ///  21   dhcp-lease   u32 LE seconds (absent: 3600)                         v2
+///  22   ra-guard     u8: 0 on, 1 off (absent: on)                          v2
 ///  0x1000 + tag      the VM's policy for that field (VNICRecordCodec)       v2
 public enum FieldTag {
     public static let name: UInt16 = 1
@@ -562,6 +568,7 @@ public enum FieldTag {
     public static let deniedRequests: UInt16 = 19
     public static let dhcp: UInt16 = 20
     public static let dhcpLease: UInt16 = 21
+    public static let raGuard: UInt16 = 22
     /// Added to a field's tag for the VM's policy on that field.
     public static let policyBase: UInt16 = 0x1000
 }

@@ -38,6 +38,7 @@ public struct VNICRecord: Equatable, Sendable {
     public var priority: Priority = .default
     public var deniedRequests: DeniedRequests = .default
     public var dhcp: DHCPServer = .default
+    public var raGuard: RAGuard = .default
     /// Seconds a DHCP lease lasts (the `dhcp-lease` property).
     public var dhcpLease: UInt32 = VNICRecord.defaultDHCPLease
     /// CPUs for the VNIC's processing, sorted; empty: any.

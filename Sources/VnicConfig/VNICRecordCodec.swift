@@ -6,7 +6,7 @@
 // Tags and value encodings are listed once, at `FieldTag` (VNICParameter.swift);
 // each row of the parameter table encodes and decodes its own field.
 // Format 2 begins with the hot prefix the fast path reads, always present and in
-// this order: index, mac, protection, priority, maxbw, allowed-ips (rows with a
+// this order: index, mac, protection, priority, maxbw, allowed-ips, ra-guard (rows with a
 // `hotRank`); then the other fields in table order; then the VM's policies
 // (tag 0x1000 + the field's tag; deny is absent).
 //

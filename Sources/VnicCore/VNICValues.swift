@@ -204,6 +204,15 @@ public enum DeniedRequests: UInt8, CaseIterable, Sendable, CustomStringConvertib
     public var description: String { self == .drop ? "drop" : "reply" }
 }
 
+/// The `ra-guard` link property: under ip-nospoof the VM may not send router
+/// advertisements or redirects (IPv6 RA and Redirect, IPv4 ICMP redirect and
+/// router advertisement), RFC 6105. `off` for a VM that is a router.
+public enum RAGuard: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case on = 0, off = 1
+    public static let `default`: RAGuard = .on
+    public var description: String { self == .on ? "on" : "off" }
+}
+
 /// The `dhcp` link property: whether vnic's DHCPv4 server answers the VM's
 /// DHCP client (and keeps its DHCP off the wire).
 public enum DHCPServer: UInt8, CaseIterable, Sendable, CustomStringConvertible {

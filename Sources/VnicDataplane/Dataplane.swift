@@ -31,6 +31,8 @@ public struct VNICSpec: Equatable, Sendable {
     public var priority: Priority = .default
     /// vnic's DHCP server answers this VNIC: its DHCP client traffic goes to the control thread.
     public var dhcp = false
+    /// Under ip-nospoof, no router advertisements or redirects (`ra-guard`).
+    public var raGuard = true
     public init(name: String, index: UInt32, mac: MACAddress, port: String?) {
         self.name = name; self.index = index; self.mac = mac; self.port = port
     }
@@ -98,7 +100,7 @@ public final class Dataplane {
             spec = new
         }
         func policy() -> SpoofPolicy {
-            SpoofPolicy(mac: MACKey.from(spec.mac.bytes), protection: spec.protection, ipv4: prefixes,
+            SpoofPolicy(mac: MACKey.from(spec.mac.bytes), protection: spec.protection, raGuard: spec.raGuard, ipv4: prefixes,
                         ipv4Count: spec.sources.count, ipv6: ipv6, ipv6Count: 0)
         }
         deinit {
@@ -525,10 +527,11 @@ public final class Dataplane {
 
     /// Names of enum vnic_drop_reason, in order.
     static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
-                            "restricted", "tx-full", "no-buffer", "request-rate"]
+                            "restricted", "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service",
+                            "tx-full", "no-buffer", "request-rate"]
     /// The drop reasons that are spoofing (the AntiSpoof verdicts but malformed):
     /// what vnicd warns the host about.
-    public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_RESTRICTED.rawValue) + 1).filter { $0 != "malformed" }
+    public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_SPOOF_SERVICE.rawValue) + 1).filter { $0 != "malformed" }
     /// Names of enum vnic_xdp_counter, in order.
     static let xdpCounterNames = ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
                                   "bad-queue", "port-redirected", "port-unknown"]

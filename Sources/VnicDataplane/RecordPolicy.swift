@@ -11,6 +11,7 @@ struct RecordPolicy: SourcePolicy {
     let view: VNICView
     let mac: UInt64
     let protection: Protection
+    let raGuard: Bool
     let prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
     let count: Int
     /// More prefixes than the scratch holds: ask the record per packet.
@@ -21,6 +22,7 @@ struct RecordPolicy: SourcePolicy {
         self.view = view
         mac = MACKey.from(view.mac)
         protection = view.protection
+        raGuard = !protection.contains(.ipNospoof) || view.raGuard == .on
         prefixes = scratch
         var n = 0
         if protection.contains(.ipNospoof) {

@@ -205,6 +205,7 @@ struct VnicD: ParsableCommand {
             s.maxbw = r.maxbw ?? 0
             s.priority = r.priority
             s.dhcp = r.dhcp == .on
+            s.raGuard = r.raGuard == .on
             return s
         }
     }

@@ -79,6 +79,7 @@ final class ParameterTableTests: XCTestCase {
         "dhcp-lease": Cases(valid: [("60", "60"), ("86400", "86400")],
                             invalid: [("1h", "dhcp-lease: '1h' is not a number of seconds")],
                             invalidValues: [("59", "dhcp-lease: 59 s is out of range")]),
+        "ra-guard": Cases(valid: [("on", "on"), ("off", "off")], invalid: [("no", "ra-guard: 'no' is not on or off")]),
         "index": Cases(valid: [], invalid: [("3", "index: is assigned by the database")]),
     ]
 
@@ -132,14 +133,14 @@ final class ParameterTableTests: XCTestCase {
     }
 
     func testRowAttributes() {
-        XCTAssertEqual(VNICParameter.properties.map(\.rawValue), ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease"])
+        XCTAssertEqual(VNICParameter.properties.map(\.rawValue), ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease", "ra-guard"])
         XCTAssertEqual(VNICParameter.parameters.map(\.rawValue),
                        ["mac", "ip", "gateway", "mtu", "tcp-ports", "transport", "routing", "tcp-buffer", "state"])
         XCTAssertEqual(VNICParameter.policyParameters.map(\.rawValue),
                        ["mac", "ip", "gateway", "mtu", "tcp-ports", "transport", "routing", "tcp-buffer"])
         XCTAssertTrue(VNICParameter.properties.allSatisfy { !$0.vmMayChange }, "link properties are admin-only")
         XCTAssertEqual(VNICParameter.allCases.filter(\.affectsDataplane).map(\.rawValue),
-                       ["mac", "ip", "mtu", "transport", "state", "maxbw", "priority", "cpus", "protection", "allowed-ips", "dhcp"])
+                       ["mac", "ip", "mtu", "transport", "state", "maxbw", "priority", "cpus", "protection", "allowed-ips", "dhcp", "ra-guard"])
         XCTAssertEqual(VNICParameter.protection.defaultText, "mac-nospoof")
         XCTAssertEqual(VNICParameter.priority.defaultText, "high")
         XCTAssertNil(VNICParameter.maxbw.defaultText)
@@ -164,7 +165,7 @@ final class ParameterTableTests: XCTestCase {
         XCTAssertEqual(r.transport, .both)
         XCTAssertEqual(r.policy, VNICPolicy())
         XCTAssertEqual(r.deniedRequests, .drop, "denied requests are dropped by default (the seed's behaviour)")
-        r.deniedRequests = .reply; r.dhcp = .on; r.dhcpLease = 120
+        r.deniedRequests = .reply; r.dhcp = .on; r.dhcpLease = 120; r.raGuard = .off
         r.maxbw = 5_000_000; r.priority = .low; r.cpus = [1]; r.protection = []; r.allowedIPs = [IPv4CIDR("10.0.0.0/8")!]
         r.mtu = 9000; r.tcpBuffer = 65536
         for p in VNICParameter.allCases where p.kind != .identity { p.reset(&r) }
@@ -188,7 +189,7 @@ final class ParameterTableTests: XCTestCase {
             (.mac, "02:00:00:00:99:01"), (.ip, "10.77.99.11/24,10.78.0.5/16"), (.gateway, "10.77.0.1"), (.mtu, "9000"), (.tcpPorts, "22,8000-8080"), (.transport, "tcp"), (.routing, "on"),
             (.tcpBuffer, "4M"), (.state, "down"), (.maxbw, "1.5G"), (.priority, "low"), (.cpus, "0,2-3"),
             (.protection, "mac-nospoof,ip-nospoof,dhcp-nospoof,restricted"), (.allowedIPs, "10.77.0.11,10.77.1.0/24"),
-            (.deniedRequests, "reply"), (.dhcp, "on"), (.dhcpLease, "600"),
+            (.deniedRequests, "reply"), (.dhcp, "on"), (.dhcpLease, "600"), (.raGuard, "off"),
         ]
         for (param, value) in p { try param.parse(value, into: &r) }
         r.policy[.ip] = try VNICParameter.ip.parsePolicy("10.77.0.20-10.77.0.29,10.77.1.0/24")

@@ -33,16 +33,17 @@ final class VNICRecordCodecTests: XCTestCase {
         XCTAssertEqual(Array(bytes[2..<10]), [8, 0, 4, 0, 0x02, 0x01, 0, 0], "index first: tag 8, length 4, u32 LE")
         XCTAssertEqual(Array(bytes[10..<20]), [4, 0, 6, 0, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55], "mac in wire order")
         let f = fields(bytes)
-        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 1, 2, 5, 7, 10, 11, 13, 19, 20],
-                       "hot prefix (index mac protection priority maxbw allowed-ips), then table order; no port, gateway, tcp-ports, tcp-buffer, cpus")
+        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 22, 1, 2, 5, 7, 10, 11, 13, 19, 20],
+                       "hot prefix (index mac protection priority maxbw allowed-ips ra-guard), then table order; no port, gateway, tcp-ports, tcp-buffer, cpus")
         XCTAssertEqual(f[2].1, [1], "protection: mac-nospoof")
         XCTAssertEqual(f[3].1, [2], "priority: high")
         XCTAssertEqual(f[4].1, [0, 0, 0, 0, 0, 0, 0, 0], "maxbw: 0 = unlimited")
         XCTAssertEqual(f[5].1, [], "allowed-ips: present and empty")
-        XCTAssertEqual(f[6].1, [0x61, 0x62], "name UTF-8")
-        XCTAssertEqual(f[8].1, [10, 0, 0, 1, 24], "ip: address in network order, prefix")
-        XCTAssertEqual(f[9].1, [0xDC, 0x05, 0, 0], "mtu u32 LE")
-        XCTAssertEqual(f[10].1, [3], "transport both")
+        XCTAssertEqual(f[6].1, [0], "ra-guard: on")
+        XCTAssertEqual(f[7].1, [0x61, 0x62], "name UTF-8")
+        XCTAssertEqual(f[9].1, [10, 0, 0, 1, 24], "ip: address in network order, prefix")
+        XCTAssertEqual(f[10].1, [0xDC, 0x05, 0, 0], "mtu u32 LE")
+        XCTAssertEqual(f[11].1, [3], "transport both")
     }
 
     func testNewFieldsAndPoliciesEncoding() throws {

@@ -109,9 +109,11 @@ final class AntiSpoofTests: XCTestCase {
         // Sender MAC inside ARP forged, Ethernet source left alone.
         var mac = Self.arpRequest; mac.replaceSubrange(22..<28, with: Self.otherMAC.bytes)
         XCTAssertEqual(verdict(mac, [.ipNospoof]), .spoofARP)
-        // An RFC 5227 probe (sender IP 0.0.0.0) is legitimate.
+        // An RFC 5227 probe (sender IP 0.0.0.0) for its own address is legitimate; for another's it is not.
         var probe = Self.arpRequest; probe.replaceSubrange(28..<32, with: [0, 0, 0, 0])
-        XCTAssertEqual(verdict(probe, Self.all), .pass)
+        XCTAssertEqual(verdict(probe, Self.all), .spoofARP, "a probe for 10.77.0.1")
+        probe[41] = 0x0b
+        XCTAssertEqual(verdict(probe, Self.all), .pass, "a probe for 10.77.0.11")
     }
 
     func testForeignIPv6SourceIsSpoofIPv6() {
@@ -120,7 +122,7 @@ final class AntiSpoofTests: XCTestCase {
         XCTAssertEqual(verdict(f, [.ipNospoof]), .spoofIPv6)
         // A DAD probe for someone else's address.
         var dad = Self.dadNS; dad[77] = 0x02
-        XCTAssertEqual(verdict(dad, [.ipNospoof]), .spoofIPv6)
+        XCTAssertEqual(verdict(dad, [.ipNospoof]), .spoofND)
         // The source moved into allowed-ips 2001:db8:0:1::/64 passes.
         var allowed = Self.routerSolicitation
         allowed.replaceSubrange(22..<30, with: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1])
@@ -165,7 +167,8 @@ final class AntiSpoofTests: XCTestCase {
     /// Every prefix of every golden frame, with every protection: a verdict, no crash,
     /// and reads stay inside the frame (the frame is copied to exactly `len` bytes).
     func testEveryTruncationIsSafe() {
-        for frame in [Self.dadNS, Self.mldFromUnspecified, Self.arpRequest, Self.routerSolicitation, udp(), dhcp()] {
+        let chained = ipv6(chain: [Self.hopByHop, Self.fragmentFirst, Self.destinationOptions], upper: nd(136, target: Self.linkLocal, option: 2))
+        for frame in [Self.dadNS, Self.mldFromUnspecified, Self.arpRequest, Self.routerSolicitation, udp(), dhcp(), chained] {
             for n in 0...frame.count {
                 let exact = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 1)
                 exact.copyMemory(from: frame, byteCount: n)
@@ -173,6 +176,200 @@ final class AntiSpoofTests: XCTestCase {
                 exact.deallocate()
             }
         }
+    }
+
+    // MARK: the attacker's repertoire (issue 13): each class, and its legitimate twin
+
+    static let linkLocal: [UInt8] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 1, 1]   // VM1's
+    static let otherLinkLocal: [UInt8] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 1, 2]
+    static let allNodes: [UInt8] = [0xff, 0x02] + [UInt8](repeating: 0, count: 13) + [1]
+    static let unspecified = [UInt8](repeating: 0, count: 16)
+
+    /// An IPv6 packet from VM1's MAC: `chain` extension headers (next-header value,
+    /// body without its first two bytes, padded to 8-byte units), then `upper` (protocol, bytes).
+    func ipv6(src: [UInt8] = linkLocal, dst: [UInt8] = allNodes, hopLimit: UInt8 = 255,
+              chain: [(UInt8, [UInt8])] = [], upper: (UInt8, [UInt8])) -> [UInt8] {
+        var body: [UInt8] = []
+        let kinds = chain.map(\.0) + [upper.0]
+        for (i, h) in chain.enumerated() {
+            if h.0 == 44 { body += [kinds[i + 1], 0] + h.1; continue }   // fragment: 8 bytes, no length
+            var b = [kinds[i + 1], 0] + h.1
+            while b.count % 8 != 0 { b.append(0) }
+            b[1] = UInt8(b.count / 8 - 1)
+            body += b
+        }
+        body += upper.1
+        let ip: [UInt8] = [0x60, 0, 0, 0] + FrameBuilder.be16(UInt16(body.count)) + [kinds[0], hopLimit] + src + dst
+        return FrameBuilder.ethernet(dst: MACAddress("33:33:00:00:00:01")!, src: Self.vmMAC, type: 0x86DD, payload: ip + body)
+    }
+
+    /// ICMPv6 type/code, 4 bytes of checksum and flags, then `rest`.
+    func icmp6(_ type: UInt8, _ rest: [UInt8]) -> (UInt8, [UInt8]) { (58, [type, 0, 0, 0] + rest) }
+    /// Neighbour solicitation/advertisement for `target` with link-layer option `option` (1 source, 2 target).
+    func nd(_ type: UInt8, target: [UInt8], option: UInt8? = nil, mac: MACAddress = vmMAC) -> (UInt8, [UInt8]) {
+        icmp6(type, [0, 0, 0, 0] + target + (option.map { [$0, 1] + mac.bytes } ?? []))
+    }
+    func udp6(sport: UInt16, dport: UInt16, _ payload: [UInt8]) -> (UInt8, [UInt8]) {
+        (17, FrameBuilder.be16(sport) + FrameBuilder.be16(dport) + FrameBuilder.be16(UInt16(8 + payload.count)) + [0, 0] + payload)
+    }
+    static let fragmentFirst: (UInt8, [UInt8]) = (44, [0, 1, 0, 0, 0, 42])     // offset 0, more fragments
+    static let fragmentAtomic: (UInt8, [UInt8]) = (44, [0, 0, 0, 0, 0, 42])    // offset 0, no more (RFC 6946)
+    static let fragmentLater: (UInt8, [UInt8]) = (44, [0, 0xb8, 0, 0, 0, 42])  // offset 184 bytes
+    static let destinationOptions: (UInt8, [UInt8]) = (60, [1, 4, 0, 0, 0, 0])  // a PadN option
+    static let hopByHop: (UInt8, [UInt8]) = (0, [5, 2, 0, 0, 1, 0])             // router alert, PadN
+    static let routing: (UInt8, [UInt8]) = (43, [0, 0, 0, 0, 0, 0])            // type 0, segments left 0
+
+    func testExtensionHeadersDoNotHideTheUpperLayer() {
+        let p: Protection = [.ipNospoof, .dhcpNospoof]
+        let foreignNA = nd(136, target: Self.otherLinkLocal, option: 2)
+        for chain in [[Self.destinationOptions], [Self.hopByHop, Self.destinationOptions, Self.routing],
+                      [Self.hopByHop, Self.routing, Self.destinationOptions, Self.destinationOptions]] {
+            XCTAssertEqual(verdict(ipv6(chain: chain, upper: foreignNA), p), .spoofND, "NA behind \(chain.map(\.0))")
+            XCTAssertEqual(verdict(ipv6(chain: chain, upper: icmp6(134, [64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), p), .raGuard)
+            XCTAssertEqual(verdict(ipv6(chain: chain, upper: udp6(sport: 546, dport: 547, [7, 1, 2, 3])), p), .spoofDHCP,
+                           "DHCPv6 REPLY behind \(chain.map(\.0))")
+            XCTAssertEqual(verdict(ipv6(chain: chain, upper: nd(136, target: Self.linkLocal, option: 2)), p), .pass,
+                           "its own NA behind \(chain.map(\.0))")
+        }
+        let long = [(UInt8, [UInt8])](repeating: Self.destinationOptions, count: AntiSpoof.maxExtensionHeaders + 1)
+        XCTAssertEqual(verdict(ipv6(chain: long, upper: udp6(sport: 1, dport: 2, [])), p), .uncheckable)
+        XCTAssertEqual(verdict(ipv6(chain: long, upper: udp6(sport: 1, dport: 2, [])), .default), .pass)
+    }
+
+    func testFragmentedNeighbourDiscoveryAndSplitHeadersAreFragment() {
+        let p: Protection = [.ipNospoof]
+        let ownNA = nd(136, target: Self.linkLocal, option: 2)
+        XCTAssertEqual(verdict(ipv6(chain: [Self.fragmentAtomic], upper: ownNA), p), .fragment, "RFC 6980: even atomic")
+        XCTAssertEqual(verdict(ipv6(chain: [Self.fragmentFirst], upper: icmp6(135, [0, 0, 0, 0] + Self.allNodes)), p), .fragment)
+        // RFC 7112: the first fragment ends inside the header chain, or inside the UDP/TCP header.
+        var split = ipv6(chain: [Self.fragmentFirst, Self.destinationOptions], upper: udp6(sport: 1, dport: 2, []))
+        split = Array(split.prefix(14 + 40 + 8 + 4)); split[18] = 0; split[19] = 12
+        XCTAssertEqual(verdict(split, p), .fragment)
+        var tcp = ipv6(chain: [Self.fragmentFirst], upper: (6, [UInt8](repeating: 0, count: 12)))
+        tcp[19] = UInt8(8 + 12)
+        XCTAssertEqual(verdict(tcp, p), .fragment)
+        // Legitimate: a fragmented UDP datagram, first and later fragments, from its own address.
+        XCTAssertEqual(verdict(ipv6(chain: [Self.fragmentFirst], upper: udp6(sport: 5000, dport: 9, [UInt8](repeating: 0, count: 64))), Self.all), .pass)
+        XCTAssertEqual(verdict(ipv6(chain: [Self.fragmentLater], upper: (17, [UInt8](repeating: 0, count: 64))), Self.all), .pass)
+        XCTAssertEqual(verdict(ipv6(src: Self.otherLinkLocal, chain: [Self.fragmentLater], upper: (17, [UInt8](repeating: 0, count: 64))), p),
+                       .spoofIPv6, "a later fragment's source is checked too")
+    }
+
+    func testNeighbourDiscoveryOptionsTargetsAndHopLimit() {
+        let p: Protection = [.ipNospoof]
+        XCTAssertEqual(verdict(ipv6(hopLimit: 64, upper: nd(136, target: Self.linkLocal, option: 2)), p), .spoofND, "hop limit")
+        XCTAssertEqual(verdict(ipv6(upper: nd(135, target: Self.otherLinkLocal, option: 1, mac: Self.otherMAC)), p), .spoofND, "NS SLLA")
+        XCTAssertEqual(verdict(ipv6(upper: nd(136, target: Self.linkLocal, option: 2, mac: Self.otherMAC)), p), .spoofND, "NA TLLA")
+        XCTAssertEqual(verdict(ipv6(upper: nd(136, target: Self.otherLinkLocal)), p), .spoofND, "NA target")
+        XCTAssertEqual(verdict(ipv6(upper: icmp6(133, [0, 0, 0, 0, 1, 1] + Self.otherMAC.bytes)), p), .spoofND, "RS SLLA")
+        XCTAssertEqual(verdict(ipv6(src: Self.unspecified, upper: icmp6(133, [0, 0, 0, 0, 1, 1] + Self.vmMAC.bytes)), p), .spoofND,
+                       "no SLLA from ::")
+        XCTAssertEqual(verdict(ipv6(src: Self.unspecified, upper: nd(136, target: Self.linkLocal)), p), .spoofIPv6, "NA from ::")
+        var zero = ipv6(upper: nd(135, target: Self.otherLinkLocal, option: 1)); zero[14 + 40 + 24 + 1] = 0
+        XCTAssertEqual(verdict(zero, p), .malformed, "an option of length 0")
+        // Legitimate: NS for a neighbour with its own SLLA, its own NA, RS from :: (RFC 4861 6.3.7), MLDv1 from ::.
+        XCTAssertEqual(verdict(ipv6(upper: nd(135, target: Self.otherLinkLocal, option: 1)), Self.all), .pass)
+        XCTAssertEqual(verdict(ipv6(upper: nd(136, target: Self.linkLocal, option: 2)), Self.all), .pass)
+        XCTAssertEqual(verdict(ipv6(src: Self.unspecified, upper: icmp6(133, [0, 0, 0, 0])), Self.all), .pass, "RS from ::")
+        XCTAssertEqual(verdict(ipv6(src: Self.unspecified, hopLimit: 1, chain: [Self.hopByHop], upper: icmp6(131, [0, 0, 0, 0] + Self.allNodes)),
+                               Self.all), .pass, "MLDv1 report from ::")
+    }
+
+    func testRouterGuard() {
+        let ra = ipv6(upper: icmp6(134, [64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1] + Self.vmMAC.bytes))
+        let redirect = ipv6(upper: icmp6(137, [0, 0, 0, 0] + Self.otherLinkLocal + Self.otherLinkLocal))
+        XCTAssertEqual(verdict(ra, [.ipNospoof]), .raGuard)
+        XCTAssertEqual(verdict(redirect, [.ipNospoof]), .raGuard)
+        XCTAssertEqual(verdict(ra, .default), .pass, "only under ip-nospoof")
+        var router = policy([.ipNospoof]); router.raGuard = false
+        XCTAssertEqual(ra.withUnsafeBytes { AntiSpoof.check($0.baseAddress!, len: $0.count, router) }, .pass, "ra-guard=off")
+        XCTAssertEqual(redirect.withUnsafeBytes { AntiSpoof.check($0.baseAddress!, len: $0.count, router) }, .pass)
+        // IPv4: ICMP redirect (5) and router advertisement (9); an echo request passes.
+        for (type, expected) in [(UInt8(5), SpoofVerdict.raGuard), (9, .raGuard), (8, .pass)] {
+            var f = udp(); f[23] = 1; f[34] = type
+            XCTAssertEqual(verdict(f, Self.all), expected, "ICMP type \(type)")
+        }
+    }
+
+    func testDHCPServersAreRecognisedWhateverThePorts() {
+        let p: Protection = [.dhcpNospoof]
+        func moved(_ f: [UInt8], sport: UInt16, dport: UInt16) -> [UInt8] {
+            var g = f; g.replaceSubrange(34..<38, with: FrameBuilder.be16(sport) + FrameBuilder.be16(dport)); return g
+        }
+        let offer = dhcp(op: 2, src: IPv4Address("10.77.0.11")!, options: [53, 1, 2])
+        XCTAssertEqual(verdict(moved(offer, sport: 6767, dport: 6868), p), .spoofDHCP, "BOOTREPLY on other ports")
+        XCTAssertEqual(verdict(moved(dhcp(options: [53, 1, 5]), sport: 68, dport: 67), p), .spoofDHCP, "an ACK in a BOOTREQUEST")
+        XCTAssertEqual(verdict(moved(dhcp(chaddr: Self.otherMAC), sport: 1068, dport: 67), p), .spoofDHCP, "starvation from port 1068")
+        XCTAssertEqual(verdict(moved(udp(), sport: 5000, dport: 68), p), .spoofDHCP, "to a client's port")
+        var fragment = dhcp(); fragment[20] = 0x20                  // more fragments
+        XCTAssertEqual(verdict(fragment, p), .spoofDHCP, "fragmented DHCP")
+        let ll = Self.linkLocal, servers: [UInt8] = [0xff, 0x02] + [UInt8](repeating: 0, count: 11) + [1, 0, 2]
+        XCTAssertEqual(verdict(ipv6(src: ll, dst: servers, hopLimit: 1, upper: udp6(sport: 547, dport: 547, [1, 0, 0, 0])), p), .spoofDHCP)
+        XCTAssertEqual(verdict(ipv6(src: ll, dst: servers, hopLimit: 1, upper: udp6(sport: 5000, dport: 546, [2, 0, 0, 0])), p), .spoofDHCP)
+        XCTAssertEqual(verdict(ipv6(src: ll, dst: servers, hopLimit: 1, upper: udp6(sport: 546, dport: 547, [12, 0, 0, 0])), p), .spoofDHCP,
+                       "RELAY-FORW")
+        // Legitimate clients: DHCPv4 REQUEST, DHCPv6 SOLICIT.
+        XCTAssertEqual(verdict(dhcp(options: [53, 1, 3]), Self.all), .pass)
+        XCTAssertEqual(verdict(ipv6(src: ll, dst: servers, hopLimit: 1, upper: udp6(sport: 546, dport: 547, [1, 0, 0, 0])), Self.all), .pass)
+    }
+
+    func testARPFromUnspecifiedIsOnlyAProbe() {
+        let p: Protection = [.ipNospoof]
+        func arp(op: UInt16, sender: String, target: String) -> [UInt8] {
+            FrameBuilder.arp(op: op, src: Self.vmMAC, dst: MACAddress(rawValue: 0xFFFF_FFFF_FFFF), senderMAC: Self.vmMAC,
+                             senderIP: IPv4Address(sender)!, targetMAC: MACAddress(rawValue: 0), targetIP: IPv4Address(target)!)
+        }
+        XCTAssertEqual(verdict(arp(op: 1, sender: "0.0.0.0", target: "10.77.0.11"), p), .pass, "a probe for its address")
+        XCTAssertEqual(verdict(arp(op: 2, sender: "0.0.0.0", target: "10.77.0.12"), p), .spoofARP, "a reply from 0.0.0.0")
+        XCTAssertEqual(verdict(arp(op: 1, sender: "0.0.0.0", target: "10.77.0.12"), p), .spoofARP, "a probe for another's")
+        XCTAssertEqual(verdict(arp(op: 3, sender: "10.77.0.11", target: "10.77.0.12"), p), .spoofARP, "RARP in ARP")
+        XCTAssertEqual(verdict(arp(op: 2, sender: "169.254.169.254", target: "10.77.0.12"), []), .spoofService, "always")
+    }
+
+    func testFramesTheChecksCannotSeeIntoAreUncheckable() {
+        let p: Protection = [.macNospoof, .ipNospoof]
+        var qinq = udp(); qinq.insert(contentsOf: [0x88, 0xa8, 0, 5, 0x81, 0x00, 0, 7], at: 12)
+        var double = udp(); double.insert(contentsOf: [0x81, 0x00, 0, 5, 0x81, 0x00, 0, 7], at: 12)
+        var ad = udp(); ad.insert(contentsOf: [0x88, 0xa8, 0, 5], at: 12)
+        var llc = udp(); llc[12] = 0; llc[13] = 46; llc.insert(contentsOf: [0xaa, 0xaa, 3, 0, 0, 0, 8, 0], at: 14)
+        var mpls = udp(); mpls[12] = 0x88; mpls[13] = 0x47
+        var pppoe = udp(); pppoe[12] = 0x88; pppoe[13] = 0x64
+        for (name, f) in [("802.1ad + 802.1Q", qinq), ("two 802.1Q", double), ("802.1ad", ad), ("LLC/SNAP", llc),
+                          ("MPLS", mpls), ("PPPoE", pppoe)] {
+            XCTAssertEqual(verdict(f, p), .uncheckable, name)
+            XCTAssertEqual(verdict(f, Self.all), .restricted, name)
+            XCTAssertEqual(verdict(f, .default), .pass, name)
+        }
+        var tagged = udp(); tagged.insert(contentsOf: [0x81, 0x00, 0, 5], at: 12)
+        XCTAssertEqual(verdict(tagged, Self.all), .pass, "one 802.1Q tag is looked through")
+    }
+
+    func testTheServiceAddressIsNeverASourceNorForwarded() {
+        let forged = udp(src: IPv4Address("169.254.169.254")!, sport: 7177, dport: 7178)
+        XCTAssertEqual(verdict(forged, []), .spoofService)
+        XCTAssertEqual(verdict(forged, .default), .spoofService)
+        var request = FrameBuilder.udp(dst: MACAddress(rawValue: 0xFFFF_FFFF_FFFF), src: Self.vmMAC, srcIP: IPv4Address("10.77.0.11")!,
+                                       dstIP: IPv4Address("169.254.169.254")!, srcPort: 50000, dstPort: 7177, length: 60)
+        request.insert(contentsOf: [0x81, 0x00, 0, 5], at: 12)
+        XCTAssertEqual(verdict(request, .default), .spoofService, "a request in a tag")
+    }
+
+    func testFragmentedUDPAndICMPPass() {
+        // The first fragment of a 3000-byte datagram: its UDP length covers the whole datagram.
+        var first = udp(length: 1514); first[20] = 0x20; first[38] = 0x0b; first[39] = 0xb8
+        XCTAssertEqual(verdict(first, Self.all), .pass)
+        var later = udp(length: 600); later[20] = 0x00; later[21] = 185   // offset 1480
+        XCTAssertEqual(verdict(later, Self.all), .pass)
+        var ping = udp(length: 1514); ping[23] = 1; ping[34] = 8; ping[20] = 0x20
+        XCTAssertEqual(verdict(ping, Self.all), .pass)
+        var tiny = udp(); tiny[20] = 0x20; tiny[16] = 0; tiny[17] = 24    // 4 bytes of UDP header in the first fragment
+        XCTAssertEqual(verdict(tiny, [.ipNospoof]), .fragment)
+    }
+
+    func testServerMessageTypeMasks() {
+        func mask(_ bits: [UInt64]) -> UInt64 { bits.reduce(0) { $0 | 1 << $1 } }
+        XCTAssertEqual(AntiSpoof.serverTypes, mask([2, 5, 6, 9, 11, 12, 13, 15, 17]))
+        XCTAssertEqual(AntiSpoof.serverTypes6, mask([2, 7, 10, 12, 13, 15, 16, 17, 21]))
     }
 
     func testEUI64OfTheLabMAC() {

@@ -24,10 +24,16 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(SpoofVerdict.spoofIPv6.rawValue, VNIC_DROP_SPOOF_IPV6.rawValue)
         XCTAssertEqual(SpoofVerdict.spoofDHCP.rawValue, VNIC_DROP_SPOOF_DHCP.rawValue)
         XCTAssertEqual(SpoofVerdict.restricted.rawValue, VNIC_DROP_RESTRICTED.rawValue)
+        XCTAssertEqual(SpoofVerdict.spoofND.rawValue, VNIC_DROP_SPOOF_ND.rawValue)
+        XCTAssertEqual(SpoofVerdict.raGuard.rawValue, VNIC_DROP_RA_GUARD.rawValue)
+        XCTAssertEqual(SpoofVerdict.fragment.rawValue, VNIC_DROP_FRAGMENT.rawValue)
+        XCTAssertEqual(SpoofVerdict.uncheckable.rawValue, VNIC_DROP_UNCHECKABLE.rawValue)
+        XCTAssertEqual(SpoofVerdict.spoofService.rawValue, VNIC_DROP_SPOOF_SERVICE.rawValue)
     }
 
     func testSpoofReasonsAreTheSpoofVerdicts() {
-        XCTAssertEqual(Dataplane.spoofReasons, ["spoof-mac", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp", "restricted"])
+        XCTAssertEqual(Dataplane.spoofReasons, ["spoof-mac", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp", "restricted",
+                                                "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service"])
     }
 
     func testCounterNamesCoverEnums() {
