@@ -26,13 +26,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/swhitty/FlyingFox", from: "0.20.0"),
+        // HMAC-SHA256 (guest notifications) and HMAC-MD5 (DHCP reconfigure keys).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CLibXDP", path: "Sources/CLibXDP"),
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
         .target(name: "CVnicShim", path: "Sources/CVnicShim",
                 cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "VnicCore", path: "Sources/VnicCore"),
+        .target(name: "VnicCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Sources/VnicCore"),
         .target(name: "VnicConfig", dependencies: ["VnicCore", "CLMDB"], path: "Sources/VnicConfig"),
         .target(name: "VnicDataplane",
                 dependencies: ["VnicCore", "VnicConfig", "CLibXDP", "CVnicShim", .product(name: "Logging", package: "swift-log")],

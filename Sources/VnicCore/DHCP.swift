@@ -124,7 +124,7 @@ public struct DHCPMessage: Equatable, Sendable {
         var signed = bytes
         signed[3] = 0
         signed.replaceSubrange(24..<28, with: [0, 0, 0, 0])
-        bytes.replaceSubrange(mac, with: MD5.hmac(key: key, signed))
+        bytes.replaceSubrange(mac, with: MessageAuthentication.hmacMD5(key: key, signed))
         return bytes
     }
 

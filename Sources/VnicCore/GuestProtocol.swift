@@ -12,14 +12,28 @@
 //
 // Message (big-endian):
 //   u8  version (1)
-//   u8  type: 1 request, 2 accepted, 3 denied, 4 notify, 5 ack
+//   u8  type: 1 request, 2 accepted, 3 denied, 4 notify, 5 ack, 6 hello, 7 key
 //   u16 reserved (0)
 //   u32 id: the request's (requests, their replies) or the notification's
 //   u8  parameter length P, then P bytes: the parameter's name ("ip", "mtu", ...)
 //   u16 value length V, then V bytes: the value as text, as vnicadm takes it
 //       (a reply carries the applied value; a denial, its reason)
-// Nothing may follow. Parameter names and value syntax are those of the
+//   notify only: u8 32, then HMAC-SHA256 under the VNIC's notification key of
+//       every byte before it (the authenticator)
+// Nothing else may follow. Parameter names and value syntax are those of the
 // database's one parameter table.
+//
+// Notifications are unforgeable by another VM (or anything on the wire): the
+// guest agent applies only those its VNIC's key signs. It gets the key in its
+// first exchange: a hello (parameter "key", empty value, a random id) from its
+// port to the service, answered by a key message with the same id whose value
+// is the key in 64 hex digits. What that rests on: vnicd intercepts the hello
+// on the VM's own port (it never reaches another VM or the wire), answers only
+// there, and never forwards a frame from a VM with the service address as its
+// source (AntiSpoof, whatever the VNIC's protection); a forger would also have
+// to guess the hello's 32-bit id within its second. vnicd keeps the keys in
+// memory: after its restart a notification fails the old key, and the agent
+// asks again (at most once a second) and checks the retransmission.
 
 public enum GuestProtocol {
     public static let version: UInt8 = 1
@@ -29,28 +43,70 @@ public enum GuestProtocol {
     public static let guestPort: UInt16 = 7178
     public static let maxParameterLength = 32
     public static let maxValueLength = 1024
+    /// The parameter a hello and its key message carry.
+    public static let keyParameter = "key"
+    public static let authenticatorLength = 32
 }
 
 public struct GuestMessage: Equatable, Sendable {
     public enum Kind: UInt8, Sendable {
-        case request = 1, accepted = 2, denied = 3, notify = 4, ack = 5
+        case request = 1, accepted = 2, denied = 3, notify = 4, ack = 5, hello = 6, key = 7
     }
     public var kind: Kind
     public var id: UInt32
     public var parameter: String
     public var value: String
+    /// HMAC-SHA256 of the rest under the VNIC's key (notifications); empty: none.
+    public var authenticator: [UInt8] = []
 
     public init(kind: Kind, id: UInt32, parameter: String, value: String) {
         self.kind = kind; self.id = id; self.parameter = parameter; self.value = value
     }
 
     public func encoded() -> [UInt8] {
+        var out = unsignedBytes()
+        if !authenticator.isEmpty { out.append(UInt8(truncatingIfNeeded: authenticator.count)); out += authenticator }
+        return out
+    }
+
+    private func unsignedBytes() -> [UInt8] {
         let p = Array(parameter.utf8), v = Array(value.utf8)
         var out: [UInt8] = [GuestProtocol.version, kind.rawValue, 0, 0]
         out += FrameBuilder.be32(id)
         out.append(UInt8(truncatingIfNeeded: p.count)); out += p
         out += FrameBuilder.be16(UInt16(truncatingIfNeeded: v.count)); out += v
         return out
+    }
+
+    /// The message with its authenticator under `key`.
+    public func signed(with key: [UInt8]) -> GuestMessage {
+        var m = self
+        m.authenticator = MessageAuthentication.hmacSHA256(key: key, unsignedBytes())
+        return m
+    }
+
+    /// Whether its authenticator is the one `key` gives.
+    public func isSigned(by key: [UInt8]) -> Bool {
+        authenticator.count == GuestProtocol.authenticatorLength
+            && MessageAuthentication.equal(authenticator, MessageAuthentication.hmacSHA256(key: key, unsignedBytes()))
+    }
+
+    /// A key message's key (64 hex digits); nil for anything else.
+    public var key: [UInt8]? {
+        guard kind == .key, parameter == GuestProtocol.keyParameter, value.utf8.count == 64 else { return nil }
+        let digits = Array(value.utf8)
+        var out: [UInt8] = []
+        for i in stride(from: 0, to: 64, by: 2) {
+            guard let b = UInt8(String(decoding: digits[i...i + 1], as: UTF8.self), radix: 16) else { return nil }
+            out.append(b)
+        }
+        return out
+    }
+
+    /// The key message that answers hello `id` with `key`.
+    public static func keyMessage(id: UInt32, _ key: [UInt8]) -> GuestMessage {
+        let hex = key.map { String($0, radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        return GuestMessage(kind: .key, id: id, parameter: GuestProtocol.keyParameter, value: hex)
     }
 
     /// Decodes a message, or says in one line what is wrong with it.
@@ -65,15 +121,20 @@ public struct GuestMessage: Equatable, Sendable {
             return .failure(.init("parameter length \(pLen) does not fit"))
         }
         let vLen = Int(b[9 + pLen]) << 8 | Int(b[10 + pLen])
-        guard vLen <= GuestProtocol.maxValueLength, b.count == 11 + pLen + vLen else {
+        let end = 11 + pLen + vLen
+        let signed = kind == .notify && b.count == end + 1 + GuestProtocol.authenticatorLength
+            && Int(b[end]) == GuestProtocol.authenticatorLength
+        guard vLen <= GuestProtocol.maxValueLength, b.count == end || signed else {
             return .failure(.init("value length \(vLen) does not match the message"))
         }
         guard let parameter = String(validating: b[9..<(9 + pLen)], as: UTF8.self),
               parameter.utf8.allSatisfy({ $0 >= 0x21 && $0 < 0x7F }),
-              let value = String(validating: b[(11 + pLen)...], as: UTF8.self) else {
+              let value = String(validating: b[(11 + pLen)..<end], as: UTF8.self) else {
             return .failure(.init("parameter or value is not valid text"))
         }
-        return .success(GuestMessage(kind: kind, id: id, parameter: parameter, value: value))
+        var m = GuestMessage(kind: kind, id: id, parameter: parameter, value: value)
+        if signed { m.authenticator = Array(b[(end + 1)...]) }
+        return .success(m)
     }
 }
 

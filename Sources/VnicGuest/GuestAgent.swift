@@ -16,8 +16,19 @@ public enum FrameMatch {
         return m
     }
 
+    /// The key that answers our hello `id`: an IPv4/UDP frame from the service
+    /// address and port to the guest port carrying .key with the same id.
+    public static func key(_ frame: [UInt8], outgoing: Bool, id: UInt32) -> [UInt8]? {
+        guard !outgoing, let u = FrameBuilder.udpPayload(frame),
+              u.srcIP == GuestProtocol.serviceAddress, u.srcPort == GuestProtocol.servicePort,
+              u.dstPort == GuestProtocol.guestPort,
+              case .success(let m) = GuestMessage.decode(u.payload), m.id == id else { return nil }
+        return m.key
+    }
+
     /// A notification: an IPv4/UDP frame from the service address and port to the
-    /// guest port carrying .notify; with the frame's source MAC (where the ack goes).
+    /// guest port carrying .notify (signed or not: the caller checks it); with the
+    /// frame's source MAC (where the ack goes).
     public static func notification(_ frame: [UInt8], outgoing: Bool) -> (message: GuestMessage, from: MACAddress)? {
         guard !outgoing, let u = FrameBuilder.udpPayload(frame),
               u.srcIP == GuestProtocol.serviceAddress, u.srcPort == GuestProtocol.servicePort,
@@ -70,8 +81,9 @@ public enum GuestAgent {
         s == s.rounded() && abs(s) < 1e9 ? String(Int(s)) : String(s)
     }
 
-    /// Applies notifications and acknowledges them until the process is killed.
-    /// `log` gets one line per applied notification; `warn` the failures.
+    /// Applies notifications signed with this VNIC's key (GuestProtocol) and
+    /// acknowledges them until the process is killed. `log` gets one line per
+    /// applied notification; `warn` the failures and the notifications ignored.
     public static func listen(interface: String?, log: (String) -> Void, warn: (String) -> Void) throws(VnicError) -> Never {
         var facts = try InterfaceFacts.read(interface)
         let socket = try PacketSocket(ifindex: facts.index, ifname: facts.name)
@@ -79,9 +91,34 @@ public enum GuestAgent {
         // a retransmission again without applying it twice.
         var seen: [UInt32: (String, String)] = [:]
         var order: [UInt32] = []
+        // The VNIC's notification key, asked for with a hello (again at most once a
+        // second while there is none, or after a notification it does not sign).
+        var key: [UInt8]? = nil
+        var helloID: UInt32 = 0
+        var lastHello = Int64.min / 2
+        var ignored: Set<UInt32> = []
+        func hello() {
+            helloID = UInt32.random(in: 1...UInt32.max)
+            lastHello = monotonicMillis()
+            let frame = FrameBuilder.guestFrame(
+                dst: broadcast, src: facts.mac, srcIP: facts.sourceAddress, dstIP: GuestProtocol.serviceAddress,
+                srcPort: GuestProtocol.guestPort, dstPort: GuestProtocol.servicePort,
+                message: GuestMessage(kind: .hello, id: helloID, parameter: GuestProtocol.keyParameter, value: ""))
+            do throws(VnicError) { try socket.send(frame) } catch { warn("hello: \(error.message)") }
+        }
         while true {
-            guard let (f, outgoing) = socket.receive(timeoutMs: 1000),
-                  let (m, from) = FrameMatch.notification(f, outgoing: outgoing) else { continue }
+            if key == nil && monotonicMillis() - lastHello >= 1000 { hello() }
+            guard let (f, outgoing) = socket.receive(timeoutMs: 200) else { continue }
+            if let k = FrameMatch.key(f, outgoing: outgoing, id: helloID) { key = k; continue }
+            guard let (m, from) = FrameMatch.notification(f, outgoing: outgoing) else { continue }
+            guard let key, m.isSigned(by: key) else {
+                if monotonicMillis() - lastHello >= 1000 { hello() }     // vnicd may have restarted with new keys
+                if ignored.insert(m.id).inserted {
+                    if ignored.count > 1024 { ignored.removeAll() }
+                    warn("notification \(m.id) \(m.parameter)=\(m.value): not signed with this VNIC's key; ignored")
+                }
+                continue
+            }
             var applied = seen[m.id]
             if applied == nil {
                 guard let p = GuestParameter(rawValue: m.parameter) else {

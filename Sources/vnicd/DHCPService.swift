@@ -153,8 +153,7 @@ extension GuestService {
 
     private func reconfigureKey(_ index: UInt32) -> [UInt8] {
         if let k = dhcpKeys[index] { return k }
-        var rng = SystemRandomNumberGenerator()
-        let k = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let k = MessageAuthentication.randomKey(16)
         dhcpKeys[index] = k
         return k
     }

@@ -14,6 +14,8 @@
 // parameter table's policy parameters) and the change did not come from the VM,
 // the VM is notified (UDP to its port 7178), again every 200 ms until it acks
 // or 3 s passed; the outcome goes to the audit log, where `vnicadm set` reads it.
+// Notifications are signed with the VNIC's notification key, which the guest
+// agent gets by a hello on its port (GuestProtocol says what that rests on).
 import Foundation
 import VnicConfig
 import VnicCore
@@ -44,6 +46,9 @@ final class GuestService {
     /// Each VNIC's reconfigure key, handed to its DHCP client in every ACK and
     /// used to sign FORCERENEW (in memory: a restarted vnicd hands out new ones).
     var dhcpKeys: [UInt32: [UInt8]] = [:]
+    /// Each VNIC's notification key (GuestProtocol), handed out on a hello; in
+    /// memory, like the DHCP keys.
+    var notifyKeys: [UInt32: [UInt8]] = [:]
 
     init(store: ConfigStore, dataplane: Dataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
         self.store = store
@@ -66,6 +71,14 @@ final class GuestService {
         switch message.kind {
         case .ack: acknowledged(index: index, message)
         case .request: request(index: index, queue: queue, message, vmMAC: vmMAC, vmIP: udp.srcIP, vmPort: udp.srcPort)
+        case .hello where message.parameter == GuestProtocol.keyParameter:
+            // Answered on the port it came in on only, to the address and port it came from.
+            let reply = FrameBuilder.guestFrame(dst: vmMAC, src: Self.applianceMAC, srcIP: GuestProtocol.serviceAddress,
+                                                dstIP: udp.srcIP.rawValue == 0 ? IPv4Address(rawValue: .max) : udp.srcIP,
+                                                srcPort: GuestProtocol.servicePort, dstPort: udp.srcPort,
+                                                message: .keyMessage(id: message.id, notifyKey(index)))
+            dp.send(toVNIC: index, queue: queue, frame: reply)
+            count("hello")
         default: count("malformed")
         }
     }
@@ -138,6 +151,7 @@ final class GuestService {
     private func notify(_ r: VNICRecord, _ parameter: String, _ value: String, now: UInt64) {
         pending.removeAll { $0.index == r.index && $0.message.parameter == parameter }   // superseded
         let m = GuestMessage(kind: .notify, id: UInt32.random(in: 1...UInt32.max), parameter: parameter, value: value)
+            .signed(with: notifyKey(r.index))
         let vmIP = r.ips.first?.address ?? IPv4Address(rawValue: .max)
         let frame = FrameBuilder.guestFrame(dst: r.mac, src: Self.applianceMAC, srcIP: GuestProtocol.serviceAddress,
                                             dstIP: vmIP, srcPort: GuestProtocol.servicePort, dstPort: GuestProtocol.guestPort,
@@ -180,4 +194,11 @@ final class GuestService {
     }
 
     func count(_ what: String) { counts[what, default: 0] &+= 1 }
+
+    private func notifyKey(_ index: UInt32) -> [UInt8] {
+        if let k = notifyKeys[index] { return k }
+        let k = MessageAuthentication.randomKey(32)
+        notifyKeys[index] = k
+        return k
+    }
 }

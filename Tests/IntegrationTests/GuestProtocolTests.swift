@@ -125,6 +125,42 @@ final class GuestProtocolTests: XCTestCase {
         XCTAssertTrue(none.stdout.contains("did not acknowledge") || none.stdout.contains("no word"), none.stdout)
     }
 
+    /// Notifications cannot be forged, even between VNICs with only mac-nospoof:
+    /// VM1's forgeries (the service address as source) never leave vnicd, and a
+    /// forgery from the wire, which reaches VM2, is not signed with VM2's key, so
+    /// its agent ignores it. The appliance's own notification still applies.
+    func testForgedNotificationsChangeNothing() throws {
+        let lab = try LabFixture(test: self, vms: 2, queues: 1)
+        let t = lab.topology
+        try lab.createVNICs()   // protection: mac-nospoof, the default
+        _ = try lab.startVnicd()
+        let listen = try lab.start(in: t.vmNamespace(2), try lab.bin("vnic-guest"), "listen")
+        usleep(500_000)
+        func forged(from mac: MACAddress, id: UInt32) -> String {
+            let m = GuestMessage(kind: .notify, id: id, parameter: "mtu", value: "1400").signed(with: MessageAuthentication.randomKey(32))
+            return FrameBuilder.guestFrame(dst: t.vmMAC(2), src: mac, srcIP: GuestProtocol.serviceAddress, dstIP: t.vmIP(2).address,
+                                           srcPort: GuestProtocol.servicePort, dstPort: GuestProtocol.guestPort, message: m)
+                .map { String(format: "%02x", $0) }.joined()
+        }
+        let fromVM1 = try lab.run(in: t.vmNamespace(1), try lab.bin("vnic-pktgen"), "-i", t.vmInterface,
+                                  "--frame-hex", forged(from: t.vmMAC(1), id: 4242), "--count", "200", "--rate", "2000")
+        XCTAssertTrue(fromVM1.succeeded, fromVM1.diagnostic)
+        let fromWire = try lab.run(in: t.wireNamespace, try lab.bin("vnic-pktgen"), "-i", t.wire,
+                                   "--frame-hex", forged(from: t.wireMAC, id: 4343), "--count", "20", "--rate", "200")
+        XCTAssertTrue(fromWire.succeeded, fromWire.diagnostic)
+        usleep(500_000)
+        XCTAssertEqual(try lab.link(t.vmInterface, in: t.vmNamespace(2)).mtu, 1500, "a forged notification changed VM2's MTU")
+        let s = try lab.freshStatus()
+        XCTAssertEqual(s.vnics["vnic1"]?.drops["spoof-service"], 200, "VM1's forgeries: \(s.vnics["vnic1"]?.drops ?? [:])")
+        XCTAssertTrue(listen.stderrSoFar.contains("notification 4343 mtu=1400: not signed with this VNIC's key; ignored"),
+                      "the wire's forgery reached VM2's agent and was ignored: \(listen.stderrSoFar)")
+        XCTAssertFalse(listen.stderrSoFar.contains("4242"), "VM1's forgery reached VM2: \(listen.stderrSoFar)")
+        // The appliance's own notification is signed with the key the agent holds.
+        let set = try lab.vnicadm("set", "vnic2", "mtu=1400")
+        XCTAssertTrue(set.stdout.contains("mtu=1400: guest acknowledged"), set.stdout)
+        XCTAssertEqual(try lab.link(t.vmInterface, in: t.vmNamespace(2)).mtu, 1400)
+    }
+
     /// Malformed and random requests: dropped and counted; vnicd runs on; the database is unchanged.
     func testMalformedRequestsAreDroppedAndCounted() throws {
         let lab = try makeLab()

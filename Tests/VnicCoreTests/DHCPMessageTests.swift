@@ -55,19 +55,25 @@ final class DHCPMessageTests: XCTestCase {
 
     func hex(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
-    /// RFC 1321's test suite and RFC 2104's HMAC-MD5 vectors.
-    func testMD5AndHMACVectors() {
-        XCTAssertEqual(hex(MD5.digest([])), "d41d8cd98f00b204e9800998ecf8427e")
-        XCTAssertEqual(hex(MD5.digest(Array("abc".utf8))), "900150983cd24fb0d6963f7d28e17f72")
-        XCTAssertEqual(hex(MD5.digest(Array("message digest".utf8))), "f96b697d7cb7938d525a2f31aaf161d0")
-        XCTAssertEqual(hex(MD5.digest(Array(String(repeating: "1234567890", count: 8).utf8))), "57edf4a22be3c955ac49da2e2107b67a")
-        XCTAssertEqual(hex(MD5.hmac(key: [UInt8](repeating: 0x0b, count: 16), Array("Hi There".utf8))),
+    /// RFC 2104's HMAC-MD5 vectors and RFC 4231's HMAC-SHA256 (test cases 1 and 2).
+    func testHMACVectors() {
+        typealias M = MessageAuthentication
+        XCTAssertEqual(hex(M.hmacMD5(key: [UInt8](repeating: 0x0b, count: 16), Array("Hi There".utf8))),
                        "9294727a3638bb1c13f48ef8158bfc9d")
-        XCTAssertEqual(hex(MD5.hmac(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8))),
+        XCTAssertEqual(hex(M.hmacMD5(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8))),
                        "750c783e6ab0b503eaa86e310a5db738")
-        XCTAssertEqual(hex(MD5.hmac(key: [UInt8](repeating: 0xAA, count: 80),
-                                    Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
+        XCTAssertEqual(hex(M.hmacMD5(key: [UInt8](repeating: 0xAA, count: 80),
+                                     Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))),
                        "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd")
+        XCTAssertEqual(hex(M.hmacSHA256(key: [UInt8](repeating: 0x0b, count: 20), Array("Hi There".utf8))),
+                       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        XCTAssertEqual(hex(M.hmacSHA256(key: Array("Jefe".utf8), Array("what do ya want for nothing?".utf8))),
+                       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        XCTAssertTrue(M.equal([1, 2, 3], [1, 2, 3]))
+        XCTAssertFalse(M.equal([1, 2, 3], [1, 2, 4]))
+        XCTAssertFalse(M.equal([1, 2], [1, 2, 3]))
+        XCTAssertEqual(M.randomKey(32).count, 32)
+        XCTAssertNotEqual(M.randomKey(32), M.randomKey(32))
     }
 
     /// A signed FORCERENEW: option 90 last, protocol 3 / HMAC-MD5 / type 2, and
@@ -86,7 +92,7 @@ final class DHCPMessageTests: XCTestCase {
         let at = try XCTUnwrap((0..<(bytes.count - 28)).first { Array(bytes[$0..<($0 + 2)]) == [90, 28] })
         var zeroed = bytes
         zeroed.replaceSubrange((at + 14)..<(at + 30), with: [UInt8](repeating: 0, count: 16))
-        XCTAssertEqual(Array(auth.suffix(16)), MD5.hmac(key: key, zeroed))
+        XCTAssertEqual(Array(auth.suffix(16)), MessageAuthentication.hmacMD5(key: key, zeroed))
         XCTAssertEqual(DHCPMessage.reconfigureKeyOption(key, replay: 1).value.count, 28, "the ACK's key option")
     }
 }

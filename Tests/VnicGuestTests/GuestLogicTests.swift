@@ -160,6 +160,43 @@ final class FrameMatchTests: XCTestCase {
         XCTAssertNil(FrameMatch.notification(notify(kind: .ack), outgoing: false))
         XCTAssertNil(FrameMatch.notification(notify(to: 7177), outgoing: false))
     }
+
+    /// A notification signed with the VNIC's key checks out under that key only,
+    /// through the frame and back; a changed byte or a missing authenticator fails.
+    func testSignedNotifications() throws {
+        let key = MessageAuthentication.randomKey(32), other = MessageAuthentication.randomKey(32)
+        let m = GuestMessage(kind: .notify, id: 42, parameter: "mtu", value: "1400").signed(with: key)
+        XCTAssertEqual(m.authenticator.count, 32)
+        let frame = FrameBuilder.guestFrame(dst: guestMAC, src: hostMAC, srcIP: GuestProtocol.serviceAddress, dstIP: guestIP,
+                                            srcPort: GuestProtocol.servicePort, dstPort: GuestProtocol.guestPort, message: m)
+        let got = try XCTUnwrap(FrameMatch.notification(frame, outgoing: false)).message
+        XCTAssertEqual(got, m)
+        XCTAssertTrue(got.isSigned(by: key))
+        XCTAssertFalse(got.isSigned(by: other))
+        var changed = got; changed.value = "9000"
+        XCTAssertFalse(changed.isSigned(by: key))
+        XCTAssertFalse(GuestMessage(kind: .notify, id: 42, parameter: "mtu", value: "1400").isSigned(by: key), "unsigned")
+        // Only a notification carries an authenticator; a short one is malformed.
+        var request = m; request.kind = .request
+        guard case .failure = GuestMessage.decode(request.encoded()) else { return XCTFail("a signed request decoded") }
+        guard case .failure = GuestMessage.decode(m.encoded().dropLast()) else { return XCTFail("a cut authenticator decoded") }
+    }
+
+    func testKeyExchange() throws {
+        let key = MessageAuthentication.randomKey(32)
+        let answer = GuestMessage.keyMessage(id: 9, key)
+        XCTAssertEqual(answer.value.count, 64)
+        XCTAssertEqual(answer.key, key)
+        func frame(_ m: GuestMessage, to port: UInt16 = GuestProtocol.guestPort) -> [UInt8] {
+            FrameBuilder.guestFrame(dst: guestMAC, src: hostMAC, srcIP: GuestProtocol.serviceAddress, dstIP: guestIP,
+                                    srcPort: GuestProtocol.servicePort, dstPort: port, message: m)
+        }
+        XCTAssertEqual(FrameMatch.key(frame(answer), outgoing: false, id: 9), key)
+        XCTAssertNil(FrameMatch.key(frame(answer), outgoing: false, id: 10), "another hello's")
+        XCTAssertNil(FrameMatch.key(frame(answer, to: 50000), outgoing: false, id: 9))
+        var bad = answer; bad.value = String(repeating: "g", count: 64)
+        XCTAssertNil(FrameMatch.key(frame(bad), outgoing: false, id: 9))
+    }
 }
 
 final class InterfaceFactsTests: XCTestCase {
