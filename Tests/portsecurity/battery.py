@@ -21,7 +21,8 @@ there (None: legitimate, every copy must arrive where it was sent). The test
 for a phase, runs this with --phase, and asserts on the JSON lines printed:
   {"name", "class", "expected", "sent", "wire", "vm2", "to", "drops": {reason: delta}}
 
-Usage: battery.py --prefix P --status DB-status.json --phase all|ip|mac [--count N] [--list]
+Usage: battery.py --prefix P --status DB-status.json --phase all|ip|mac [--count N] [--only CLASSES]
+       battery.py --list [--phase P]     battery.py --dump Tests/fuzz/frames   (the frame fuzzer's seeds)
 Needs root (setns into the lab's namespaces), Python 3 and scapy (Debian python3-scapy).
 """
 import argparse
@@ -373,10 +374,16 @@ def main():
     ap.add_argument("--vnic", default="vnic1")
     ap.add_argument("--list", action="store_true", help="print the cases and exit")
     ap.add_argument("--only", help="comma list of classes to run")
+    ap.add_argument("--dump", metavar="DIR", help="write each case's frame to DIR/battery-NNN (the frame fuzzer's seeds) and exit")
     a = ap.parse_args()
     todo = [x for x in cases() if a.phase in x.expected]
     if a.only:
         todo = [x for x in todo if x.cls in a.only.split(",")]
+    if a.dump:
+        for i, x in enumerate(cases()):
+            with open(os.path.join(a.dump, "battery-%03d" % i), "wb") as f:
+                f.write(x.frame)
+        return 0
     if a.list:
         for x in todo:
             print(json.dumps({"class": x.cls, "name": x.name, "expected": x.expected[a.phase], "to": x.to, "bytes": len(x.frame)}))
