@@ -60,7 +60,7 @@ final class PortSecurityBatteryTests: XCTestCase {
         let lab = try LabFixture(test: self, vms: 2, queues: 1)
         try lab.createVNICs()
         _ = try lab.startVnicd()
-        var attacks = 0, legitimate = 0, classes: Set<String> = []
+        var attacks = 0, legitimate = 0, classes: Set<String> = [], reasons: Set<String> = []
         for (phase, protection) in [("all", "mac-nospoof,ip-nospoof,dhcp-nospoof,restricted"),
                                     ("ip", "mac-nospoof,ip-nospoof,dhcp-nospoof"), ("mac", "mac-nospoof")] {
             try protect(lab, protection)
@@ -69,7 +69,7 @@ final class PortSecurityBatteryTests: XCTestCase {
             for o in outcomes {
                 let what = "[\(protection)] \(o.class): \(o.name)"
                 if let reason = o.expected {
-                    attacks += 1; classes.insert(o.class)
+                    attacks += 1; classes.insert(o.class); reasons.insert(reason)
                     XCTAssertEqual(o.wire, 0, "\(what): seen on the wire")
                     XCTAssertEqual(o.vm2, 0, "\(what): seen on VM2")
                     XCTAssertEqual(o.drops, [reason: o.sent], "\(what): counted as \(reason)")
@@ -85,6 +85,12 @@ final class PortSecurityBatteryTests: XCTestCase {
             }
         }
         print("port security battery: \(attacks) attacks in \(classes.count) classes stopped, \(legitimate) legitimate cases passed")
+        // Each reason reached the host's warning and audit path.
+        usleep(1_200_000)
+        let events = try lab.vnicadm("show-events", "vnic1").stdout
+        for reason in reasons.sorted() {
+            XCTAssertTrue(events.contains("\(reason): "), "no warning for \(reason) in show-events: \(events.suffix(2000))")
+        }
         XCTAssertGreaterThanOrEqual(attacks, 80)
         XCTAssertGreaterThanOrEqual(legitimate, 25)
     }
