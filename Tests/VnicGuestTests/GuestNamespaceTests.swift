@@ -201,11 +201,27 @@ final class GuestNamespaceTests: XCTestCase {
         XCTAssertEqual(done.stdout, "applied mtu=1400\n", done.stderr)
     }
 
+    /// A notification signed with another key than the one the agent was given is
+    /// never applied nor acknowledged, and the agent says so.
+    func testListenIgnoresANotificationItsKeyDoesNotSign() throws {
+        let listen = try Started(inNS(guestNS, [binary, "listen"]), dir: dir)
+        defer { listen.stop(); _ = listen.wait(timeout: 5) }
+        let mac = try guestMAC()
+        let forged = try Self.run(inNS(applianceNS, ["python3", responder, "notify", "p0", mac, "4343", "mtu", "1400", "3", "forge"]), dir: dir)
+        XCTAssertEqual(forged.status, 1, "acknowledged: \(forged.stdout)")
+        XCTAssertTrue(forged.stdout.contains("key for hello"), "the agent asked for its key: \(forged.stdout)")
+        XCTAssertEqual(try guestMTU(), 1500)
+        listen.stop()
+        let done = listen.wait(timeout: 5)
+        XCTAssertTrue(done.stderr.contains("notification 4343 mtu=1400: not signed with this VNIC's key; ignored"), done.stderr)
+        XCTAssertEqual(done.stdout, "")
+    }
+
     /// The appliance's side, in python3: `respond IF SECONDS [deny]` accepts every
     /// request with its value (or denies it: a negative reply); `notify IF GUESTMAC ID PARAM VALUE SECONDS` sends a
     /// notification every 200 ms until an ack comes (exit 0) or the time is up (1).
     static let script = #"""
-import socket, struct, sys, time, select
+import hashlib, hmac, os, socket, struct, sys, time, select
 SERVICE = socket.inet_aton("169.254.169.254")
 def csum(b):
     s = sum(struct.unpack("!10H", b))
@@ -248,8 +264,13 @@ if mode == "respond":
         reply = msg(3, m["id"], m["p"], "outside the policy") if deny else msg(2, m["id"], m["p"], m["v"])
         s.send(frame(m["src"], mymac, SERVICE, m["sip"], 7177, m["sport"], reply))
 elif mode == "notify":
+    # Answers the agent's hello with a key and signs the notification with it
+    # (HMAC-SHA256); "forge" signs it with another key instead.
     dst = bytes.fromhex(sys.argv[3].replace(":", "")); mid = int(sys.argv[4]); p, v = sys.argv[5], sys.argv[6]
-    f = frame(dst, mymac, SERVICE, socket.inet_aton("0.0.0.0"), 7177, 7178, msg(4, mid, p, v))
+    key = os.urandom(32)
+    signer = os.urandom(32) if len(sys.argv) > 8 and sys.argv[8] == "forge" else key
+    body = msg(4, mid, p, v)
+    f = frame(dst, mymac, SERVICE, socket.inet_aton("0.0.0.0"), 7177, 7178, body + bytes([32]) + hmac.new(signer, body, hashlib.sha256).digest())
     deadline = time.time() + float(sys.argv[7]); nxt = 0; acks = 0
     while time.time() < deadline:
         if time.time() >= nxt: s.send(f); nxt = time.time() + 0.2
@@ -258,6 +279,9 @@ elif mode == "notify":
         g, addr = s.recvfrom(65536)
         if addr[2] == socket.PACKET_OUTGOING: continue
         m = parse(g)
+        if m and m["kind"] == 6 and m["dip"] == SERVICE and m["dport"] == 7177:
+            s.send(frame(m["src"], mymac, SERVICE, m["sip"], 7177, m["sport"], msg(7, m["id"], "key", key.hex())))
+            print("key for hello %d" % m["id"], flush=True)
         if m and m["kind"] == 5 and m["dip"] == SERVICE and m["sport"] == 7178 and m["dport"] == 7177:
             print("ack %d %s=%s" % (m["id"], m["p"], m["v"]), flush=True); sys.exit(0 if m["id"] == mid else 4)
     print("no ack", flush=True); sys.exit(1)
