@@ -335,6 +335,8 @@ final class Worker: @unchecked Sendable {
                 countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
                 free(d.addr); continue
             }
+            // A checksum the VM's stack left to the device (ChecksumCompletion).
+            _ = ChecksumCompletion.complete(UnsafeMutableRawPointer(mutating: data), len: Int(d.len))
             accepted &+= 1; bytes &+= UInt64(d.len)
             let dst = MACKey.load(data)
             let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
