@@ -4,8 +4,8 @@
 // construction, not by tolerating "File exists").
 //
 // Convergence rules: create what is missing, fix what `up` owns (MAC, MTU,
-// admin state, the contract's address, the host's IPv6 switch, transmit
-// checksum offload), never remove what others added (extra addresses, XDP
+// admin state, the contract's address, the host's IPv6 switch, the peers'
+// transmit checksum offload), never remove what others added (extra addresses, XDP
 // programs). A veth end without its expected peer is deleted and the pair made
 // again; a pair is never created in the root namespace.
 
@@ -123,11 +123,15 @@ public enum LabPlan {
                 steps.append(LabStep(["-n", pair.peerNamespace, "addr", "add", pair.peerIP.description,
                                       "dev", pair.peerName]))
             }
-            // The peer is where a kernel stack sends from: with offload on, veth hands
-            // over TCP/UDP frames whose checksum is only partial, and the dataplane
-            // would forward them as they are (AF_XDP copies bytes, not offload state).
-            if peerLink == nil || !peer.txChecksumOff.contains(pair.peerName) {
-                steps.append(LabStep(["netns", "exec", pair.peerNamespace, "ethtool", "-K", pair.peerName, "tx", "off"]))
+            // The peer is where a kernel stack sends from. With transmit checksum
+            // offload on (the kernel's default) veth hands over TCP/UDP frames whose
+            // checksum is partial, which vnicd completes for what VMs send. wire0
+            // stands for a physical wire, whose frames carry full checksums: off
+            // there; on the VMs' ends the kernel's default unless asked otherwise.
+            let wantOff = pair.hostName == LabTopology.uplink || !t.vmChecksumOffload
+            let isOff = peerLink != nil && peer.txChecksumOff.contains(pair.peerName)
+            if wantOff != isOff {
+                steps.append(LabStep(["netns", "exec", pair.peerNamespace, "ethtool", "-K", pair.peerName, "tx", wantOff ? "off" : "on"]))
             }
             for (ns, name, link) in [(pair.hostNamespace, pair.hostName, hostLink),
                                      (pair.peerNamespace, pair.peerName, peerLink)] where link?.isAdminUp != true {

@@ -35,6 +35,10 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public let queues: Int
 
     /// Validates like the CLI: a bad value throws a usage error naming the flag and the token.
+    /// Transmit checksum offload on the VMs' ends (`vnic-lab up --checksum-offload`):
+    /// on, the kernel's default, unless asked off. wire0's is always off.
+    public var vmChecksumOffload = true
+
     public init(prefix: String = LabTopology.defaultPrefix, vms: Int = 2, queues: Int = 1) throws(VnicError) {
         try Self.validate(prefix: prefix)
         guard Self.vmRange.contains(vms) else { throw .usage("--vms: '\(vms)' is not in \(Self.vmRange)") }

@@ -42,6 +42,9 @@ extension VnicLab {
         @Option(help: "Queues per interface, on uplink0 and every port (\(LabTopology.queueRange)).")
         var queues: String = "1"
         @OptionGroup var prefixOption: PrefixOption
+        @Option(name: .customLong("checksum-offload"),
+                help: "Transmit checksum offload on the VMs' veth ends: on (the kernel's default, as containers have it; vnicd completes their partial checksums) or off (their stacks compute every checksum). wire0's is always off: it stands for a physical wire.")
+        var checksumOffload: String = "on"
         @Flag(name: .shortAndLong, help: "Print each command that changes something.")
         var verbose = false
 
@@ -56,7 +59,14 @@ extension VnicLab {
         func topology() throws -> LabTopology {
             let n = try Self.count(vms, flag: "--vms", range: LabTopology.vmRange)
             let q = try Self.count(queues, flag: "--queues", range: LabTopology.queueRange)
-            do { return try LabTopology(prefix: prefixOption.prefix, vms: n, queues: q) } catch {
+            guard checksumOffload == "on" || checksumOffload == "off" else {
+                throw ValidationError("--checksum-offload: '\(checksumOffload)' is not on or off")
+            }
+            do {
+                var t = try LabTopology(prefix: prefixOption.prefix, vms: n, queues: q)
+                t.vmChecksumOffload = checksumOffload == "on"
+                return t
+            } catch {
                 throw ValidationError(error.message)
             }
         }

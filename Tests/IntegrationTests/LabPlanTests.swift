@@ -104,9 +104,16 @@ final class LabPlanTests: XCTestCase {
         var extraAddress = observed
         extraAddress[t.vmNamespace(1)]!.links[1].addresses.append(.init(family: "inet", local: "10.77.0.99", prefixLength: 24))
         XCTAssertEqual(LabPlan.steps(t, observed: extraAddress), [], "up removes nothing it did not make")
+        // wire0's offload is kept off; the VMs' ends keep the kernel's default (on) unless asked off.
         var offload = observed
-        offload[t.vmNamespace(1)]!.txChecksumOff = []
-        XCTAssertEqual(LabPlan.steps(t, observed: offload).map(\.description), ["ip netns exec p-vm1 ethtool -K vnic0 tx off"])
+        offload[t.wireNamespace]!.txChecksumOff = []
+        offload[t.vmNamespace(1)]!.txChecksumOff = ["vnic0"]
+        XCTAssertEqual(LabPlan.steps(t, observed: offload).map(\.description),
+                       ["ip netns exec p-wire ethtool -K wire0 tx off", "ip netns exec p-vm1 ethtool -K vnic0 tx on"])
+        var off = t
+        off.vmChecksumOffload = false
+        XCTAssertEqual(LabPlan.steps(off, observed: observed).map(\.description),
+                       (1...t.vms).map { "ip netns exec p-vm\($0) ethtool -K vnic0 tx off" })
 
         // A VM namespace gone: made again, with its pair; the rest untouched.
         var partial = observed
@@ -189,7 +196,7 @@ final class LabPlanTests: XCTestCase {
                                  addresses: [.init(family: "inet", local: "\(pair.peerIP.address)", prefixLength: 24)])
             result[pair.hostNamespace]!.links.append(host)
             result[pair.peerNamespace]!.links.append(peer)
-            result[pair.peerNamespace]!.txChecksumOff.insert(pair.peerName)
+            if pair.hostName == t.uplink { result[pair.peerNamespace]!.txChecksumOff.insert(pair.peerName) }
         }
         return result
     }
