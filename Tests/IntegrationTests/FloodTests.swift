@@ -10,6 +10,10 @@ import XCTest
 final class FloodTests: XCTestCase {
     private func makeLab() throws -> LabFixture {
         let lab = try LabFixture(test: self, vms: 2, queues: 1)
+        // Each accepted request is a durable commit: on this machine's disk a flush
+        // now and then takes 50-200 ms, with or without a flood. Isolation is what
+        // is measured here, so the database is on tmpfs.
+        try lab.useDatabaseOnTmpfs(self)
         try lab.createVNICs()
         try lab.vnicadm("set-policy", "-p", "mtu=1280-9000", "vnic2")
         try lab.vnicadm("set-linkprop", "-p", "protection=mac-nospoof,ip-nospoof", "vnic1")
@@ -20,7 +24,8 @@ final class FloodTests: XCTestCase {
     private func hex(_ f: [UInt8]) -> String { f.map { String(format: "%02x", $0) }.joined() }
 
     /// VM1 sends 100,000 requests a second; VM2's requests, one at a time, are
-    /// still all answered with p99 under 10 ms.
+    /// still all answered with p99 under 10 ms (200 of them, so that the p99 is not
+    /// the single slowest).
     func testRequestFloodDoesNotStarveAnotherVM() throws {
         let lab = try makeLab()
         let t = lab.topology
@@ -34,7 +39,7 @@ final class FloodTests: XCTestCase {
                                   "--frame-hex", hex(request), "--rate", "100000", "--duration", "6")
         usleep(500_000)
         let r = try lab.run(in: t.vmNamespace(2), [try lab.bin("vnic-protocol-bench"), "requests", "-i", t.vmInterface,
-                                                   "--count", "100"], timeout: .seconds(60))
+                                                   "--count", "200"], timeout: .seconds(60))
         let sent = flood.wait(timeout: .seconds(30))
         XCTAssertTrue(r.succeeded, r.diagnostic)
         XCTAssertTrue(sent.succeeded, sent.diagnostic)
@@ -43,11 +48,11 @@ final class FloodTests: XCTestCase {
         let status = try lab.freshStatus()
         let limited = status.vnics["vnic1"]?.drops["request-rate"] ?? 0
         print("request flood: VM1 sent \(sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)); \(limited) over its rate dropped; "
-              + "VM2 \(answered)/100 answered, p50 \(Int(p50)) us, p99 \(Int(p99)) us")
-        XCTAssertEqual(answered, 100, "every VM2 request answered during the flood: \(r.stdout)")
+              + "VM2 \(answered)/200 answered, p50 \(Int(p50)) us, p99 \(Int(p99)) us")
+        XCTAssertEqual(answered, 200, "every VM2 request answered during the flood: \(r.stdout)")
         XCTAssertLessThan(p99, 10_000, "VM2's p99 under 10 ms: \(r.stdout)")
         XCTAssertGreaterThan(limited, 100_000, "VM1's flood was cut at its request rate and counted")
-        XCTAssertEqual(status.requests?["accepted"], 100, "VM2's 100: \(status.requests ?? [:])")
+        XCTAssertEqual(status.requests?["accepted"], 200, "VM2's 200: \(status.requests ?? [:])")
         XCTAssertEqual(status.requests?["denied"], 1, "VM1's one request id (mtu: its policy denies it), judged once")
         XCTAssertGreaterThan(status.requests?["duplicate"] ?? 0, 0, "VM1's repeats answered from the cache")
         XCTAssertEqual(try lab.vnicadm("show-vnic", "-p", "-o", "mtu", "vnic1").stdout, "1500\n")

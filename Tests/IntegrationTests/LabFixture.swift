@@ -98,6 +98,8 @@ final class LabFixture: @unchecked Sendable {  // used from the test's thread an
     let directory: URL
     private unowned let test: XCTestCase
     private var started: [RunningCommand] = []
+    /// Where the lab's database lives when not in `directory` (VnicdSupport's `database`).
+    var databaseDirectory: URL?
 
     /// Brings up a lab with `vms` VMs and `queues` queues under a fresh prefix
     /// ("t" + 5 random characters). Skips or fails the test (see `TestEnvironment`)

@@ -7,7 +7,17 @@ import XCTest
 
 extension LabFixture {
     /// The database of this lab's VNICs.
-    var database: String { path("vnic.db") }
+    var database: String { (databaseDirectory ?? directory).appendingPathComponent("vnic.db").path }
+
+    /// Puts the database on tmpfs (/dev/shm), removed at teardown: for tests
+    /// that time the control thread, so that the disk's flush of each commit
+    /// (bench/protocol.sh measures it) is not what they measure.
+    func useDatabaseOnTmpfs(_ test: XCTestCase) throws {
+        let dir = URL(fileURLWithPath: "/dev/shm/vnic-it-\(prefix)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        databaseDirectory = dir
+        test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+    }
 
     /// Creates vnic1..vnicN in `database`, one per VM, as the contract's lab wants them.
     func createVNICs() throws {
