@@ -24,7 +24,11 @@ final class MetricsIntegrationTests: XCTestCase {
         try lab.createVNICs()
         let port = 9100 + Int.random(in: 0..<800)
         let vnicd = try lab.startVnicd(["--metrics", "\(port)"])
-        XCTAssertTrue(vnicd.stderrSoFar.contains("metrics at http://127.0.0.1:\(port)/metrics"), vnicd.stderrSoFar)
+        // The VNICs are up (what startVnicd waits for) a moment before the endpoint is served.
+        let line = "metrics at http://127.0.0.1:\(port)/metrics"
+        let deadline = Date().addingTimeInterval(5)
+        while !vnicd.stderrSoFar.contains(line) && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(vnicd.stderrSoFar.contains(line), vnicd.stderrSoFar)
         usleep(300_000)
         let before = try scrape(lab, port: port)
         let rx = #"vnic_rx_packets_total{vnic="vnic1"}"#   // received by VNIC 1: towards VM1
