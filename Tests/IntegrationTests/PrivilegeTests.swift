@@ -5,9 +5,9 @@
 // new privileges: what systemd's User=, AmbientCapabilities=,
 // CapabilityBoundingSet= and NoNewPrivileges= do) under `prlimit --memlock`
 // at 8 MiB, so that the UMEMs (32 MiB per worker) need CAP_IPC_LOCK whatever
-// limit the test runner has. It gets a bpffs of its own with a directory it
-// may write, in a mount namespace of its own, as the unit's ExecStartPre= lines
-// prepare /sys/fs/bpf for it.
+// limit the test runner has. In a mount namespace of its own, with /sys/fs/bpf
+// a plain directory (a fresh host), the unit's own ExecStartPre= lines run
+// first, as root: they mount a bpffs and give the service user its directory.
 import Foundation
 import VnicCore
 import VnicLabKit
@@ -50,15 +50,28 @@ final class PrivilegeTests: XCTestCase {
         return (lab, vnicd)
     }
 
-    /// What the unit's ExecStartPre= lines do for vnicd (as root, before it starts):
-    /// a bpffs at /sys/fs/bpf with a directory for the service user.
-    static let unitBPFFS = "mount -t bpf -o nosuid,nodev,noexec,mode=0700 bpf /sys/fs/bpf && chmod go+x /sys/fs/bpf && install -d -o \(uid) -g \(gid) -m 0700 /sys/fs/bpf/vnic"
     /// A host where nothing mounted a bpffs: /sys/fs/bpf is a plain directory.
     static let noBPFFS = "mount -t tmpfs -o size=64k,mode=0755 none /sys/fs/bpf"
+    /// The unit's own ExecStartPre= lines (contrib/vnicd.service), as systemd runs
+    /// them with "+" (as root, before the sandbox), on such a host; user vnic is
+    /// the test's uid/gid. They mount a bpffs of this mount namespace's own.
+    static var unitBPFFS: String {
+        get throws {
+            let unit = try String(contentsOf: TestEnvironment.packageRoot.appendingPathComponent("contrib/vnicd.service"),
+                                  encoding: .utf8)
+            let steps = unit.split(separator: "\n").filter { $0.hasPrefix("ExecStartPre=+") }.map {
+                $0.dropFirst("ExecStartPre=+".count).replacingOccurrences(of: "$$", with: "$")
+                    .replacingOccurrences(of: "%%", with: "%").replacingOccurrences(of: "-o vnic -g vnic", with: "-o \(uid) -g \(gid)")
+            }
+            guard steps.count >= 2 else { throw FixtureError(message: "contrib/vnicd.service has no ExecStartPre=+ lines") }
+            return ([noBPFFS] + steps).joined(separator: " && ")
+        }
+    }
 
     /// The command line that runs vnicd as the unprivileged user with exactly `caps`,
     /// in a mount namespace of its own after `setup` ran there as root.
-    private func unprivileged(_ vnicd: String, _ lab: LabFixture, caps: [String], setup: String = unitBPFFS) -> [String] {
+    private func unprivileged(_ vnicd: String, _ lab: LabFixture, caps: [String], setup: String? = nil) throws -> [String] {
+        let setup = try setup ?? Self.unitBPFFS
         let set = (["-all"] + caps.map { "+" + $0 }).joined(separator: ",")
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", setup + " && exec \"$@\"", "sh",
                 "prlimit", "--memlock=\(Self.memlockBytes):\(Self.memlockBytes)", "--",
@@ -72,7 +85,7 @@ final class PrivilegeTests: XCTestCase {
     func testForwardsWithTheServiceCapabilitiesOnly() throws {
         let (lab, vnicd) = try makeLab()
         let t = lab.topology
-        let cmd = try lab.start(in: t.hostNamespace, unprivileged(vnicd, lab, caps: Self.capabilities.map(\.setpriv)))
+        let cmd = try lab.start(in: t.hostNamespace, try unprivileged(vnicd, lab, caps: Self.capabilities.map(\.setpriv)))
         let deadline = Date().addingTimeInterval(10)
         while cmd.isRunning && Date() < deadline {
             if let s = lab.status(), s.vnics.count == t.vms, s.vnics.values.allSatisfy({ $0.state == "up" }) { break }
@@ -114,7 +127,7 @@ final class PrivilegeTests: XCTestCase {
     func testWithoutABPFFSVnicdSaysWhatIsMissing() throws {
         let (lab, vnicd) = try makeLab()
         let caps = Self.capabilities.map(\.setpriv)
-        let r = try lab.run(in: lab.topology.hostNamespace, unprivileged(vnicd, lab, caps: caps, setup: Self.noBPFFS),
+        let r = try lab.run(in: lab.topology.hostNamespace, try unprivileged(vnicd, lab, caps: caps, setup: Self.noBPFFS),
                             timeout: .seconds(30))
         let last = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
         XCTAssertEqual(r.status, 1, r.diagnostic)
@@ -123,7 +136,7 @@ final class PrivilegeTests: XCTestCase {
         XCTAssertTrue(last.contains("--no-pin"), last)
         // --no-pin: it runs, unpinned.
         let cmd = try lab.start(in: lab.topology.hostNamespace,
-                                unprivileged(vnicd, lab, caps: caps, setup: Self.noBPFFS) + ["--no-pin"])
+                                try unprivileged(vnicd, lab, caps: caps, setup: Self.noBPFFS) + ["--no-pin"])
         let deadline = Date().addingTimeInterval(10)
         while cmd.isRunning && Date() < deadline && lab.status()?.vnics.values.allSatisfy({ $0.state == "up" }) != true {
             usleep(50_000)
@@ -138,7 +151,7 @@ final class PrivilegeTests: XCTestCase {
         let (lab, vnicd) = try makeLab()
         for left in Self.capabilities {
             let caps = Self.capabilities.filter { $0.name != left.name }.map(\.setpriv)
-            let r = try lab.run(in: lab.topology.hostNamespace, unprivileged(vnicd, lab, caps: caps), timeout: .seconds(30))
+            let r = try lab.run(in: lab.topology.hostNamespace, try unprivileged(vnicd, lab, caps: caps), timeout: .seconds(30))
             let last = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
             XCTAssertEqual(r.status, 1, "without \(left.name): \(r.diagnostic)")
             XCTAssertTrue(last.hasPrefix("vnicd: "), "without \(left.name): \(last)")
