@@ -137,6 +137,10 @@ public final class Dataplane {
     /// Tables published but maybe still in use: freed when every worker moved past them.
     var retired: [(generation: UInt64, tables: [UnsafeMutablePointer<WorkerTable>])] = []
     var current: [UnsafeMutablePointer<WorkerTable>]? = nil
+    /// Rings between workers, [from][to], made when a port first needs one
+    /// (fewer queues than workers), freed at shutdown.
+    var handoffRings: [[FrameRing?]] = []
+    static let handoffSlots = 512
 
     /// An eventfd the workers signal when a guest request arrives (poll it, then
     /// `drainRequests`).
@@ -206,6 +210,11 @@ public final class Dataplane {
                 try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
                 workers.append(w)
             }
+            handoffRings = Array(repeating: Array(repeating: nil, count: queues), count: queues)
+            for w in workers {
+                for (i, peer) in workers.enumerated() { w.peers[i] = (peer.sleeping, peer.wakeEvent) }
+                w.peerCount = workers.count
+            }
             for w in workers { try w.start() }
         } catch {
             // Nothing of a failed start stays attached, unless an earlier vnicd left it so.
@@ -240,6 +249,8 @@ public final class Dataplane {
         for r in retired { r.tables.forEach(WorkerTable.destroy) }
         retired.removeAll()
         workers.removeAll()
+        for row in handoffRings { for r in row { r?.deallocate() } }
+        handoffRings.removeAll()
     }
 
     // MARK: reconcile
@@ -365,35 +376,33 @@ public final class Dataplane {
         guard let port = spec.port else { throw VnicError("no port") }
         let ifindex = if_nametoindex(port)
         guard ifindex != 0 else { throw VnicError("port \(port) not found") }
-        var rxq: UInt32 = 0, txq: UInt32 = 0
-        let rc = vnic_queue_counts(port, &rxq, &txq)
-        guard rc == 0 else { throw VnicError("read queue count of port \(port): \(errnoString(rc))") }
-        guard rxq >= queueCount, txq >= queueCount else {
-            throw VnicError("port \(port) has \(min(rxq, txq)) queues, vnicd has \(queueCount) workers (each worker owns one queue of every port)")
-        }
         guard let tag = freeTags.popLast() else { throw VnicError("too many VNICs") }
         let a = Active(spec: spec, portIfindex: ifindex, tag: tag)
         do throws(VnicError) {
+            // Port sockets on the port's queues 0, 1, ... as far as it has them (a
+            // tap has as many as its guest attached, libvirt's default is one):
+            // worker q owns port queue q; a worker beyond them hands its frames
+            // for the VM to worker q % queues (see publish).
             for (q, w) in workers.enumerated() {
                 let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem!, pair: w.umem!.firstPair,
                                        rxSize: 1024, txSize: 0, bind: options.bind)
                 a.uplinkSockets.append(up)
-                let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem!, pair: RingPair(),
-                                       rxSize: 1024, txSize: 1024, bind: options.bind)
-                a.portSockets.append(ps)
-                let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
-                rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: ps.pair.fill, comp: ps.pair.comp,
-                                                fd: ps.fd, ctx: tag, fillTarget: 512))
-                a.portRings.append(rings)
+                if q == a.portSockets.count,
+                   let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem!, pair: RingPair(),
+                                          rxSize: 1024, txSize: 1024, bind: options.bind, nilIfNoQueue: q > 0) {
+                    a.portSockets.append(ps)
+                    let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
+                    rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: ps.pair.fill, comp: ps.pair.comp,
+                                                    fd: ps.fd, ctx: tag, fillTarget: 512))
+                    a.portRings.append(rings)
+                }
                 let c = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
                 c.initialize(to: vnic_counters())
                 a.counters.append(c)
             }
             a.portLink = try Dataplane.attach(portProgramFD, to: port, name: "port-\(port)", mode: options.xdpMode, pins: pins)
-            for q in 0..<queueCount {
-                try uplinkXSKs.update(slot(spec.index, q), a.uplinkSockets[q].fd)
-                try portXSKs.update(slot(spec.index, q), a.portSockets[q].fd)
-            }
+            for q in 0..<queueCount { try uplinkXSKs.update(slot(spec.index, q), a.uplinkSockets[q].fd) }
+            for q in a.portSockets.indices { try portXSKs.update(slot(spec.index, q), a.portSockets[q].fd) }
         } catch {
             unmap(a)
             freeTags.append(tag)
@@ -423,14 +432,25 @@ public final class Dataplane {
             ($0.spec.priority.rawValue, $1.spec.index) > ($1.spec.priority.rawValue, $0.spec.index)
         }
         var tables: [UnsafeMutablePointer<WorkerTable>] = []
+        // A port with P < workers queues: worker q >= P hands over to worker q % P.
+        for a in list where a.portRings.count < workers.count {
+            for q in a.portRings.count..<workers.count where handoffRings[q][q % a.portRings.count] == nil {
+                handoffRings[q][q % a.portRings.count] = FrameRing.allocate(capacity: Dataplane.handoffSlots,
+                                                                           slotBytes: Int(UMEM.frameSize))
+            }
+        }
         for (q, w) in workers.enumerated() {
             let entries = list.map { a in
-                VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
-                          uplinkRX: a.uplinkSockets[q].rx!, port: a.portRings[q], counters: a.counters[q],
-                          policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
-                          uplinkFD: a.uplinkSockets[q].fd, dhcp: a.spec.dhcp)
+                let own = q < a.portRings.count
+                return VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
+                                 uplinkRX: a.uplinkSockets[q].rx!, port: own ? a.portRings[q] : nil, counters: a.counters[q],
+                                 policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
+                                 uplinkFD: a.uplinkSockets[q].fd, dhcp: a.spec.dhcp,
+                                 handoff: own ? -1 : Int32(q % a.portRings.count))
             }
-            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim, own: w.ownWaitFDs)
+            let incoming = workers.indices.compactMap { handoffRings[$0][q] }
+            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim, own: w.ownWaitFDs,
+                                     outgoing: handoffRings[q], incoming: incoming)
             tables.append(t)
             if let never = w.publish(t) { WorkerTable.destroy(never) }
             w.wake()
@@ -528,7 +548,7 @@ public final class Dataplane {
     /// Names of enum vnic_drop_reason, in order.
     static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
                             "restricted", "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service",
-                            "tx-full", "no-buffer", "request-rate"]
+                            "tx-full", "no-buffer", "request-rate", "handoff-full"]
     /// The drop reasons that are spoofing (the AntiSpoof verdicts but malformed):
     /// what vnicd warns the host about.
     public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_SPOOF_SERVICE.rawValue) + 1).filter { $0 != "malformed" }

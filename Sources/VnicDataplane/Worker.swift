@@ -9,6 +9,12 @@
 //   port sockets -> checked (source MAC), then to the uplink, or to a local
 //                    VNIC's port (VM to VM), or both for broadcast/multicast;
 // then submit the transmit rings it touched and kick the kernel where needed.
+// A port with fewer queues than there are workers has sockets on the workers
+// that own its queues only; another worker copies a frame for it into a
+// single-producer/single-consumer ring to the owning worker (the handoff: one
+// ring per pair of workers, made when first needed), which delivers it in its
+// next loop. One flow arrives on one uplink queue, so it keeps its order; a
+// full ring drops and counts (handoff-full).
 // No allocation, no locks, no ARC, no syscalls but the transmit kick. After a
 // stretch of idle loops (unless busy polling) it waits in ppoll on its sockets
 // and its wake eventfd, which the control thread writes when it publishes a
@@ -63,12 +69,21 @@ final class Worker: @unchecked Sendable {
     /// Guest protocol traffic: requests up to the control thread, replies and
     /// notifications down to the VMs; `wakeFD` (an eventfd) wakes the control
     /// thread when a request arrives.
-    let toControl = FrameRing()
-    let fromControl = FrameRing()
+    let toControl = FrameRing.allocate()
+    let fromControl = FrameRing.allocate()
     let wakeFD: Int32
     /// The control thread wakes this worker from an idle wait (eventfd).
     let wakeEvent: Int32
     static let requestLimiter = RateLimiter(perSecond: 50, burst: 50)
+    /// Set while this worker sleeps in its idle wait (a worker handing it frames
+    /// then writes `wakeEvent`).
+    let sleeping: UnsafeMutablePointer<UInt64>
+    /// The other workers' `sleeping` words and wake eventfds, by worker number
+    /// (set by the dataplane before the workers start).
+    var peers: UnsafeMutablePointer<(sleeping: UnsafeMutablePointer<UInt64>, wake: Int32)>
+    var peerCount = 0
+    /// Workers handed frames in this loop (bit i: worker i), woken at its end if asleep.
+    private var handedTo: UInt64 = 0
     /// Where a burst's record policy resolves its source prefixes.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
 
@@ -110,6 +125,8 @@ final class Worker: @unchecked Sendable {
         installedGeneration = .allocate(capacity: 1); installedGeneration.initialize(to: 0)
         stopFlag = .allocate(capacity: 1); stopFlag.initialize(to: 0)
         queueCounters = .allocate(capacity: 5); queueCounters.initialize(repeating: 0, count: 5)
+        sleeping = .allocate(capacity: 1); sleeping.initialize(to: 0)
+        peers = .allocate(capacity: Int(VNIC_MAX_QUEUES))
         table = WorkerTable.make(generation: 0, entries: [], reclaim: [], own: [event, uplinkSocket?.fd ?? -1])
     }
 
@@ -120,6 +137,8 @@ final class Worker: @unchecked Sendable {
         uplink.deallocate(); pool.deallocate(); owner.deallocate()
         mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
         queueCounters.deallocate()
+        sleeping.deallocate(); peers.deallocate()
+        toControl.deallocate(); fromControl.deallocate()
         WorkerTable.destroy(table)
     }
 
@@ -190,8 +209,15 @@ final class Worker: @unchecked Sendable {
                 idle += 1
                 if idle > 2000 {
                     // Short waits first (a burst may be about to follow), then long ones.
+                    // Frames handed over by another worker come with no descriptor to
+                    // wait on: announce the sleep, look once more, and that worker wakes us.
                     let t = table.pointee
-                    if vnic_wait_fds(t.waitFDs, UInt32(t.waitCount), idle > 20000 ? 10_000_000 : 50_000) > 0 { idle = 0 }
+                    vnic_store_u64_relaxed(sleeping, 1)
+                    vnic_fence_seq_cst()
+                    var handed = false
+                    for i in 0..<t.incomingCount where !t.incoming[i].isEmpty { handed = true }
+                    if handed || vnic_wait_fds(t.waitFDs, UInt32(t.waitCount), idle > 20000 ? 10_000_000 : 50_000) > 0 { idle = 0 }
+                    vnic_store_u64_relaxed(sleeping, 0)
                 }
             }
         }
@@ -300,11 +326,67 @@ final class Worker: @unchecked Sendable {
                        count: Int, except: Int) {
         for e in 0..<count where e != except {
             let entry = entries[e]
-            if enqueueCopy(entry.port, from: data, len: len) {
+            guard let port = entry.port else { _ = handOver(entry, data, len: len); continue }
+            if enqueueCopy(port, from: data, len: len) {
                 vnic_counter_add(&entry.counters.pointee.rx_packets, 1)
                 vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(len))
             } else {
                 countDrop(entry.counters, VNIC_DROP_NO_BUFFER)
+            }
+        }
+    }
+
+    /// Copies a frame for VNIC `entry`, whose port this worker has no socket
+    /// on, into the ring to the worker that has one; false (counted) when that
+    /// ring is full. That worker counts it as received when it delivers it.
+    @inline(never)
+    private func handOver(_ entry: VNICEntry, _ data: UnsafeRawPointer, len: UInt32) -> Bool {
+        let to = Int(entry.handoff)
+        guard to >= 0, to < table.pointee.outgoingCount, let ring = table.pointee.outgoing[to],
+              ring.push(tag: entry.index, data, count: Int(len)) else {
+            countDrop(entry.counters, VNIC_DROP_HANDOFF_FULL)
+            return false
+        }
+        handedTo |= 1 << UInt64(to)
+        return true
+    }
+
+    /// Delivers what other workers handed over (at most a burst per ring).
+    @inline(never)
+    private func receiveHandoffs(_ t: WorkerTable) -> Bool {
+        var work = false
+        for r in 0..<t.incomingCount {
+            let ring = t.incoming[r]
+            var n = 0
+            while n < Int(Worker.burst), ring.pop({ index, bytes in
+                let e = t.lookup(index: index)
+                guard e >= 0, let port = t.entries[e].port else { return }   // gone meanwhile
+                let c = t.entries[e].counters
+                if enqueueCopy(port, from: bytes.baseAddress!, len: UInt32(bytes.count)) {
+                    vnic_counter_add(&c.pointee.rx_packets, 1)
+                    vnic_counter_add(&c.pointee.rx_bytes, UInt64(bytes.count))
+                } else {
+                    countDrop(c, VNIC_DROP_TX_FULL)
+                }
+            }) { n += 1 }
+            if n > 0 { work = true }
+        }
+        return work
+    }
+
+    /// Wakes the workers handed frames in this loop that are asleep.
+    @inline(__always)
+    private func wakeHandedTo() {
+        guard handedTo != 0 else { return }
+        vnic_fence_seq_cst()
+        var m = handedTo
+        handedTo = 0
+        while m != 0 {
+            let i = m.trailingZeroBitCount
+            m &= m &- 1
+            if i < peerCount && vnic_load_u64_acquire(peers[i].sleeping) != 0 {
+                var one: UInt64 = 1
+                _ = write(peers[i].wake, &one, 8)
             }
         }
     }
@@ -315,7 +397,7 @@ final class Worker: @unchecked Sendable {
     private func forwardFromVM<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
                                                 table t: WorkerTable, first: UInt32, n: UInt32, _ policy: P) -> UInt64 {
         let entry = entries[e]
-        let rx = entry.port.pointee.rx
+        let rx = entry.port!.pointee.rx
         var accepted: UInt64 = 0, bytes: UInt64 = 0, toWire: UInt64 = 0
         for i in 0..<n {
             let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
@@ -348,7 +430,10 @@ final class Worker: @unchecked Sendable {
                 }
             } else if local != e {
                 let other = entries[local]
-                if enqueue(other.port, addr: d.addr, len: d.len) {
+                guard let otherPort = other.port else {
+                    _ = handOver(other, data, len: d.len); free(d.addr); continue
+                }
+                if enqueue(otherPort, addr: d.addr, len: d.len) {
                     vnic_counter_add(&other.counters.pointee.rx_packets, 1)
                     vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
                 } else {
@@ -382,8 +467,13 @@ final class Worker: @unchecked Sendable {
     @inline(never)
     private func sendFromControl(_ t: WorkerTable) {
         while fromControl.pop({ index, bytes in
-            for e in 0..<t.count where t.entries[e].index == index {
-                _ = enqueueCopy(t.entries[e].port, from: bytes.baseAddress!, len: UInt32(bytes.count))
+            let e = t.lookup(index: index)
+            guard e >= 0 else { return }
+            let entry = t.entries[e]
+            if let port = entry.port {
+                _ = enqueueCopy(port, from: bytes.baseAddress!, len: UInt32(bytes.count))
+            } else {
+                _ = handOver(entry, bytes.baseAddress!, len: UInt32(bytes.count))
             }
         }) {}
     }
@@ -431,6 +521,32 @@ final class Worker: @unchecked Sendable {
         UnsafeMutableRawPointer(tx.pointee.consumer).load(as: UInt32.self)
     }
 
+    /// The uplink frames of VNIC `entry`, whose port this worker has no socket
+    /// on: as many as maxbw admits are copied to the owning worker (the rest wait
+    /// in the VNIC's receive ring), and their descriptors return to the pool.
+    @inline(never)
+    private func handOverFromUplink(_ entry: VNICEntry, first: UInt32, got: UInt32) -> UInt32 {
+        let rx = entry.uplinkRX
+        let room = entry.handoff >= 0 && Int(entry.handoff) < table.pointee.outgoingCount
+            ? table.pointee.outgoing[Int(entry.handoff)]?.freeSlots ?? 0 : 0
+        var n = min(got, UInt32(room))   // the rest waits in the VNIC's receive ring
+        let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
+        if n > 0 && !limiter.isUnlimited {
+            n = UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
+                xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
+            }, count: Int(n)))
+        }
+        if n < got { xsk_ring_cons__cancel(rx, got &- n) }
+        for i in 0..<n {
+            let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
+            _ = handOver(entry, UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len)
+            free(d.addr)
+        }
+        if n > 0 { xsk_ring_cons__release(rx, n) }
+        vnic_counter_add(queueCounters, UInt64(n))
+        return n
+    }
+
     func loopOnce() -> Bool {
         let t = table.pointee
         let entries = t.entries
@@ -439,8 +555,9 @@ final class Worker: @unchecked Sendable {
         var idx: UInt32 = 0
 
         service(uplink)
-        for e in 0..<count { service(entries[e].port) }
+        for e in 0..<count { if let p = entries[e].port { service(p) } }
         if !fromControl.isEmpty { sendFromControl(t); work = true }
+        if t.incomingCount > 0 && receiveHandoffs(t) { work = true }
 
         // Entries come in priority order (high first). Under saturation the loop's
         // budget runs out before the low ones; their frames wait in their rings.
@@ -456,7 +573,11 @@ final class Worker: @unchecked Sendable {
             if got == 0 { continue }
             work = true
             let first = idx
-            var n = min(got, xsk_prod_nb_free(entry.port.pointee.tx, got))
+            guard let port = entry.port else {
+                budget &-= Int(handOverFromUplink(entry, first: first, got: got))
+                continue
+            }
+            var n = min(got, xsk_prod_nb_free(port.pointee.tx, got))
             let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
             if n > 0 && !limiter.isUnlimited {
                 n = UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
@@ -468,7 +589,7 @@ final class Worker: @unchecked Sendable {
             var bytes: UInt64 = 0
             for i in 0..<n {
                 let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-                _ = enqueue(entry.port, addr: d.addr, len: d.len)   // space was checked above
+                _ = enqueue(port, addr: d.addr, len: d.len)   // space was checked above
                 bytes &+= UInt64(d.len)
             }
             xsk_ring_cons__release(rx, n)
@@ -501,7 +622,8 @@ final class Worker: @unchecked Sendable {
         budget = Worker.loopBudget   // each direction has its own
         for e in 0..<count where budget > 0 {
             let entry = entries[e]
-            let rx = entry.port.pointee.rx
+            guard let port = entry.port else { continue }
+            let rx = port.pointee.rx
             let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
             if got == 0 { continue }
             work = true
@@ -528,7 +650,8 @@ final class Worker: @unchecked Sendable {
         if toWire > 0 { vnic_counter_add(queueCounters + 1, toWire) }
 
         flush(uplink)
-        for e in 0..<count { flush(entries[e].port) }
+        for e in 0..<count { if let p = entries[e].port { flush(p) } }
+        wakeHandedTo()
         return work
     }
 }

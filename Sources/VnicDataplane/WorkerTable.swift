@@ -39,7 +39,10 @@ struct VNICEntry {
     var mac: UInt64
     /// The VNIC's receive socket on the uplink, on this worker's queue.
     var uplinkRX: UnsafeMutablePointer<xsk_ring_cons>
-    var port: UnsafeMutablePointer<QueueRings>
+    /// The VNIC's port socket on this worker, or nil when the port has fewer
+    /// queues than there are workers and this worker owns none of them: frames
+    /// for the VM are then copied to worker `handoff`, which owns one.
+    var port: UnsafeMutablePointer<QueueRings>?
     var counters: UnsafeMutablePointer<vnic_counters>
     /// What the VNIC's outbound frames are checked against.
     var policy: SpoofPolicy
@@ -51,6 +54,8 @@ struct VNICEntry {
     var uplinkFD: Int32 = -1
     /// vnic's DHCP server answers this VNIC (its DHCP client messages go to the control thread).
     var dhcp = false
+    /// The worker that delivers to the port when `port` is nil (-1: this one).
+    var handoff: Int32 = -1
 }
 
 struct WorkerTable {
@@ -68,11 +73,23 @@ struct WorkerTable {
     /// then its uplink socket), then every VNIC's port and uplink sockets.
     var waitCount: Int
     var waitFDs: UnsafeMutablePointer<pollfd>
+    /// VNIC index + 1 (0 = empty) -> entry index: where a frame handed over by
+    /// another worker, or queued by the control thread, goes.
+    var indexMask: Int
+    var indexKeys: UnsafeMutablePointer<UInt32>
+    var indexValues: UnsafeMutablePointer<Int32>
+    /// Rings to the other workers, by worker number (nil: none yet), and the
+    /// rings from them that this worker drains.
+    var outgoingCount: Int
+    var outgoing: UnsafeMutablePointer<FrameRing?>
+    var incomingCount: Int
+    var incoming: UnsafeMutablePointer<FrameRing>
 
     /// Allocates a table; free it with `destroy`. `own`: the worker's own
     /// descriptors to wait on when idle (wake eventfd first).
     static func make(generation: UInt64, entries list: [VNICEntry], reclaim tags: [UInt16],
-                     own: [Int32] = []) -> UnsafeMutablePointer<WorkerTable> {
+                     own: [Int32] = [], outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [])
+        -> UnsafeMutablePointer<WorkerTable> {
         let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
         entries.initialize(from: list, count: list.count)
         var capacity = 8
@@ -89,13 +106,29 @@ struct WorkerTable {
         }
         let reclaim = UnsafeMutablePointer<UInt16>.allocate(capacity: max(tags.count, 1))
         reclaim.initialize(from: tags, count: tags.count)
-        let fds = own + list.flatMap { [$0.port.pointee.fd, $0.uplinkFD] }
+        let indexKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        indexKeys.initialize(repeating: 0, count: capacity)
+        let indexValues = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+        indexValues.initialize(repeating: -1, count: capacity)
+        for (i, e) in list.enumerated() {
+            var h = WorkerTable.hash(index: e.index) & (capacity - 1)
+            while indexKeys[h] != 0 { h = (h + 1) & (capacity - 1) }
+            indexKeys[h] = e.index &+ 1
+            indexValues[h] = Int32(i)
+        }
+        let outgoing = UnsafeMutablePointer<FrameRing?>.allocate(capacity: max(out.count, 1))
+        outgoing.initialize(from: out, count: out.count)
+        let incoming = UnsafeMutablePointer<FrameRing>.allocate(capacity: max(inc.count, 1))
+        incoming.initialize(from: inc, count: inc.count)
+        let fds = own + list.flatMap { e in (e.port.map { [$0.pointee.fd] } ?? []) + [e.uplinkFD] }
         let wait = UnsafeMutablePointer<pollfd>.allocate(capacity: max(fds.count, 1))
         wait.initialize(from: fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }, count: fds.count)
         let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
         t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
-                                     reclaimCount: tags.count, reclaim: reclaim, waitCount: fds.count, waitFDs: wait))
+                                     reclaimCount: tags.count, reclaim: reclaim, waitCount: fds.count, waitFDs: wait,
+                                     indexMask: capacity - 1, indexKeys: indexKeys, indexValues: indexValues,
+                                     outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming))
         return t
     }
 
@@ -105,7 +138,27 @@ struct WorkerTable {
         t.pointee.hashValues.deallocate()
         t.pointee.reclaim.deallocate()
         t.pointee.waitFDs.deallocate()
+        t.pointee.indexKeys.deallocate()
+        t.pointee.indexValues.deallocate()
+        t.pointee.outgoing.deallocate()
+        t.pointee.incoming.deallocate()
         t.deallocate()
+    }
+
+    @inline(__always)
+    static func hash(index: UInt32) -> Int { Int(truncatingIfNeeded: (UInt64(index) &* 0x9E37_79B9_7F4A_7C15) >> 40) }
+
+    /// The entry index of VNIC `index`, or -1.
+    @inline(__always)
+    func lookup(index: UInt32) -> Int {
+        var h = WorkerTable.hash(index: index) & indexMask
+        let k = index &+ 1
+        while true {
+            let stored = indexKeys[h]
+            if stored == k { return Int(indexValues[h]) }
+            if stored == 0 { return -1 }
+            h = (h + 1) & indexMask
+        }
     }
 
     /// The entry index of a destination MAC key, or -1.

@@ -89,8 +89,10 @@ final class XSKSocket {
         return vnic_ring_level(r.pointee.producer, r.pointee.consumer)
     }
 
-    init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
-         bind: XSKBindMode) throws(VnicError) {
+    /// Binds a socket; with `nilIfNoQueue`, a queue the device does not have
+    /// (now: a tap's queues come and go with its guest) gives nil instead of an error.
+    init?(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
+          bind: XSKBindMode, nilIfNoQueue: Bool) throws(VnicError) {
         self.ifname = ifname
         self.queue = queue
         self.pair = pair
@@ -118,6 +120,7 @@ final class XSKSocket {
         }
         guard rc == 0, let s else {
             rxRing?.deallocate(); txRing?.deallocate()
+            if nilIfNoQueue && -rc == EINVAL { return nil }
             var hint = ""
             if -rc == EPERM { hint = capabilityHint([.netRaw]) }
             if -rc == EINVAL { hint = " (does \(ifname) have queue \(queue)?)" }
@@ -127,6 +130,12 @@ final class XSKSocket {
         fd = xsk_socket__fd(s)
         rx = rxRing
         tx = txRing
+    }
+
+    convenience init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
+                     bind: XSKBindMode) throws(VnicError) {
+        try self.init(ifname: ifname, queue: queue, umem: umem, pair: pair, rxSize: rxSize, txSize: txSize,
+                      bind: bind, nilIfNoQueue: false)!
     }
 
     /// The kernel's drop counters of this socket (XDP_STATISTICS).

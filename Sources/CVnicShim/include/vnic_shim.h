@@ -66,6 +66,12 @@ static inline uint64_t vnic_load_u64_acquire(const uint64_t *p) {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
+/* A worker about to sleep and a worker handing it frames (Worker's handoff):
+ * each stores, then fences, then loads the other's word (Dekker), so either
+ * the sleeper sees the frames or the producer sees the sleeper and wakes it. */
+static inline void vnic_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static inline void vnic_store_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
 /* A VNIC's rate limiter state, shared by its workers: compare-and-swap.
  * On failure *expected is updated to the current value. */
 static inline _Bool vnic_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desired) {
