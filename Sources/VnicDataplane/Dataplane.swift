@@ -74,6 +74,8 @@ public final class Dataplane {
         var portSockets: [XSKSocket] = []
         var portRings: [UnsafeMutablePointer<QueueRings>] = []
         var counters: [UnsafeMutablePointer<vnic_counters>] = []
+        /// The port's own transmit drops when it was attached (status shows what came after).
+        var portDropBase: UInt64 = 0
         /// Rate state, shared by the VNIC's workers: maxbw [0] towards the VM,
         /// [1] from it; [2] its configuration requests.
         let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
@@ -145,11 +147,24 @@ public final class Dataplane {
     /// An eventfd the workers signal when a guest request arrives (poll it, then
     /// `drainRequests`).
     public let controlEvents: Int32
+    /// rtnetlink: the ports' notifications (poll `ports.fd`, then `followPorts`)
+    /// and facts; nil when rtnetlink could not be opened (then ports are looked
+    /// up by name only and no carrier or port drops are known).
+    public let ports: PortMonitor?
+    /// The last dump of the namespace's links, by name.
+    var portFacts: [String: PortFacts] = [:]
+    private var portError: String?
 
     public init(options: Options) throws(VnicError) {
         self.options = options
         controlEvents = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         guard controlEvents >= 0 else { throw VnicError("eventfd: \(errnoString(errno))") }
+        do {
+            ports = try PortMonitor()
+        } catch {
+            Logger(label: "vnicd").warning("\(error.message): ports are not followed (a recreated tap needs a restart)")
+            ports = nil
+        }
         let up = options.uplink
         guard if_nametoindex(up) != 0 else { throw VnicError("uplink \(up): no such interface") }
         var rxq: UInt32 = 0, txq: UInt32 = 0
@@ -258,8 +273,13 @@ public final class Dataplane {
     /// Makes the running set of VNICs match `specs` (those on this uplink).
     /// Returns one line per change or failure, for the log.
     @discardableResult
-    public func apply(_ specs: [VNICSpec]) -> [String] {
+    public func apply(_ specs: [VNICSpec]) -> [String] { apply(specs, reattach: [:]) }
+
+    /// `reattach`: active VNICs to take down and bring up again whatever their
+    /// spec (their port was recreated or gained queues), with the reason to log.
+    private func apply(_ specs: [VNICSpec], reattach: [String: String]) -> [String] {
         var log: [String] = []
+        refreshPortFacts()
         let wanted = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         desired = wanted
         // A change on the same port and index is applied in place: a new MAC gets
@@ -267,7 +287,7 @@ public final class Dataplane {
         // addresses, maxbw, priority) reach the workers with their next table.
         // Nothing else is touched; no socket closes.
         let changed = active.values.filter { a in
-            guard let w = wanted[a.spec.name], w != a.spec else { return false }
+            guard let w = wanted[a.spec.name], w != a.spec, reattach[a.spec.name] == nil else { return false }
             return w.index == a.spec.index && w.port == a.spec.port
         }
         if !changed.isEmpty {
@@ -290,7 +310,7 @@ public final class Dataplane {
             for a in changed { a.retiredPrefixes.forEach { $0.deallocate() }; a.retiredPrefixes.removeAll() }
         }
         // Removed or otherwise changed (port, index): taken down, then re-added.
-        let gone = active.values.filter { wanted[$0.spec.name] != $0.spec }
+        let gone = active.values.filter { wanted[$0.spec.name] != $0.spec || reattach[$0.spec.name] != nil }
         if !gone.isEmpty {
             for a in gone { unmap(a) }
             for a in gone { active[a.spec.name] = nil }
@@ -299,7 +319,11 @@ public final class Dataplane {
             for a in gone { a.portLink = nil; a.uplinkSockets.removeAll(); a.portSockets.removeAll() }
             publish(reclaim: tags)   // frames of the closed sockets return to the pools
             freeTags.append(contentsOf: tags)
-            for a in gone { log.append(wanted[a.spec.name] == nil ? "vnic \(a.spec.name) removed" : "vnic \(a.spec.name) changed: re-adding") }
+            for a in gone {
+                let name = a.spec.name
+                log.append(wanted[name] == nil ? "vnic \(name) removed"
+                           : reattach[name].map { "vnic \(name) \($0): re-attaching" } ?? "vnic \(name) changed: re-adding")
+            }
         }
         for name in down.keys where wanted[name] == nil { down[name] = nil }
         // Added (or previously down).
@@ -340,6 +364,51 @@ public final class Dataplane {
         return apply(Array(desired.values))
     }
 
+    /// Follows the kernel's ports (after a link notification, and once a
+    /// second): a VNIC whose port was removed goes down, one whose port was
+    /// recreated (a new ifindex: QEMU and libvirt make a tap at each guest
+    /// start) or gained queues (a guest attached more of a multi-queue tap's) is
+    /// re-attached, and a down VNIC whose port appeared comes up. Other VNICs
+    /// are not touched.
+    public func followPorts() -> [String] {
+        refreshPortFacts()
+        var reattach: [String: String] = [:]
+        for (name, a) in active {
+            guard let port = a.spec.port else { continue }
+            guard let f = portFacts[port] else {
+                if ports != nil || if_nametoindex(port) == 0 { reattach[name] = "port \(port) removed" }
+                continue
+            }
+            if f.ifindex != a.portIfindex {
+                reattach[name] = "port \(port) recreated (ifindex \(a.portIfindex) -> \(f.ifindex))"
+            } else if a.portRings.count < workers.count, f.allocatedRXQueues > a.portRings.count,
+                      hasQueue(port, a.portRings.count) {
+                reattach[name] = "port \(port) has queue \(a.portRings.count) now"
+            }
+        }
+        guard !reattach.isEmpty || !down.isEmpty else { return [] }
+        return apply(Array(desired.values), reattach: reattach)
+    }
+
+    /// Whether `port` has queue `q` now (a tap has the queues its guest
+    /// attached; no interface reports that number, so a socket tries to bind).
+    private func hasQueue(_ port: String, _ q: Int) -> Bool {
+        guard q < workers.count, let umem = workers[q].umem else { return false }
+        return ((try? XSKSocket(ifname: port, queue: UInt32(q), umem: umem, pair: RingPair(), rxSize: 64, txSize: 0,
+                                bind: options.bind, nilIfNoQueue: true)) ?? nil) != nil
+    }
+
+    private func refreshPortFacts() {
+        guard let ports else { return }
+        do {
+            portFacts = try ports.links()
+            portError = nil
+        } catch {
+            if portError != error.message { Logger(label: "vnicd").warning("\(error.message)") }
+            portError = error.message
+        }
+    }
+
     private func macKey(_ mac: MACAddress) -> vnic_mac_key {
         let b = mac.bytes
         return vnic_mac_key(addr: (b[0], b[1], b[2], b[3], b[4], b[5]), pad: 0)
@@ -378,6 +447,7 @@ public final class Dataplane {
         guard ifindex != 0 else { throw VnicError("port \(port) not found") }
         guard let tag = freeTags.popLast() else { throw VnicError("too many VNICs") }
         let a = Active(spec: spec, portIfindex: ifindex, tag: tag)
+        a.portDropBase = portFacts[port].map { $0.ifindex == ifindex ? $0.txDropped : 0 } ?? 0
         do throws(VnicError) {
             // Port sockets on the port's queues 0, 1, ... as far as it has them (a
             // tap has as many as its guest attached, libvirt's default is one):
@@ -498,10 +568,15 @@ public final class Dataplane {
     // MARK: status
 
     public func status(generation: UInt64) -> RuntimeStatus {
+        refreshPortFacts()
         var vnics: [String: RuntimeStatus.VNIC] = [:]
         for (name, reason) in down { vnics[name] = RuntimeStatus.VNIC(state: "down: \(reason)") }
         for (name, a) in active {
-            var v = RuntimeStatus.VNIC(state: "up")
+            // Attached, but the port carries nothing: a tap with no guest, a veth
+            // whose peer is down. It comes back up with the carrier.
+            let facts = a.spec.port.flatMap { portFacts[$0] }.flatMap { $0.ifindex == a.portIfindex ? $0 : nil }
+            var v = RuntimeStatus.VNIC(state: facts?.carrier == false ? "down: no carrier" : "up")
+            if let f = facts, f.txDropped > a.portDropBase { v.drops["port-drop"] = f.txDropped &- a.portDropBase }
             for c in a.counters {
                 v.rxPackets &+= vnic_counter_load(c.pointer(to: \.rx_packets)!)
                 v.rxBytes &+= vnic_counter_load(c.pointer(to: \.rx_bytes)!)

@@ -216,10 +216,33 @@ final class Worker: @unchecked Sendable {
                     vnic_fence_seq_cst()
                     var handed = false
                     for i in 0..<t.incomingCount where !t.incoming[i].isEmpty { handed = true }
+                    waitOnlyForWhatCanMove(t)
                     if handed || vnic_wait_fds(t.waitFDs, UInt32(t.waitCount), idle > 20000 ? 10_000_000 : 50_000) > 0 { idle = 0 }
                     vnic_store_u64_relaxed(sleeping, 0)
                 }
             }
+        }
+    }
+
+    /// Frames that wait in a VNIC's uplink socket because its port cannot take
+    /// them (a stalled tap queue: QEMU detached it, the guest does not read)
+    /// keep that socket readable: waiting on it would return at once and the
+    /// worker would spin. Such sockets are left out of the idle wait (the
+    /// timeout brings the worker back to try again).
+    @inline(never)
+    private func waitOnlyForWhatCanMove(_ t: WorkerTable) {
+        for e in 0..<t.count {
+            let entry = t.entries[e]
+            let slot = Int(entry.waitSlot)
+            guard slot >= 0 && slot < t.waitCount else { continue }
+            let stalled: Bool
+            if let p = entry.port {
+                stalled = xsk_prod_nb_free(p.pointee.tx, 1) == 0
+            } else {
+                let to = Int(entry.handoff)
+                stalled = to < 0 || to >= t.outgoingCount || (t.outgoing[to]?.freeSlots ?? 0) == 0
+            }
+            t.waitFDs[slot].events = stalled ? 0 : Int16(POLLIN)
         }
     }
 

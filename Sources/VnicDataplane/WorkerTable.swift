@@ -56,6 +56,8 @@ struct VNICEntry {
     var dhcp = false
     /// The worker that delivers to the port when `port` is nil (-1: this one).
     var handoff: Int32 = -1
+    /// Where its uplink socket sits in the table's `waitFDs` (set by `make`).
+    var waitSlot: Int32 = -1
 }
 
 struct WorkerTable {
@@ -92,6 +94,12 @@ struct WorkerTable {
         -> UnsafeMutablePointer<WorkerTable> {
         let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
         entries.initialize(from: list, count: list.count)
+        var slot = own.count
+        for i in 0..<list.count {
+            if list[i].port != nil { slot += 1 }
+            entries[i].waitSlot = Int32(slot)
+            slot += 1
+        }
         var capacity = 8
         while capacity < list.count * 2 { capacity <<= 1 }
         let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)

@@ -155,9 +155,10 @@ struct VnicD: ParsableCommand {
         guest = GuestService(store: store, dataplane: dp, records: records.filter { $0.link == uplink }, reconcile: reconcile)
         var nextStatus = monotonicNow(), nextSecond = monotonicNow() + 1_000_000_000
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: dp.controlEvents, events: Int16(POLLIN), revents: 0)]
+                   pollfd(fd: dp.controlEvents, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: dp.ports?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
         while true {
-            _ = poll(&fds, 2, 5)
+            _ = poll(&fds, 3, 5)
             if fds[0].revents != 0 {
                 var info = signalfd_siginfo()
                 _ = read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size)
@@ -166,6 +167,9 @@ struct VnicD: ParsableCommand {
             }
             if fds[1].revents != 0 {
                 dp.drainRequests { index, queue, frame in guest?.handle(index: index, queue: queue, frame: frame) }
+            }
+            if fds[2].revents != 0, dp.ports?.drain() == true {
+                log(changes: dp.followPorts())   // a port appeared, went or changed
             }
             let now = monotonicNow()
             do {
@@ -185,7 +189,7 @@ struct VnicD: ParsableCommand {
                 if now >= nextSecond {
                     nextSecond = now + 1_000_000_000
                     spoofWarnings.check(status, store: store)
-                    log(changes: dp.retryDown())
+                    log(changes: dp.followPorts())
                 }
             }
         }

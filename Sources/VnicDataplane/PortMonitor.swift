@@ -1,0 +1,89 @@
+// PortMonitor: what the kernel says of vnicd's ports, through rtnetlink
+// (libnl-route-3). One socket listens to link notifications (a tap that QEMU or
+// libvirt creates at each guest start, removed when the guest stops; a carrier
+// that comes and goes with the guest), another dumps every link of vnicd's
+// network namespace at once: name, ifindex, carrier, kind, allocated queues and
+// the device's own transmit drops. The control thread uses it; the workers never.
+import CLibNL
+import Glibc
+import VnicCore
+
+/// One link as the last dump saw it.
+public struct PortFacts: Equatable, Sendable {
+    public var ifindex: UInt32
+    /// IFF_LOWER_UP: a tap has a guest attached, a veth's peer is up.
+    public var carrier: Bool
+    /// rtnetlink's kind ("tun" for a tap, "veth", ...), "" when none.
+    public var kind: String
+    /// Queues the device was made with (a multi-queue tap: up to 256; how many
+    /// a guest attached shows only when binding).
+    public var allocatedRXQueues: UInt32
+    /// Frames the device itself dropped on transmit (towards the guest): no
+    /// guest attached, a detached queue, a guest that does not read.
+    public var txDropped: UInt64
+}
+
+public final class PortMonitor {
+    private let events: OpaquePointer
+    private let query: OpaquePointer
+    /// Readable when link notifications wait (poll it, then `drain`).
+    public let fd: Int32
+
+    public init() throws(VnicError) {
+        guard let e = nl_socket_alloc(), let q = nl_socket_alloc() else { throw VnicError("rtnetlink: out of memory") }
+        events = e; query = q
+        var rc = nl_connect(e, NETLINK_ROUTE)
+        if rc == 0 { rc = nl_connect(q, NETLINK_ROUTE) }
+        if rc == 0 {
+            nl_socket_disable_seq_check(e)
+            rc = nl_socket_add_membership(e, Int32(RTNLGRP_LINK.rawValue))
+        }
+        if rc == 0 { rc = nl_socket_set_nonblocking(e) }
+        guard rc == 0 else {
+            let message = String(cString: nl_geterror(rc))
+            nl_socket_free(e); nl_socket_free(q)
+            throw VnicError("rtnetlink: \(message)")
+        }
+        fd = nl_socket_get_fd(e)
+    }
+
+    deinit {
+        nl_socket_free(events)
+        nl_socket_free(query)
+    }
+
+    /// Reads every pending notification; true when there was one.
+    public func drain() -> Bool {
+        var any = false
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
+            if n <= 0 { break }
+            any = true
+        }
+        return any
+    }
+
+    /// Every link of the namespace, by name (one dump).
+    public func links() throws(VnicError) -> [String: PortFacts] {
+        var cache: OpaquePointer?
+        let rc = rtnl_link_alloc_cache(query, AF_UNSPEC, &cache)
+        guard rc == 0, let cache else { throw VnicError("rtnetlink link dump: \(String(cString: nl_geterror(rc)))") }
+        defer { nl_cache_free(cache) }
+        var out: [String: PortFacts] = [:]
+        var object = nl_cache_get_first(cache)
+        while let o = object {
+            let link = o   // a struct rtnl_link, as every object of a link cache
+            if let name = rtnl_link_get_name(link) {
+                let kind = rtnl_link_get_type(link).map { String(cString: $0) } ?? ""
+                out[String(cString: name)] = PortFacts(
+                    ifindex: UInt32(bitPattern: rtnl_link_get_ifindex(link)),
+                    carrier: rtnl_link_get_flags(link) & 0x10000 /* IFF_LOWER_UP (linux/if.h) */ != 0,
+                    kind: kind, allocatedRXQueues: rtnl_link_get_num_rx_queues(link),
+                    txDropped: rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED))
+            }
+            object = nl_cache_get_next(o)
+        }
+        return out
+    }
+}
