@@ -37,6 +37,8 @@ public struct PreflightFacts: Sendable {
         /// `IFLA_INFO_KIND` ("veth", "bond", ...); nil for a plain NIC.
         public var kind: String?
         public var isUp: Bool
+        /// IFF_LOWER_UP: for a tap, a guest has it open.
+        public var carrier: Bool = true
         public var queues: Queues?
         /// Why the queue count could not be read (when `queues` is nil).
         public var queueError: String?
@@ -187,7 +189,15 @@ public enum Preflight {
         var items: [PreflightItem] = []
         let name = f.linkName
         var workers: UInt32?
-        if let link = f.link {
+        if let link = f.link, link.kind == "tun" {
+            // A tap is a VM's port, never an uplink: its queues and carrier are its guest's.
+            items.append(linkItem(name, link))
+            items.append(tapQueueItem(name, link))
+            items.append(carrierItem(name, link))
+            items.append(xdpItem(name, link))
+            items.append(attachedItem(name, link))
+            items.append(afxdpItem(link))
+        } else if let link = f.link {
             items.append(linkItem(name, link))
             let q = queueItem(name, link)
             items.append(q.item)
@@ -253,6 +263,19 @@ public enum Preflight {
             fix = "ethtool -L \(name) combined N (the driver reports no more channels: a multi-queue NIC is needed)"
         }
         return (PreflightItem("queues", .warn, "\(counts): vnicd runs 1 worker (one core)", fix: fix), 1)
+    }
+
+    /// A tap has the queues its guest attached (QEMU opens one file per queue;
+    /// taps have no ethtool channels, so `ethtool -L` does not apply).
+    static func tapQueueItem(_ name: String, _ link: PreflightFacts.Link) -> PreflightItem {
+        PreflightItem("queues", .ok, "tap: its queues are those its guest attached (QEMU: -netdev tap,queues=N,vhost=off with -device virtio-net-pci,mq=on and N vCPUs; libvirt: <driver queues='N'/>); vnicd serves a port with fewer queues than workers by handing frames between workers")
+    }
+
+    static func carrierItem(_ name: String, _ link: PreflightFacts.Link) -> PreflightItem {
+        link.carrier
+            ? PreflightItem("carrier", .ok, "a guest has \(name) open")
+            : PreflightItem("carrier", .warn, "no carrier: no guest has \(name) open; vnicd shows its VNIC 'down: no carrier' and counts what it sends there as port-drop",
+                            fix: "start the guest on it: qemu-system-x86_64 ... -netdev tap,id=n0,ifname=\(name),script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,mac=MAC (libvirt: <interface type='ethernet'><target dev='\(name)' managed='no'/><model type='virtio'/></interface>)")
     }
 
     static func xdpItem(_ name: String, _ link: PreflightFacts.Link) -> PreflightItem {
@@ -368,6 +391,7 @@ public enum Netlink {
         static let xdpAttached: UInt16 = 2, xdpProgID: UInt16 = 4, xdpDrvProgID: UInt16 = 5,
                    xdpSkbProgID: UInt16 = 6, xdpHwProgID: UInt16 = 7
         static let iffUp: UInt32 = 1
+        static let iffLowerUp: UInt32 = 0x10000
     }
 
     /// Generic netlink: the controller and the netdev family (linux/netdev.h).
@@ -464,7 +488,7 @@ public enum Netlink {
     public static func genl(command: UInt8, version: UInt8 = 1) -> [UInt8] { [command, version, 0, 0] }
 
     /// What an RTM_NEWLINK payload says: index, up, kind, the XDP programs attached.
-    public static func decodeLink(_ payload: [UInt8]) -> (index: Int32, isUp: Bool, kind: String?, attached: XDPAttachment?)? {
+    public static func decodeLink(_ payload: [UInt8]) -> (index: Int32, isUp: Bool, carrier: Bool, kind: String?, attached: XDPAttachment?)? {
         guard payload.count >= 16 else { return nil }
         let index = load(Int32.self, payload[4..<8]), flags = load(UInt32.self, payload[8..<12])
         let attrs = attributes(payload[16...])
@@ -487,7 +511,7 @@ public enum Netlink {
             }
             attached = a
         }
-        return (index, flags & Route.iffUp != 0, kind, attached)
+        return (index, flags & Route.iffUp != 0, flags & Route.iffLowerUp != 0, kind, attached)
     }
 
     /// The family id in a CTRL_CMD_GETFAMILY reply (after its genlmsghdr).

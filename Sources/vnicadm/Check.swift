@@ -103,6 +103,7 @@ enum KernelFacts {
         if let m = route.ask(type: Netlink.Route.getLink, body: Netlink.ifinfo(index: index)).message,
            let l = Netlink.decodeLink(m.payload) {
             link.isUp = l.isUp
+            link.carrier = l.carrier
             link.kind = l.kind
             link.attached = l.attached ?? XDPAttachment()  // no IFLA_XDP: nothing attached
         }

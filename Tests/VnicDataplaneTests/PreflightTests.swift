@@ -256,6 +256,27 @@ final class PreflightTests: XCTestCase {
         XCTAssertTrue(service.fix!.hasPrefix("mount -t bpf bpf /sys/fs/bpf"), service.fix!)
     }
 
+    /// A tap is a VM's port: no ethtool advice (taps have no channels), its
+    /// queues are its guest's, and no carrier means no guest.
+    func testTapGetsPortVerdicts() {
+        var f = labFacts()
+        f.linkName = "vm2t"
+        f.link = .init(index: 12, kind: "tun", isUp: true, queues: .init(rx: 1, tx: 1), xdpFeatures: 7,
+                       attached: XDPAttachment())
+        f.link!.carrier = false
+        let items = Preflight.evaluate(f)
+        XCTAssertFalse(items.contains { ($0.fix ?? "").contains("ethtool") || $0.detail.contains("ethtool") }, "\(items)")
+        XCTAssertEqual(item(items, "queues")!.verdict, .ok)
+        XCTAssertTrue(item(items, "queues")!.detail.contains("queues=N"), item(items, "queues")!.detail)
+        let carrier = item(items, "carrier")!
+        XCTAssertEqual(carrier.verdict, .warn)
+        XCTAssertTrue(carrier.fix!.contains("ifname=vm2t"), carrier.fix!)
+        f.link!.carrier = true
+        XCTAssertEqual(item(Preflight.evaluate(f), "carrier")!.verdict, .ok)
+        // An uplink keeps its queue advice and has no carrier item.
+        XCTAssertNil(item(Preflight.evaluate(labFacts()), "carrier"))
+    }
+
     func testByteSizes() {
         XCTAssertEqual(Preflight.bytes(8 << 20), "8 MiB")
         XCTAssertEqual(Preflight.bytes(3 << 29), "1.5 GiB")
