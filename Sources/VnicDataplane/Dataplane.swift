@@ -445,6 +445,12 @@ public final class Dataplane {
         guard let port = spec.port else { throw VnicError("no port") }
         let ifindex = if_nametoindex(port)
         guard ifindex != 0 else { throw VnicError("port \(port) not found") }
+        // A port that is down carries nothing: bring it up, as libvirt does for
+        // the tap it makes (QEMU with script=no leaves its tap down).
+        if let ports, portFacts[port]?.up == false {
+            try ports.setUp(port)
+            Logger(label: "vnicd").info("port \(port) was down: set it up")
+        }
         guard let tag = freeTags.popLast() else { throw VnicError("too many VNICs") }
         let a = Active(spec: spec, portIfindex: ifindex, tag: tag)
         a.portDropBase = portFacts[port].map { $0.ifindex == ifindex ? $0.txDropped : 0 } ?? 0

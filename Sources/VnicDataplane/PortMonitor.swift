@@ -13,6 +13,8 @@ public struct PortFacts: Equatable, Sendable {
     public var ifindex: UInt32
     /// IFF_LOWER_UP: a tap has a guest attached, a veth's peer is up.
     public var carrier: Bool
+    /// IFF_UP: administratively up.
+    public var up: Bool = true
     /// rtnetlink's kind ("tun" for a tap, "veth", ...), "" when none.
     public var kind: String
     /// Queues the device was made with (a multi-queue tap: up to 256; how many
@@ -64,6 +66,20 @@ public final class PortMonitor {
         return any
     }
 
+    /// Sets link `name` administratively up (IFF_UP), as libvirt and QEMU's
+    /// ifup script do for a tap they make: QEMU with `script=no` leaves it down.
+    public func setUp(_ name: String) throws(VnicError) {
+        var orig: OpaquePointer?
+        var rc = rtnl_link_get_kernel(query, 0, name, &orig)
+        guard rc == 0, let orig else { throw VnicError("rtnetlink: read link \(name): \(String(cString: nl_geterror(rc)))") }
+        defer { rtnl_link_put(orig) }
+        guard let change = rtnl_link_alloc() else { throw VnicError("rtnetlink: out of memory") }
+        defer { rtnl_link_put(change) }
+        rtnl_link_set_flags(change, UInt32(IFF_UP))
+        rc = rtnl_link_change(query, orig, change, 0)
+        guard rc == 0 else { throw VnicError("rtnetlink: set \(name) up: \(String(cString: nl_geterror(rc)))") }
+    }
+
     /// Every link of the namespace, by name (one dump).
     public func links() throws(VnicError) -> [String: PortFacts] {
         var cache: OpaquePointer?
@@ -79,6 +95,7 @@ public final class PortMonitor {
                 out[String(cString: name)] = PortFacts(
                     ifindex: UInt32(bitPattern: rtnl_link_get_ifindex(link)),
                     carrier: rtnl_link_get_flags(link) & 0x10000 /* IFF_LOWER_UP (linux/if.h) */ != 0,
+                    up: rtnl_link_get_flags(link) & UInt32(IFF_UP) != 0,
                     kind: kind, allocatedRXQueues: rtnl_link_get_num_rx_queues(link),
                     txDropped: rtnl_link_get_stat(link, RTNL_LINK_TX_DROPPED))
             }

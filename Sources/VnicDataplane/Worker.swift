@@ -86,13 +86,19 @@ final class Worker: @unchecked Sendable {
     private var handedTo: UInt64 = 0
     /// Where a burst's record policy resolves its source prefixes.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
+    /// Where a chain of descriptors (a guest's TSO frame, up to 64 KiB) is gathered before it is cut.
+    static let chainCapacity = 65536 + 256
+    private let chainScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.chainCapacity, alignment: 64)
 
     /// A worker on the uplink's queue `queue`: its UMEM and uplink socket.
     convenience init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
                      bind: XSKBindMode, reader: ConfigReader?, wakeFD: Int32) throws(VnicError) {
         let umem = try UMEM(frameCount: frames, fillSize: 4096, compSize: 4096)
+        // The UMEM's first socket sets the bind flags of every socket that shares it
+        // (libxdp binds those with XDP_SHARED_UMEM alone): multi-buffer, so that a
+        // guest's TSO frame reaches its port socket as a chain (Segmentation).
         let socket = try XSKSocket(ifname: uplinkName, queue: queue, umem: umem, pair: umem.firstPair,
-                                   rxSize: 2048, txSize: 2048, bind: bind)
+                                   rxSize: 2048, txSize: 2048, bind: bind, nilIfNoQueue: false, multiBuffer: true)!
         let rings = QueueRings(rx: socket.rx!, tx: socket.tx!, fill: umem.firstPair.fill, comp: umem.firstPair.comp,
                                fd: socket.fd, ctx: Worker.uplinkTag, fillTarget: 2048)
         self.init(queue: queue, core: core, busyPoll: busyPoll, reader: reader, area: umem.area,
@@ -134,6 +140,7 @@ final class Worker: @unchecked Sendable {
         reader?.release()
         if wakeEvent >= 0 { close(wakeEvent) }
         sourceScratch.deallocate()
+        chainScratch.deallocate()
         uplink.deallocate(); pool.deallocate(); owner.deallocate()
         mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
         queueCounters.deallocate()
@@ -422,58 +429,142 @@ final class Worker: @unchecked Sendable {
     /// `first`, then releases them; returns how many went to the wire.
     @inline(__always)
     private func forwardFromVM<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
-                                                table t: WorkerTable, first: UInt32, n: UInt32, _ policy: P) -> UInt64 {
+                                                table t: WorkerTable, first: UInt32, n: UInt32, mtu: UInt32,
+                                                _ policy: P) -> UInt64 {
         let entry = entries[e]
         let rx = entry.port!.pointee.rx
         var accepted: UInt64 = 0, bytes: UInt64 = 0, toWire: UInt64 = 0
-        for i in 0..<n {
+        var i: UInt32 = 0
+        while i < n {
             let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-            let data = UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!)
-            if GuestIntercept.isServiceTraffic(data, len: Int(d.len)) {
-                // To the service address: never forwarded; requests go to the control thread.
-                if GuestIntercept.isRequestPort(data, len: Int(d.len)) { toControlThread(entry, data, len: Int(d.len)) }
-                free(d.addr); continue
-            }
-            if entry.dhcp && GuestIntercept.isDHCPToServer(data, len: Int(d.len)) {
-                // vnic's DHCP server answers this VNIC: its DHCP stays off the wire.
-                toControlThread(entry, data, len: Int(d.len))
-                free(d.addr); continue
-            }
-            let verdict = AntiSpoof.check(data, len: Int(d.len), policy)
-            if verdict != .pass {
-                countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
-                free(d.addr); continue
-            }
-            // A checksum the VM's stack left to the device (ChecksumCompletion).
-            _ = ChecksumCompletion.complete(UnsafeMutableRawPointer(mutating: data), len: Int(d.len))
-            accepted &+= 1; bytes &+= UInt64(d.len)
-            let dst = MACKey.load(data)
-            let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
-            if local < 0 {
-                // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
-                if MACKey.isGroup(dst) { flood(data, len: d.len, to: entries, count: count, except: e) }
-                if enqueue(uplink, addr: d.addr, len: d.len) { toWire &+= 1 } else {
-                    countDrop(entry.counters, VNIC_DROP_TX_FULL); free(d.addr)
+            if d.options & Worker.packetContinues != 0 {
+                // A frame larger than a UMEM frame (a guest's TSO): a chain of descriptors.
+                var j = i
+                while j < n && xsk_ring_cons__rx_desc(rx, first &+ j).pointee.options & Worker.packetContinues != 0 { j += 1 }
+                if j == n {
+                    if i > 0 || n < Worker.burst { break }   // its end comes with the next loop: leave it in the ring
+                    // Longer than a whole burst: it can never be taken whole.
+                    for k in 0..<n { free(xsk_ring_cons__rx_desc(rx, first &+ k).pointee.addr) }
+                    countDrop(entry.counters, VNIC_DROP_MALFORMED)
+                    i = n; break
                 }
-            } else if local != e {
-                let other = entries[local]
-                guard let otherPort = other.port else {
-                    _ = handOver(other, data, len: d.len); free(d.addr); continue
-                }
-                if enqueue(otherPort, addr: d.addr, len: d.len) {
-                    vnic_counter_add(&other.counters.pointee.rx_packets, 1)
-                    vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(d.len))
-                } else {
-                    countDrop(other.counters, VNIC_DROP_TX_FULL); free(d.addr)
-                }
-            } else {
-                free(d.addr)   // to itself: a bridge does not reflect it
+                segmentChain(e, entries: entries, count: count, table: t, rx: rx, first: first &+ i, last: first &+ j,
+                             mtu: mtu, policy, accepted: &accepted, bytes: &bytes, toWire: &toWire)
+                i = j &+ 1
+                continue
             }
+            forwardFrame(e, entries: entries, count: count, table: t, addr: d.addr, len: d.len, policy,
+                         accepted: &accepted, bytes: &bytes, toWire: &toWire)
+            i &+= 1
         }
-        xsk_ring_cons__release(rx, n)
+        xsk_ring_cons__release(rx, i)
+        if i < n { xsk_ring_cons__cancel(rx, n &- i) }
         vnic_counter_add(&entry.counters.pointee.tx_packets, accepted)
         vnic_counter_add(&entry.counters.pointee.tx_bytes, bytes)
         return toWire
+    }
+
+    /// XDP_PKT_CONTD (linux/if_xdp.h, 6.6+): more of this packet follows in the next descriptor.
+    static let packetContinues: UInt32 = 1
+
+    /// Whether an uplink descriptor belongs to a frame larger than a UMEM frame
+    /// (a jumbo frame from the wire: not forwarded, counted malformed at its
+    /// end); `inChain` carries the state from one descriptor to the next.
+    @inline(__always)
+    private func partOfChain(_ options: UInt32, _ inChain: inout Bool, _ counters: UnsafeMutablePointer<vnic_counters>) -> Bool {
+        let continues = options & Worker.packetContinues != 0
+        guard continues || inChain else { return false }
+        if !continues { countDrop(counters, VNIC_DROP_MALFORMED) }
+        inChain = continues
+        return true
+    }
+
+    /// Checks one frame from VNIC `e` (in UMEM frame `addr`, which this call
+    /// takes over) and forwards it: to the wire, a local VNIC, or both.
+    @inline(__always)
+    private func forwardFrame<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
+                                               table t: WorkerTable, addr: UInt64, len: UInt32, _ policy: P,
+                                               accepted: inout UInt64, bytes: inout UInt64, toWire: inout UInt64) {
+        let entry = entries[e]
+        let data = UnsafeRawPointer(xsk_umem__get_data(area, addr)!)
+        if GuestIntercept.isServiceTraffic(data, len: Int(len)) {
+            // To the service address: never forwarded; requests go to the control thread.
+            if GuestIntercept.isRequestPort(data, len: Int(len)) { toControlThread(entry, data, len: Int(len)) }
+            free(addr); return
+        }
+        if entry.dhcp && GuestIntercept.isDHCPToServer(data, len: Int(len)) {
+            // vnic's DHCP server answers this VNIC: its DHCP stays off the wire.
+            toControlThread(entry, data, len: Int(len))
+            free(addr); return
+        }
+        let verdict = AntiSpoof.check(data, len: Int(len), policy)
+        if verdict != .pass {
+            countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
+            free(addr); return
+        }
+        // A checksum the VM's stack left to the device (ChecksumCompletion).
+        _ = ChecksumCompletion.complete(UnsafeMutableRawPointer(mutating: data), len: Int(len))
+        accepted &+= 1; bytes &+= UInt64(len)
+        let dst = MACKey.load(data)
+        let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
+        if local < 0 {
+            // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
+            if MACKey.isGroup(dst) { flood(data, len: len, to: entries, count: count, except: e) }
+            if enqueue(uplink, addr: addr, len: len) { toWire &+= 1 } else {
+                countDrop(entry.counters, VNIC_DROP_TX_FULL); free(addr)
+            }
+        } else if local != e {
+            let other = entries[local]
+            guard let otherPort = other.port else {
+                _ = handOver(other, data, len: len); free(addr); return
+            }
+            if enqueue(otherPort, addr: addr, len: len) {
+                vnic_counter_add(&other.counters.pointee.rx_packets, 1)
+                vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(len))
+            } else {
+                countDrop(other.counters, VNIC_DROP_TX_FULL); free(addr)
+            }
+        } else {
+            free(addr)   // to itself: a bridge does not reflect it
+        }
+    }
+
+    /// A chain of descriptors `first`...`last` (one frame larger than a UMEM
+    /// frame: a guest's TSO) from VNIC `e`: gathered, cut into segments of at
+    /// most `mtu` (Segmentation), each checked and forwarded as a frame of its
+    /// own; the chain's frames return to the pool. Anything but TCP is dropped
+    /// and counted (malformed).
+    @inline(never)
+    private func segmentChain<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
+                                               table t: WorkerTable, rx: UnsafeMutablePointer<xsk_ring_cons>,
+                                               first: UInt32, last: UInt32, mtu: UInt32, _ policy: P,
+                                               accepted: inout UInt64, bytes: inout UInt64, toWire: inout UInt64) {
+        var total = 0
+        var k = first
+        while true {
+            let d = xsk_ring_cons__rx_desc(rx, k).pointee
+            if total + Int(d.len) <= Worker.chainCapacity {
+                (chainScratch + total).copyMemory(from: xsk_umem__get_data(area, d.addr)!, byteCount: Int(d.len))
+            }
+            total += Int(d.len)
+            free(d.addr)
+            if k == last { break }
+            k &+= 1
+        }
+        let mtu = Int(min(mtu, UMEM.frameSize - 18))
+        guard total <= Worker.chainCapacity, let frame = TCPSuperFrame(chainScratch, len: total, mtu: mtu),
+              frame.headers + frame.mss <= Int(UMEM.frameSize) else {
+            countDrop(entries[e].counters, VNIC_DROP_MALFORMED)
+            return
+        }
+        for s in 0..<frame.segments {
+            guard poolCount > 0 else { countDrop(entries[e].counters, VNIC_DROP_NO_BUFFER); continue }
+            poolCount -= 1
+            let a = pool[poolCount]
+            let len = frame.write(s, from: chainScratch, to: xsk_umem__get_data(area, a)!)
+            forwardFrame(e, entries: entries, count: count, table: t, addr: a, len: UInt32(len), policy,
+                         accepted: &accepted, bytes: &bytes, toWire: &toWire)
+        }
     }
 
     /// A guest protocol or DHCP datagram from VNIC `entry`: to the control
@@ -564,9 +655,12 @@ final class Worker: @unchecked Sendable {
             }, count: Int(n)))
         }
         if n < got { xsk_ring_cons__cancel(rx, got &- n) }
+        var inChain = false
         for i in 0..<n {
             let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-            _ = handOver(entry, UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len)
+            if !partOfChain(d.options, &inChain, entry.counters) {
+                _ = handOver(entry, UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len)
+            }
             free(d.addr)
         }
         if n > 0 { xsk_ring_cons__release(rx, n) }
@@ -614,8 +708,10 @@ final class Worker: @unchecked Sendable {
             if n < got { xsk_ring_cons__cancel(rx, got &- n) }
             if n == 0 { continue }
             var bytes: UInt64 = 0
+            var inChain = false
             for i in 0..<n {
                 let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
+                if partOfChain(d.options, &inChain, entry.counters) { free(d.addr); continue }
                 _ = enqueue(port, addr: d.addr, len: d.len)   // space was checked above
                 bytes &+= UInt64(d.len)
             }
@@ -630,10 +726,15 @@ final class Worker: @unchecked Sendable {
         let fn = xsk_ring_cons__peek(uplink.pointee.rx, Worker.burst, &idx)
         if fn > 0 {
             work = true
+            var inChain = false
             for i in 0..<fn {
                 let d = xsk_ring_cons__rx_desc(uplink.pointee.rx, idx &+ i).pointee
-                flood(UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len,
-                      to: entries, count: count, except: -1)
+                if d.options & Worker.packetContinues != 0 || inChain {
+                    inChain = d.options & Worker.packetContinues != 0   // a jumbo frame: not forwarded
+                } else {
+                    flood(UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len,
+                          to: entries, count: count, except: -1)
+                }
                 free(d.addr)
             }
             xsk_ring_cons__release(uplink.pointee.rx, fn)
@@ -667,9 +768,10 @@ final class Worker: @unchecked Sendable {
             }
             if let view {
                 toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                         RecordPolicy(view, scratch: sourceScratch))
+                                         mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch))
             } else {
-                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n, entry.policy)
+                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
+                                         mtu: 1500, entry.policy)
             }
             budget &-= Int(n)
         }

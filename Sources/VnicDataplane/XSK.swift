@@ -91,8 +91,12 @@ final class XSKSocket {
 
     /// Binds a socket; with `nilIfNoQueue`, a queue the device does not have
     /// (now: a tap's queues come and go with its guest) gives nil instead of an error.
+    /// With `multiBuffer`, a frame larger than a UMEM frame (a guest's TSO
+    /// frame on a tap) arrives as a chain of descriptors instead of being
+    /// dropped (XDP_USE_SG, Linux 6.6+; an older kernel binds without it).
+    /// Only the UMEM's first socket's flags count: the others inherit them.
     init?(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
-          bind: XSKBindMode, nilIfNoQueue: Bool) throws(VnicError) {
+          bind: XSKBindMode, nilIfNoQueue: Bool, multiBuffer: Bool = false) throws(VnicError) {
         self.ifname = ifname
         self.queue = queue
         self.pair = pair
@@ -105,7 +109,8 @@ final class XSKSocket {
         cfg.tx_size = txSize
         cfg.libxdp_flags = UInt32(XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD)
         cfg.xdp_flags = 0
-        cfg.bind_flags = UInt16(XDP_USE_NEED_WAKEUP) | UInt16(bind == .copy ? XDP_COPY : XDP_ZEROCOPY)
+        let plain = UInt16(XDP_USE_NEED_WAKEUP) | UInt16(bind == .copy ? XDP_COPY : XDP_ZEROCOPY)
+        cfg.bind_flags = plain | (multiBuffer ? XSKSocket.useSG : 0)
         var s: OpaquePointer?
         var rc: Int32 = 0
         // Re-binding a queue right after its previous socket closed fails (EBUSY, and
@@ -114,6 +119,10 @@ final class XSKSocket {
         for attempt in 0..<100 {
             rc = xsk_socket__create_shared(&s, ifname, queue, umem.umem, rxRing, txRing,
                                            pair.fill, pair.comp, &cfg)
+            if rc == -EINVAL && cfg.bind_flags != plain {   // a kernel without multi-buffer sockets?
+                cfg.bind_flags = plain
+                continue
+            }
             if rc != -EBUSY && rc != -ENODEV { break }
             if rc == -ENODEV && if_nametoindex(ifname) == 0 { break }   // really gone
             usleep(UInt32(min(1000 * (attempt + 1), 20_000)))
@@ -131,6 +140,9 @@ final class XSKSocket {
         rx = rxRing
         tx = txRing
     }
+
+    /// XDP_USE_SG (linux/if_xdp.h, 6.6+; Debian 12's headers lack it).
+    static let useSG: UInt16 = 1 << 4
 
     convenience init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
                      bind: XSKBindMode) throws(VnicError) {
