@@ -59,6 +59,77 @@ public enum Command {
         try RunningCommand(argv: argv, environment: environment)
     }
 
+    /// Runs a program that daemonizes (QEMU's `-daemonize`) and waits for its
+    /// foreground part. Not with Foundation's Process: that notices an exit only
+    /// when every holder of a socket it hands the child has closed it, so a daemon
+    /// forked from the child would keep it waiting as long as the daemon lives.
+    /// Here posix_spawn passes only stdin (/dev/null) and stdout/stderr (an unlinked
+    /// temporary file, read back); every other descriptor is closed in the child,
+    /// signals are at their defaults and none is blocked; waitpid collects it.
+    public static func runDaemonizing(_ argv: [String], timeout: Duration = .seconds(60)) throws(VnicError) -> CommandResult {
+        guard let first = argv.first else { throw VnicError("empty command") }
+        guard let path = find(first) else { throw VnicError("\(first) not found") }
+        var template = Array((NSTemporaryDirectory() + "/vnic-lab.XXXXXX").utf8CString)
+        let out = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard out >= 0 else { throw VnicError("temporary file for \(first): \(String(cString: strerror(errno)))") }
+        _ = fcntl(out, F_SETFD, FD_CLOEXEC)  // not inherited by what others spawn meanwhile
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        defer { close(out) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out, 1)
+        posix_spawn_file_actions_adddup2(&actions, out, 2)
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        for fd in open where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }  // a closed one is ignored
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        for sig in Int32(1)..<32 where sig != SIGKILL && sig != SIGSTOP { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for a in cArgs { free(a) } }
+        var pid: pid_t = 0
+        let rc = cArgs.withUnsafeBufferPointer { posix_spawn(&pid, path, &actions, &attr, $0.baseAddress!, environ) }
+        guard rc == 0 else { throw VnicError("\(commandLine(argv)): \(String(cString: strerror(rc)))") }
+
+        var status: Int32 = 0
+        var timedOut = false
+        let clock = ContinuousClock(), deadline = clock.now + timeout
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { status = 0x7f00; break }  // not ours to wait for any more
+            if clock.now > deadline && !timedOut {
+                timedOut = true
+                kill(pid, SIGKILL)
+            }
+            usleep(10_000)
+        }
+        let signaled = status & 0x7f != 0 && status & 0x7f != 0x7f
+        let code: Int32 = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var offset: off_t = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(out, $0.baseAddress, $0.count, offset) }
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+            offset += off_t(n)
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        return CommandResult(argv: argv, status: code, stdout: "", stderr: text, timedOut: timedOut)
+    }
+
     public static func commandLine(_ argv: [String]) -> String {
         argv.map { arg in
             arg.isEmpty || arg.contains(where: { " \"'$\\|&;<>()*?[]{}\t\n".contains($0) }) ? "'" + arg.replacingOccurrences(of: "'", with: "'\\''") + "'" : arg

@@ -3,8 +3,9 @@
 //
 // Invariants: every command names a namespace of the lab (`ip -n NS`, `ip netns
 // exec NS`, `ip netns add/del NS`), so the root namespace is never changed; a
-// failed `up` undoes what it created; runs of up and down are serialised by a
-// lock file, so two concurrent runs cannot interleave.
+// failed `up` undoes what it created (QEMU guests it started included); runs of
+// up and down are serialised by a lock file, so two concurrent runs cannot
+// interleave (guests boot outside the lock: other labs are not held up by a boot).
 import Foundation
 import Synchronization
 import VnicCore
@@ -101,15 +102,72 @@ public struct Lab: Sendable {
     public struct UpReport: Sendable {
         public var createdNamespaces: [String]
         public var steps: [LabStep]
-        public var changed: Bool { !steps.isEmpty }
+        /// The QEMU guests this run booted, with their boot times (QEMU start to the ready line).
+        public var startedGuests: [Int] = []
+        public var bootTimes: [Int: Duration] = [:]
+        /// The guests' accelerator and why it was chosen (nil: no guest was started).
+        public var accelerator: Accelerator?
+        public var acceleratorReason: String?
+        public var changed: Bool { !steps.isEmpty || !startedGuests.isEmpty }
+    }
+
+    /// How `up` starts QEMU guests (`LabTopology.qemuGuests`).
+    public struct GuestSettings: Sendable {
+        public var accelerator: AcceleratorChoice = .auto
+        /// The guest image's directory, the directory vnic-guest is taken from, the
+        /// image script (see `GuestImage.prepare`); nil: the defaults.
+        public var imageDirectory: String?
+        public var binDirectory: String?
+        public var imageScript: String?
+        public var bootTimeout: Duration = QEMUGuest.defaultBootTimeout
+        public init() {}
     }
 
     /// Makes the lab match `topology`: builds it, completes a partial one, changes
-    /// nothing on a complete one. A lab of another shape is an error. On failure,
-    /// what this run created is removed before the error is thrown.
+    /// nothing on a complete one. A lab of another shape is an error. QEMU guests
+    /// that do not run are booted (the image made or refreshed first), and `up`
+    /// returns once each printed its ready line. On failure, what this run created
+    /// (guests included) is removed before the error is thrown.
     @discardableResult
-    public func up(_ t: LabTopology) throws(VnicError) -> UpReport {
-        try withLabLock { () throws(VnicError) in try lockedUp(t) }
+    public func up(_ t: LabTopology, guests settings: GuestSettings = GuestSettings()) throws(VnicError) -> UpReport {
+        var report = try withLabLock { () throws(VnicError) in try lockedUp(t) }
+        let missing = t.guestVMs.filter { !QEMUGuest.isRunning(prefix: t.prefix, vm: $0) }
+        guard !missing.isEmpty else { return report }
+        var launched: [QEMUGuest] = []
+        do throws(VnicError) {
+            guard Command.find(QEMUGuest.qemuBinary) != nil else {
+                throw VnicError("\(QEMUGuest.qemuBinary) not found (install the Debian package qemu-system-x86)")
+            }
+            guard FileManager.default.fileExists(atPath: "/dev/net/tun") else {
+                throw VnicError("/dev/net/tun not found: QEMU cannot make the guests' taps (load the tun module)")
+            }
+            let image = try GuestImage.prepare(directory: settings.imageDirectory, binDirectory: settings.binDirectory,
+                                               script: settings.imageScript, log: log)
+            let (accel, reason) = try AcceleratorProbe.resolve(settings.accelerator, image: image, log: log)
+            report.accelerator = accel
+            report.acceleratorReason = reason
+            let clock = ContinuousClock(), start = clock.now
+            try withLabLock { () throws(VnicError) in
+                for vm in missing where !QEMUGuest.isRunning(prefix: t.prefix, vm: vm) {  // another up's meanwhile
+                    var guest = QEMUGuest(configuration: .init(topology: t, vm: vm, image: image, accelerator: accel), ip: ip)
+                    guest.log = log
+                    try guest.launch()
+                    launched.append(guest)
+                }
+            }
+            let launchTime = clock.now - start
+            let waits = try QEMUGuest.waitUntilReady(launched, timeout: settings.bootTimeout,
+                                                     interrupted: { LabInterrupt.requested })
+            report.startedGuests = launched.map(\.vm)
+            report.bootTimes = waits.mapValues { $0 + launchTime }
+        } catch {
+            for guest in launched { guest.kill() }
+            // Their configurations go too (the console logs stay, for a look at what happened).
+            for guest in launched { unlink(guest.configFile) }
+            try? withLabLock { () throws(VnicError) in rollBack(report.steps) }
+            throw error
+        }
+        return report
     }
 
     private func lockedUp(_ t: LabTopology) throws(VnicError) -> UpReport {
@@ -152,15 +210,31 @@ public struct Lab: Sendable {
 
     // MARK: down
 
+    /// What `down` removed.
+    public struct DownReport: Sendable {
+        public var namespaces: [String]
+        /// The QEMU guests that were running (now ended).
+        public var guests: [Int]
+    }
+
     /// Removes every namespace of the lab (which removes its interfaces); returns
     /// their names. Nothing there is not an error.
     @discardableResult
     public func down(prefix: String) throws(VnicError) -> [String] {
+        try tearDown(prefix: prefix).namespaces
+    }
+
+    /// `down`, saying which guests it ended too: the lab's QEMU processes first (by
+    /// pidfile), then the namespaces, then /run/vnic-lab/P.
+    @discardableResult
+    public func tearDown(prefix: String) throws(VnicError) -> DownReport {
         try LabTopology.validate(prefix: prefix)
         return try withLabLock { () throws(VnicError) in try lockedDown(prefix: prefix) }
     }
 
-    private func lockedDown(prefix: String) throws(VnicError) -> [String] {
+    private func lockedDown(prefix: String) throws(VnicError) -> DownReport {
+        // Guests first: their taps go with QEMU, and no QEMU keeps P-host alive.
+        let guests = QEMUGuest.killAll(prefix: prefix, log: log)
         let existing = try namespaces(prefix: prefix)
         var failures: [String: String] = [:]
         // What a vnicd killed in the host namespace left pinned in bpffs (PinLayout) goes too.
@@ -180,16 +254,68 @@ public struct Lab: Sendable {
         if let stuck = left.first(where: existing.contains) {
             throw VnicError(failures[stuck] ?? "ip netns del \(stuck): the namespace is still there")
         }
-        return existing
+        let run = QEMUGuest.runDirectory(prefix: prefix)
+        if FileManager.default.fileExists(atPath: run) {
+            log("rm -r \(run)")
+            try? FileManager.default.removeItem(atPath: run)
+        }
+        return DownReport(namespaces: existing, guests: guests)
+    }
+
+    // MARK: guests
+
+    /// Guest `vm` of lab `prefix`: the configuration `up` stored, else, for a VM that
+    /// the lab's recorded shape (uplink0's alias) makes a guest, a new one (the
+    /// image prepared and the accelerator resolved as `up` does).
+    public func guest(prefix: String, vm: Int, settings: GuestSettings = GuestSettings()) throws(VnicError) -> QEMUGuest {
+        try LabTopology.validate(prefix: prefix)
+        if var guest = try? QEMUGuest.load(prefix: prefix, vm: vm, ip: ip) {
+            guest.log = log
+            return guest
+        }
+        let host = LabTopology.hostNamespace(prefix: prefix)
+        guard try namespaces(prefix: prefix).contains(host) else { throw VnicError("no lab with prefix \(prefix)") }
+        let alias = try links(in: host).first { $0.name == LabTopology.uplink }?.alias
+        guard let shape = alias.flatMap(LabTopology.shape(fromAlias:)) else {
+            throw VnicError("lab \(prefix) has no recorded shape (uplink0's alias); bring it up again with vnic-lab up --qemu K")
+        }
+        let t = try LabTopology(prefix: prefix, vms: shape.vms, queues: shape.queues,
+                                qemuGuests: shape.qemu, guestQueues: shape.guestQueues)
+        guard t.isGuest(vm) else {
+            let which = t.guestVMs.isEmpty ? "none" : t.guestVMs.map { "vm\($0)" }.joined(separator: " ")
+            throw VnicError("vm\(vm) of lab \(prefix) is not a QEMU guest (its guests: \(which))")
+        }
+        let image = try GuestImage.prepare(directory: settings.imageDirectory, binDirectory: settings.binDirectory,
+                                           script: settings.imageScript, log: log)
+        let (accel, _) = try AcceleratorProbe.resolve(settings.accelerator, image: image, log: log)
+        var guest = QEMUGuest(configuration: .init(topology: t, vm: vm, image: image, accelerator: accel), ip: ip)
+        guest.log = log
+        return guest
+    }
+
+    /// Boots `guest` like `QEMUGuest.start` (nil when it already runs), holding the
+    /// lab lock while QEMU starts (so no `down` runs in between) but not while it boots.
+    @discardableResult
+    public func start(_ guest: QEMUGuest, timeout: Duration = QEMUGuest.defaultBootTimeout) throws(VnicError) -> Duration? {
+        guard !guest.isRunning else { return nil }
+        let clock = ContinuousClock(), begin = clock.now
+        try withLabLock { () throws(VnicError) in try guest.launch() }
+        do { try guest.waitUntilReady(timeout: timeout - (clock.now - begin), interrupted: { LabInterrupt.requested }) } catch {
+            guest.kill()
+            throw error
+        }
+        return clock.now - begin
     }
 
     // MARK: status
 
-    /// The lab's namespaces and interfaces, or nil when no namespace has the prefix.
+    /// The lab's namespaces and interfaces, and its QEMU guests; nil when no
+    /// namespace has the prefix and no guest was configured.
     public func status(prefix: String) throws(VnicError) -> LabStatus? {
         try LabTopology.validate(prefix: prefix)
         let existing = try namespaces(prefix: prefix)
-        guard !existing.isEmpty else { return nil }
+        let configured = QEMUGuest.configured(prefix: prefix)
+        guard !existing.isEmpty || !configured.isEmpty else { return nil }
         var states: [String: [LinkState]] = [:]
         var ids: [String: [Int: String]] = [:]
         for ns in existing {
@@ -200,7 +326,30 @@ public struct Lab: Sendable {
             NamespaceState(name: LabTopology.hostNamespace(prefix: prefix), links: $0)
         }
         let shape = LabPlan.existingShape(prefix: prefix, namespaces: existing, host: host)
-        return LabStatus(prefix: prefix, vms: shape.vms, queues: shape.queues, namespaces: existing.map { ns in
+        // Guests: the shape's last K VMs and any that has a configuration.
+        let shapeGuests = shape.vms.flatMap { n in shape.qemu.map { k in Array(stride(from: n - k + 1, through: n, by: 1)) } } ?? []
+        let guestVMs = Set(shapeGuests + configured).sorted()
+        let guests = guestVMs.map { vm -> LabStatus.Guest in
+            let tapName = LabTopology.tap(vm)
+            let tap = host?[link: tapName]
+            var g = LabStatus.Guest(vm: vm, tap: tapName, running: false)
+            if let guest = try? QEMUGuest.load(prefix: prefix, vm: vm, ip: ip) {
+                let c = guest.configuration
+                g.pid = guest.pid
+                g.running = g.pid != nil
+                g.mac = c.mac
+                g.address = c.address
+                g.accelerator = c.accelerator.rawValue
+                g.queues = c.queues
+                g.console = guest.consoleSocket
+            }
+            g.tapIfindex = tap?.ifindex
+            g.tapState = tap.map { $0.isAdminUp ? $0.operstate.lowercased() : "\($0.operstate.lowercased()),admin-down" }
+            return g
+        }
+        return LabStatus(prefix: prefix, vms: shape.vms, queues: shape.queues,
+                         qemu: shape.qemu.flatMap { $0 > 0 ? $0 : nil }, guests: guests.isEmpty ? nil : guests,
+                         namespaces: existing.map { ns in
             LabStatus.Namespace(name: ns, interfaces: (states[ns] ?? []).map { link in
                 var peer: String?
                 if let index = link.peerIfindex {

@@ -7,7 +7,8 @@
 // admin state, the contract's address, the host's IPv6 switch, the peers'
 // transmit checksum offload), never remove what others added (extra addresses, XDP
 // programs). A veth end without its expected peer is deleted and the pair made
-// again; a pair is never created in the root namespace.
+// again; a pair is never created in the root namespace. A guest's tap is QEMU's
+// (it exists while the guest runs): the plan only fixes its MAC, MTU and state.
 
 /// One command of a plan: arguments for `ip`, and how to undo it if `up` fails later.
 public struct LabStep: Hashable, Sendable, CustomStringConvertible {
@@ -26,19 +27,17 @@ public struct LabStep: Hashable, Sendable, CustomStringConvertible {
 }
 
 public enum LabPlan {
-    /// The shape (N, Q) of an existing lab as far as it can be told: the alias `up`
-    /// writes on uplink0 first, else the VM namespaces and uplink0's queues.
-    public static func existingShape(prefix: String, namespaces: [String],
-                                     host: NamespaceState?) -> (vms: Int?, queues: Int?) {
+    /// The shape (N, Q, K guests, G guest queues) of an existing lab as far as it
+    /// can be told: the alias `up` writes on uplink0 first, else the VM namespaces,
+    /// the ports (veths and taps) and uplink0's queues (K and G unknown).
+    public static func existingShape(prefix: String, namespaces: [String], host: NamespaceState?)
+        -> (vms: Int?, queues: Int?, qemu: Int?, guestQueues: Int?) {
         if let alias = host?[link: LabTopology.uplink]?.alias, let shape = LabTopology.shape(fromAlias: alias) {
-            return shape
+            return (shape.vms, shape.queues, shape.qemu, shape.guestQueues)
         }
         let vmNumbers = namespaces.compactMap { LabTopology.vmNumber(namespace: $0, prefix: prefix) }
-        let portNumbers = (host?.links ?? []).compactMap { link -> Int? in
-            guard link.name.hasPrefix("vm"), link.name.hasSuffix("p") else { return nil }
-            return Int(link.name.dropFirst(2).dropLast())
-        }
-        return ((vmNumbers + portNumbers).max(), host?[link: LabTopology.uplink]?.txQueues)
+        let portNumbers = (host?.links ?? []).compactMap { LabTopology.vmNumber(port: $0.name) }
+        return ((vmNumbers + portNumbers).max(), host?[link: LabTopology.uplink]?.txQueues, nil, nil)
     }
 
     /// Why `topology` cannot be brought up over what exists, or nil when it can
@@ -50,11 +49,23 @@ public enum LabPlan {
         let recorded = host?[link: LabTopology.uplink]?.alias.flatMap(LabTopology.shape(fromAlias:)) != nil
         let vmsConflict = recorded ? vmsDiffer : (shape.vms ?? 0) > topology.vms
         let queuesConflict = shape.queues.map { $0 != topology.queues } ?? false
-        guard vmsConflict || queuesConflict else { return nil }
-        let existing = [shape.vms.map { "--vms \($0)" }, shape.queues.map { "--queues \($0)" }]
-            .compactMap { $0 }.joined(separator: " ")
+        let guestsConflict = shape.qemu.map { $0 != topology.qemuGuests } ?? false
+            || (topology.qemuGuests > 0 && shape.guestQueues.map { $0 != topology.guestQueues } ?? false)
+        // A VM namespace where the new lab wants a guest (no alias to tell the shape).
+        let namespaceForGuest = namespaces.contains { ns in
+            LabTopology.vmNumber(namespace: ns, prefix: topology.prefix).map(topology.isGuest) ?? false
+        }
+        guard vmsConflict || queuesConflict || guestsConflict || namespaceForGuest else { return nil }
+        func flags(_ vms: Int?, _ queues: Int?, _ qemu: Int?, _ guestQueues: Int?) -> String {
+            [vms.map { "--vms \($0)" }, queues.map { "--queues \($0)" },
+             qemu.flatMap { $0 > 0 ? "--qemu \($0)" : nil },
+             (qemu ?? 0) > 0 ? guestQueues.flatMap { $0 > 1 ? "--guest-queues \($0)" : nil } : nil]
+                .compactMap { $0 }.joined(separator: " ")
+        }
+        var existing = flags(shape.vms, shape.queues, shape.qemu, shape.guestQueues)
+        if namespaceForGuest && !recorded { existing += " (VM namespaces where guests are asked for)" }
         return "a lab with prefix '\(topology.prefix)' already exists with \(existing), "
-            + "not --vms \(topology.vms) --queues \(topology.queues); "
+            + "not \(flags(topology.vms, topology.queues, topology.qemuGuests, topology.guestQueues)); "
             + "remove it first with 'vnic-lab down --prefix \(topology.prefix)'"
     }
 
@@ -137,6 +148,20 @@ public enum LabPlan {
                                      (pair.peerNamespace, pair.peerName, peerLink)] where link?.isAdminUp != true {
                 steps.append(LabStep(["-n", ns, "link", "set", "dev", name, "up"]))
             }
+        }
+        // Guests: a veth port left from a namespace VM goes; a running guest's tap
+        // (QEMU's, see QEMUGuest.launch) gets the port MAC, the MTU and up.
+        let host = state(t.hostNamespace)
+        for vm in t.guestVMs {
+            if host[link: LabTopology.vethPort(vm)] != nil {
+                steps.append(LabStep(["-n", t.hostNamespace, "link", "del", "dev", LabTopology.vethPort(vm)], mayFail: true))
+            }
+            guard let tap = host[link: t.port(vm)] else { continue }
+            var change: [String] = []
+            if tap.mac != t.portMAC(vm) { change += ["address", t.portMAC(vm).description] }
+            if tap.mtu != LabTopology.mtu { change += ["mtu", mtu] }
+            if !tap.isAdminUp { change += ["up"] }
+            if !change.isEmpty { steps.append(LabStep(["-n", t.hostNamespace, "link", "set", "dev", t.port(vm)] + change)) }
         }
         return steps
     }

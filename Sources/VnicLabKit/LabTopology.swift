@@ -13,14 +13,20 @@
 // - Every namespace of a lab is named `P-<role>` with P the prefix, and only
 //   namespaces that match `P-host`, `P-wire` or `P-vm<digits>` belong to it.
 // - The only external tool is `ip` (iproute2); `ethtool` and `sysctl` run through
-//   `ip netns exec` inside the lab's namespaces.
+//   `ip netns exec` inside the lab's namespaces. QEMU guests (`--qemu K`) are
+//   started by `QEMUGuest` inside P-host (nsenter), where QEMU makes their taps.
 import VnicCore
 
-/// The names and addresses of one lab: prefix P, N VMs, Q queues per interface.
+/// The names and addresses of one lab: prefix P, N VMs, Q queues per interface,
+/// the last K of the VMs QEMU guests.
 ///
 ///     P-host   uplink0 (02:00:00:00:00:02), vm1p .. vmNp (02:00:00:00:02:XX), no IPs, no IPv6
 ///     P-wire   wire0   (02:00:00:00:00:01, 10.77.0.1/24), the peer of uplink0
 ///     P-vmI    vnic0   (02:00:00:00:01:XX, 10.77.0.(10+I)/24), the peer of vmIp
+///
+/// A guest VM I (I > N - K) has no namespace: its port is the tap `vmIt` in P-host
+/// (02:00:00:00:02:XX), made by QEMU, whose virtio-net device (the guest's eth0)
+/// has the VM's MAC and address.
 public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public static let defaultPrefix = "vl"
     /// VM I's address is 10.77.0.(10+I)/24, so I stops at 244 (10.77.0.254;
@@ -33,19 +39,32 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public let prefix: String
     public let vms: Int
     public let queues: Int
+    /// K: the last K VMs are QEMU guests (`--qemu K`), 0...vms.
+    public let qemuGuests: Int
+    /// Queues of each guest's tap and virtio-net device (`--guest-queues`), and its vCPUs.
+    public let guestQueues: Int
+    /// A guest's queues: 1 (libvirt's default single-queue tap) up to 16.
+    public static let guestQueueRange = 1...16
 
     /// Validates like the CLI: a bad value throws a usage error naming the flag and the token.
     /// Transmit checksum offload on the VMs' ends (`vnic-lab up --checksum-offload`):
     /// on, the kernel's default, unless asked off. wire0's is always off.
     public var vmChecksumOffload = true
 
-    public init(prefix: String = LabTopology.defaultPrefix, vms: Int = 2, queues: Int = 1) throws(VnicError) {
+    public init(prefix: String = LabTopology.defaultPrefix, vms: Int = 2, queues: Int = 1,
+                qemuGuests: Int = 0, guestQueues: Int = 1) throws(VnicError) {
         try Self.validate(prefix: prefix)
         guard Self.vmRange.contains(vms) else { throw .usage("--vms: '\(vms)' is not in \(Self.vmRange)") }
         guard Self.queueRange.contains(queues) else { throw .usage("--queues: '\(queues)' is not in \(Self.queueRange)") }
+        guard (0...vms).contains(qemuGuests) else { throw .usage("--qemu: '\(qemuGuests)' is not in 0...\(vms) (--vms)") }
+        guard Self.guestQueueRange.contains(guestQueues) else {
+            throw .usage("--guest-queues: '\(guestQueues)' is not in \(Self.guestQueueRange)")
+        }
         self.prefix = prefix
         self.vms = vms
         self.queues = queues
+        self.qemuGuests = qemuGuests
+        self.guestQueues = guestQueues
     }
 
     /// A prefix is 1...8 characters of a-z, 0-9 and '-', starting with a letter.
@@ -61,7 +80,10 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "lab '\(prefix)' (--vms \(vms) --queues \(queues))" }
+    public var description: String {
+        "lab '\(prefix)' (--vms \(vms) --queues \(queues)"
+            + (qemuGuests > 0 ? " --qemu \(qemuGuests)" : "") + (guestQueues > 1 ? " --guest-queues \(guestQueues)" : "") + ")"
+    }
 
     // MARK: Namespaces
 
@@ -70,8 +92,13 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public func vmNamespace(_ vm: Int) -> String { "\(prefix)-vm\(vm)" }
     /// VM numbers, 1-based like the names.
     public var vmNumbers: ClosedRange<Int> { 1...vms }
-    /// Every namespace of the lab, host first.
-    public var namespaces: [String] { [hostNamespace, wireNamespace] + vmNumbers.map(vmNamespace) }
+    /// Whether VM `vm` is a QEMU guest (one of the last `qemuGuests`) rather than a namespace.
+    public func isGuest(_ vm: Int) -> Bool { vm > vms - qemuGuests && vmNumbers.contains(vm) }
+    /// The VMs that are namespaces (`P-vmI`), then the QEMU guests.
+    public var namespaceVMs: [Int] { vmNumbers.filter { !isGuest($0) } }
+    public var guestVMs: [Int] { vmNumbers.filter(isGuest) }
+    /// Every namespace of the lab, host first; guests have none.
+    public var namespaces: [String] { [hostNamespace, wireNamespace] + namespaceVMs.map(vmNamespace) }
 
     public static func hostNamespace(prefix: String) -> String { "\(prefix)-host" }
 
@@ -102,8 +129,19 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public var wire: String { Self.wire }
     /// The interface inside every VM namespace.
     public var vmInterface: String { Self.vmInterface }
-    /// The host-side port of VM `vm`, in the host namespace: `vm<I>p`.
-    public func port(_ vm: Int) -> String { "vm\(vm)p" }
+    /// The host-side port of VM `vm`, in the host namespace: `vm<I>p` (a veth), or
+    /// `vm<I>t` (the tap QEMU makes) for a guest.
+    public func port(_ vm: Int) -> String { isGuest(vm) ? Self.tap(vm) : Self.vethPort(vm) }
+    public static func vethPort(_ vm: Int) -> String { "vm\(vm)p" }
+    public static func tap(_ vm: Int) -> String { "vm\(vm)t" }
+    /// The VM number of a port name (`vm<I>p` or `vm<I>t`), else nil.
+    public static func vmNumber(port: String) -> Int? {
+        guard port.hasPrefix("vm"), port.hasSuffix("p") || port.hasSuffix("t") else { return nil }
+        let digits = port.dropFirst(2).dropLast()
+        guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0"
+        else { return nil }
+        return Int(digits)
+    }
     public var ports: [String] { vmNumbers.map(port) }
 
     public static let wireMAC = MACAddress(rawValue: 0x02_00_00_00_00_01)
@@ -123,22 +161,32 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The interface alias written on uplink0 that records the lab's shape, so a
-    /// later `up` can tell a partial lab from one built with other arguments.
-    public var shapeAlias: String { "vnic-lab vms=\(vms) queues=\(queues)" }
+    /// later `up` can tell a partial lab from one built with other arguments (and
+    /// `guest start` knows which VMs are guests): `vnic-lab vms=N queues=Q`, plus
+    /// ` qemu=K guest-queues=G` when there are guests.
+    public var shapeAlias: String {
+        "vnic-lab vms=\(vms) queues=\(queues)" + (qemuGuests > 0 ? " qemu=\(qemuGuests) guest-queues=\(guestQueues)" : "")
+    }
 
-    /// Parses a `shapeAlias`; nil when it is not one.
-    public static func shape(fromAlias alias: String) -> (vms: Int, queues: Int)? {
+    /// Parses a `shapeAlias`; nil when it is not one. No `qemu=` means no guests.
+    public static func shape(fromAlias alias: String) -> (vms: Int, queues: Int, qemu: Int, guestQueues: Int)? {
         let words = alias.split(separator: " ")
-        guard words.count == 3, words[0] == "vnic-lab", words[1].hasPrefix("vms="), words[2].hasPrefix("queues="),
-              let v = Int(words[1].dropFirst(4)), let q = Int(words[2].dropFirst(7)) else { return nil }
-        return (v, q)
+        func value(_ i: Int, _ key: String) -> Int? {
+            guard i < words.count, words[i].hasPrefix(key + "=") else { return nil }
+            return Int(words[i].dropFirst(key.count + 1))
+        }
+        guard words.count == 3 || words.count == 5, words[0] == "vnic-lab",
+              let v = value(1, "vms"), let q = value(2, "queues") else { return nil }
+        if words.count == 3 { return (v, q, 0, 1) }
+        guard let k = value(3, "qemu"), let g = value(4, "guest-queues") else { return nil }
+        return (v, q, k, g)
     }
 
     /// The veth pairs of the lab: host end first.
     public var vethPairs: [VethPair] {
         [VethPair(hostNamespace: hostNamespace, hostName: uplink, hostMAC: uplinkMAC,
                   peerNamespace: wireNamespace, peerName: wire, peerMAC: wireMAC, peerIP: wireIP)]
-            + vmNumbers.map { i in
+            + namespaceVMs.map { i in
                 VethPair(hostNamespace: hostNamespace, hostName: port(i), hostMAC: portMAC(i),
                          peerNamespace: vmNamespace(i), peerName: vmInterface, peerMAC: vmMAC(i), peerIP: vmIP(i))
             }

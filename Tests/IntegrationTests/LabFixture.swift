@@ -50,6 +50,22 @@ enum TestEnvironment {
         return path
     }
 
+    /// What QEMU guests (`vnic-lab up --qemu K`) need besides a lab: QEMU, /dev/net/tun,
+    /// what scripts/guest-image.sh builds the image from, and vnic-guest built.
+    static func requireQEMU() throws {
+        guard Command.find(QEMUGuest.qemuBinary) != nil else {
+            throw unavailable("\(QEMUGuest.qemuBinary) not found (install the Debian package qemu-system-x86)")
+        }
+        guard FileManager.default.fileExists(atPath: "/dev/net/tun") else { throw unavailable("/dev/net/tun not found (tun module)") }
+        let kernels = (try? FileManager.default.contentsOfDirectory(atPath: "/boot"))?.filter { $0.hasPrefix("vmlinuz-") } ?? []
+        guard !kernels.isEmpty else { throw unavailable("no /boot/vmlinuz-* (install the Debian package linux-image-amd64)") }
+        guard FileManager.default.isExecutableFile(atPath: "/bin/busybox") else {
+            throw unavailable("/bin/busybox not found (install the Debian package busybox-static)")
+        }
+        guard Command.find("cpio") != nil else { throw unavailable("cpio not found (install the Debian package cpio)") }
+        _ = try binary("vnic-guest")
+    }
+
     /// Root (CAP_NET_ADMIN, CAP_SYS_ADMIN), `ip` and `nsenter`: what every lab needs.
     static func requireLabPrivileges() throws {
         guard Command.find("ip") != nil else { throw unavailable("ip (iproute2) not found") }
@@ -102,14 +118,18 @@ final class LabFixture: @unchecked Sendable {  // used from the test's thread an
     var databaseDirectory: URL?
 
     /// Brings up a lab with `vms` VMs and `queues` queues under a fresh prefix
-    /// ("t" + 5 random characters). Skips or fails the test (see `TestEnvironment`)
-    /// when the machine cannot host it.
-    init(test: XCTestCase, vms: Int = 2, queues: Int = 1, up: Bool = true,
+    /// ("t" + 5 random characters); the last `qemu` VMs are QEMU guests with
+    /// `guestQueues` queues (`vnic-lab up --qemu K --guest-queues G`: `up` returns
+    /// once they booted). Skips or fails the test (see `TestEnvironment`) when the
+    /// machine cannot host it.
+    init(test: XCTestCase, vms: Int = 2, queues: Int = 1, qemu: Int = 0, guestQueues: Int = 1, up: Bool = true,
          file: StaticString = #filePath, line: UInt = #line) throws {
         try TestEnvironment.requireLabPrivileges()
         _ = try TestEnvironment.binary("vnic-lab")
+        if qemu > 0 { try TestEnvironment.requireQEMU() }
         self.test = test
-        topology = try LabTopology(prefix: try Self.freshPrefix(), vms: vms, queues: queues)
+        topology = try LabTopology(prefix: try Self.freshPrefix(), vms: vms, queues: queues,
+                                   qemuGuests: qemu, guestQueues: guestQueues)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnic-it-\(topology.prefix)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         // Registered before `up`, so a half-built lab is removed too. Teardown blocks run
@@ -120,7 +140,10 @@ final class LabFixture: @unchecked Sendable {  // used from the test's thread an
             try? FileManager.default.removeItem(at: directory)
         }
         if up {
-            let result = try lab("up", "--vms", "\(vms)", "--queues", "\(queues)")
+            // A first guest lab on a machine also builds the image and probes KVM (about 30 s).
+            let guests = qemu > 0 ? ["--qemu", "\(qemu)", "--guest-queues", "\(guestQueues)"] : []
+            let result = try lab(["up", "--vms", "\(vms)", "--queues", "\(queues)"] + guests,
+                                 timeout: .seconds(qemu > 0 ? 300 : 120))
             guard result.succeeded else {
                 throw FixtureError(message: "vnic-lab up --prefix \(prefix) failed (\(result.status)): \(result.stderr)")
             }
@@ -144,12 +167,16 @@ final class LabFixture: @unchecked Sendable {  // used from the test's thread an
             // down itself is broken or missing: remove the namespaces directly, and say so.
             XCTFail("vnic-lab down --prefix \(prefix) failed at teardown; removing the namespaces directly",
                     file: file, line: line)
+            QEMUGuest.killAll(prefix: prefix)
             if let ip = Command.find("ip"), let names = try? Lab(ip: ip).namespaces(prefix: prefix) {
                 for ns in names { _ = try? Command.run([ip, "netns", "del", ns]) }
             }
             return
         }
     }
+
+    /// QEMU guest `vm` of this lab (`qemu:` in `init`): exec, stop, start (see QEMUGuest).
+    func guest(_ vm: Int) throws -> QEMUGuest { try QEMUGuest.load(prefix: prefix, vm: vm) }
 
     // MARK: Binaries and paths
 
@@ -162,7 +189,8 @@ final class LabFixture: @unchecked Sendable {  // used from the test's thread an
 
     // MARK: Running things
 
-    /// Runs `vnic-lab ARGS --prefix P` (the prefix is added unless `ARGS` names one).
+    /// Runs `vnic-lab ARGS --prefix P` (the prefix is added unless `ARGS` names one;
+    /// before a `--`, as in `guest exec VM -- COMMAND`).
     @discardableResult
     func lab(_ arguments: String..., timeout: Duration = .seconds(120)) throws -> CommandResult {
         try lab(arguments, timeout: timeout)
@@ -170,8 +198,10 @@ final class LabFixture: @unchecked Sendable {  // used from the test's thread an
 
     @discardableResult
     func lab(_ arguments: [String], timeout: Duration = .seconds(120)) throws -> CommandResult {
-        let withPrefix = arguments.contains("--prefix") || arguments.contains("--help")
-            ? arguments : arguments + ["--prefix", prefix]
+        var withPrefix = arguments
+        if !arguments.contains("--prefix") && !arguments.contains("--help") {
+            withPrefix.insert(contentsOf: ["--prefix", prefix], at: arguments.firstIndex(of: "--") ?? arguments.endIndex)
+        }
         return try Command.run([try bin("vnic-lab")] + withPrefix, timeout: timeout)
     }
 

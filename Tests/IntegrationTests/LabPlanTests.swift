@@ -142,6 +142,108 @@ final class LabPlanTests: XCTestCase {
         XCTAssertNil(LabPlan.conflict(two, namespaces: [], host: nil))
     }
 
+    /// `--qemu K`: the last K VMs are guests: a tap port `vmIt`, no namespace, no veth pair.
+    func testGuestsAreTheLastVMsOnTaps() throws {
+        let t = try LabTopology(prefix: "p", vms: 3, queues: 2, qemuGuests: 2, guestQueues: 2)
+        XCTAssertEqual(t.guestVMs, [2, 3])
+        XCTAssertEqual(t.namespaceVMs, [1])
+        XCTAssertEqual(t.namespaces, ["p-host", "p-wire", "p-vm1"])
+        XCTAssertEqual(t.ports, ["vm1p", "vm2t", "vm3t"])
+        XCTAssertEqual(t.vethPairs.map(\.hostName), ["uplink0", "vm1p"])
+        XCTAssertEqual(t.vmMAC(3).description, "02:00:00:00:01:03")
+        XCTAssertEqual(t.vmIP(3).description, "10.77.0.13/24")
+        XCTAssertEqual(t.shapeAlias, "vnic-lab vms=3 queues=2 qemu=2 guest-queues=2")
+        let shape = try XCTUnwrap(LabTopology.shape(fromAlias: t.shapeAlias))
+        XCTAssertEqual([shape.vms, shape.queues, shape.qemu, shape.guestQueues], [3, 2, 2, 2])
+        // A lab without guests keeps the old alias, which means no guests.
+        let plain = try LabTopology(prefix: "p", vms: 3, queues: 2)
+        XCTAssertEqual(plain.shapeAlias, "vnic-lab vms=3 queues=2")
+        XCTAssertEqual(LabTopology.shape(fromAlias: plain.shapeAlias)?.qemu, 0)
+        XCTAssertNil(LabTopology.shape(fromAlias: "vnic-lab vms=3 queues=2 qemu=2"))
+        XCTAssertEqual(LabTopology.vmNumber(port: "vm12t"), 12)
+        XCTAssertEqual(LabTopology.vmNumber(port: "vm12p"), 12)
+        XCTAssertNil(LabTopology.vmNumber(port: "vm012t"))
+        XCTAssertNil(LabTopology.vmNumber(port: "uplink0"))
+        XCTAssertEqual(try LabTopology(prefix: "p", vms: 2, qemuGuests: 2).namespaces, ["p-host", "p-wire"])
+        for (k, g, message) in [(4, 1, "--qemu: '4'"), (-1, 1, "--qemu: '-1'"), (1, 0, "--guest-queues: '0'"), (1, 17, "--guest-queues: '17'")] {
+            XCTAssertThrowsError(try LabTopology(prefix: "p", vms: 3, qemuGuests: k, guestQueues: g)) { error in
+                let e = error as? VnicError
+                XCTAssertEqual(e?.exitCode, 2)
+                XCTAssertTrue(e?.message.hasPrefix(message) ?? false, "\(e?.message ?? "?") vs \(message)")
+            }
+        }
+    }
+
+    /// QEMU's tap of a running guest is complete as it is; the plan only fixes what up owns.
+    func testAGuestTapIsFixedNeverCreated() throws {
+        let t = try LabTopology(prefix: "p", vms: 2, queues: 1, qemuGuests: 1)
+        var observed = complete(t)
+        // No tap (the guest is not running): nothing to plan; QEMU makes it.
+        XCTAssertEqual(LabPlan.steps(t, observed: observed), [])
+        XCTAssertNil(LabPlan.conflict(t, namespaces: t.namespaces, host: observed[t.hostNamespace]))
+        var tap = LinkState(ifindex: 9, name: "vm2t", flags: ["BROADCAST", "UP", "LOWER_UP"], mtu: 1500, operstate: "UNKNOWN",
+                            address: "02:00:00:00:02:02", kind: "tun")
+        observed[t.hostNamespace]!.links.append(tap)
+        XCTAssertEqual(LabPlan.steps(t, observed: observed), [])
+        tap.flags = ["BROADCAST"]
+        tap.address = "fe:54:00:12:34:56"
+        observed[t.hostNamespace]!.links[observed[t.hostNamespace]!.links.count - 1] = tap
+        XCTAssertEqual(LabPlan.steps(t, observed: observed).map(\.description),
+                       ["ip -n p-host link set dev vm2t address 02:00:00:00:02:02 up"])
+        // A veth port left where a guest now is goes.
+        var stale = complete(t)
+        stale[t.hostNamespace]!.links.append(LinkState(ifindex: 20, name: "vm2p", kind: "veth"))
+        XCTAssertEqual(LabPlan.steps(t, observed: stale).map(\.description), ["ip -n p-host link del dev vm2p"])
+    }
+
+    func testGuestsOfAnotherShapeConflict() throws {
+        let plain = try LabTopology(prefix: "p", vms: 2, queues: 1)
+        let observed = complete(plain)
+        let withGuest = try LabTopology(prefix: "p", vms: 2, queues: 1, qemuGuests: 1)
+        XCTAssertEqual(LabPlan.conflict(withGuest, namespaces: plain.namespaces, host: observed[plain.hostNamespace]),
+                       "a lab with prefix 'p' already exists with --vms 2 --queues 1, not --vms 2 --queues 1 --qemu 1; "
+                       + "remove it first with 'vnic-lab down --prefix p'")
+        let guestLab = complete(withGuest)
+        XCTAssertNotNil(LabPlan.conflict(plain, namespaces: withGuest.namespaces, host: guestLab[withGuest.hostNamespace]))
+        let more = try LabTopology(prefix: "p", vms: 2, queues: 1, qemuGuests: 1, guestQueues: 2)
+        XCTAssertEqual(LabPlan.conflict(more, namespaces: withGuest.namespaces, host: guestLab[withGuest.hostNamespace]),
+                       "a lab with prefix 'p' already exists with --vms 2 --queues 1 --qemu 1, not --vms 2 --queues 1 --qemu 1 "
+                       + "--guest-queues 2; remove it first with 'vnic-lab down --prefix p'")
+        // Without the alias: a VM namespace where a guest is asked for conflicts.
+        var bare = observed[plain.hostNamespace]!
+        bare.links[1].alias = nil
+        XCTAssertNotNil(LabPlan.conflict(withGuest, namespaces: plain.namespaces, host: bare))
+    }
+
+    /// QEMU's arguments: the tap as libvirt gets it (not persistent, no vhost, no
+    /// script), QEMU's default offloads, multi-queue only when asked for.
+    func testQEMUArgumentsAttachTheTapAsLibvirtDoes() throws {
+        let t = try LabTopology(prefix: "p", vms: 2, queues: 1, qemuGuests: 1)
+        let image = GuestImage(directory: "/img")
+        let one = QEMUGuest(configuration: .init(topology: t, vm: 2, image: image, accelerator: .tcg), ip: "/usr/sbin/ip")
+        let a = one.qemuArguments
+        func value(_ flag: String) -> String? { a.firstIndex(of: flag).map { a[$0 + 1] } }
+        XCTAssertEqual(value("-netdev"), "tap,id=n0,ifname=vm2t,script=no,downscript=no,vhost=off")
+        XCTAssertEqual(value("-device"), "virtio-net-pci,netdev=n0,mac=02:00:00:00:01:02")
+        XCTAssertEqual(value("-accel"), "tcg")
+        XCTAssertEqual(value("-m"), "512")
+        XCTAssertEqual(value("-smp"), "1")
+        XCTAssertEqual(value("-kernel"), "/img/vmlinuz")
+        XCTAssertEqual(value("-initrd"), "/img/initrd.img")
+        XCTAssertEqual(value("-pidfile"), "/run/vnic-lab/p/vm2.pid")
+        XCTAssertTrue(a.contains("-daemonize"))
+        XCTAssertTrue(value("-append")?.contains("vnic.ip=10.77.0.12/24 vnic.gw=10.77.0.1") ?? false, "\(a)")
+        XCTAssertTrue(value("-chardev")?.contains("path=/run/vnic-lab/p/vm2.console,server=on,wait=off") ?? false)
+        XCTAssertFalse(a.joined(separator: " ").contains("csum"), "QEMU's default offloads, not csum=off")
+        let mq = try LabTopology(prefix: "p", vms: 2, queues: 1, qemuGuests: 1, guestQueues: 4)
+        let four = QEMUGuest(configuration: .init(topology: mq, vm: 2, image: image, accelerator: .kvm), ip: "/usr/sbin/ip")
+        let b = four.qemuArguments
+        XCTAssertEqual(b[b.firstIndex(of: "-netdev")! + 1], "tap,id=n0,ifname=vm2t,script=no,downscript=no,vhost=off,queues=4")
+        XCTAssertEqual(b[b.firstIndex(of: "-device")! + 1], "virtio-net-pci,netdev=n0,mac=02:00:00:00:01:02,mq=on,vectors=10")
+        XCTAssertEqual(b[b.firstIndex(of: "-smp")! + 1], "4")
+        XCTAssertEqual(b[b.firstIndex(of: "-accel")! + 1], "kvm")
+    }
+
     /// Output of `ip -n NS -j -d addr show` with iproute2 6.1, trimmed.
     func testDecodesIproute2JSON() throws {
         let json = """
