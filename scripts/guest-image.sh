@@ -153,7 +153,8 @@ printf 'root:x:0:\n' > "$r/etc/group"
 printf '127.0.0.1 localhost\n' > "$r/etc/hosts"
 mknod "$r/dev/console" c 5 1 2>/dev/null || true
 
-# udhcpc's lease script (busybox runs /usr/share/udhcpc/default.script): address
+# udhcpc's lease script (Debian's busybox runs /etc/udhcpc/default.script, others
+# /usr/share/udhcpc/default.script: both are there): address
 # and prefix, default route, MTU (option 26: `udhcpc -i eth0 -O mtu`), DNS.
 cat > "$r/usr/share/udhcpc/default.script" <<'EOF'
 #!/bin/sh
@@ -187,6 +188,8 @@ esac
 exit 0
 EOF
 chmod 755 "$r/usr/share/udhcpc/default.script"
+mkdir -p "$r/etc/udhcpc"
+ln -s /usr/share/udhcpc/default.script "$r/etc/udhcpc/default.script"
 
 # init: mounts, the modules, lo and eth0 up with the kernel command line's
 # vnic.ip=ADDR/PREFIX and vnic.gw=ADDR (none given: no address), vnic.name=NAME

@@ -105,3 +105,26 @@ func monotonicNanos() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
+
+/// CPU share of each vnic-worker thread of `pid` over `seconds`, from /proc.
+func workerCPU(pid: Int32, seconds: Double) throws -> [String: Double] {
+    func sample() throws -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        let dir = "/proc/\(pid)/task"
+        for tid in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            guard let comm = try? String(contentsOfFile: "\(dir)/\(tid)/comm", encoding: .utf8),
+                  comm.hasPrefix("vnic-worker"),
+                  let stat = try? String(contentsOfFile: "\(dir)/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let f = stat[stat.index(after: close)...].split(separator: " ")
+            // fields after the name: state(0) ... utime(11) stime(12)
+            out[comm.trimmingCharacters(in: .whitespacesAndNewlines)] = (UInt64(f[11]) ?? 0) + (UInt64(f[12]) ?? 0)
+        }
+        return out
+    }
+    let a = try sample()
+    usleep(UInt32(seconds * 1_000_000))
+    let b = try sample()
+    let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return b.reduce(into: [:]) { r, kv in r[kv.key] = Double(kv.value &- (a[kv.key] ?? 0)) / hz / seconds }
+}
