@@ -12,6 +12,23 @@
 // (what a stack segments), behind at most one 802.1Q tag; anything else
 // arriving as a chain is refused (the caller drops and counts it).
 
+/// The cut as tests and benchmarks call it: every segment of the TCP frame at
+/// `src` (`len` bytes) for an IP MTU of `mtu`, written one after another at
+/// `dst` (room for `len` plus the headers of every segment); returns their
+/// lengths, or nil when the frame is not one that can be cut.
+public enum TCPSegmentation {
+    public static func segment(_ src: UnsafeRawPointer, len: Int, mtu: Int, into dst: UnsafeMutableRawPointer) -> [Int]? {
+        guard let f = TCPSuperFrame(src, len: len, mtu: mtu) else { return nil }
+        var lengths: [Int] = [], at = 0
+        for k in 0..<f.segments {
+            let n = f.write(k, from: src, to: dst + at)
+            lengths.append(n)
+            at += n
+        }
+        return lengths
+    }
+}
+
 struct TCPSuperFrame {
     /// Where the network header starts (14, or 18 behind a tag), its length,
     /// and the TCP header's length: the first `headers` bytes repeat in every segment.
