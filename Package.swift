@@ -33,7 +33,7 @@ let package = Package(
         .systemLibrary(name: "CLibXDP", path: "Sources/CLibXDP"),
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
         .systemLibrary(name: "CLibNL", path: "Sources/CLibNL", pkgConfig: "libnl-route-3.0",
-                       providers: [.apt(["libnl-route-3-dev"])]),
+                       providers: [.apt(["libnl-route-3-dev", "libnl-genl-3-dev"])]),
         .target(name: "CVnicShim", path: "Sources/CVnicShim",
                 cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "VnicCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Sources/VnicCore"),

@@ -4,3 +4,7 @@
 #include <netlink/socket.h>
 #include <netlink/cache.h>
 #include <netlink/route/link.h>
+#include <netlink/genl/genl.h>
+#include <netlink/genl/ctrl.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>

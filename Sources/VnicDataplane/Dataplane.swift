@@ -151,8 +151,10 @@ public final class Dataplane {
     /// and facts; nil when rtnetlink could not be opened (then ports are looked
     /// up by name only and no carrier or port drops are known).
     public let ports: PortMonitor?
-    /// The last dump of the namespace's links, by name.
+    /// The last dump of the namespace's links, by name, and of their receive
+    /// queues, by ifindex (nil: the kernel does not list queues).
     var portFacts: [String: PortFacts] = [:]
+    var portQueues: [UInt32: Int]?
     private var portError: String?
 
     public init(options: Options) throws(VnicError) {
@@ -334,7 +336,9 @@ public final class Dataplane {
                 active[spec.name] = a
                 added.append(a)
                 down[spec.name] = nil
-                log.append("vnic \(spec.name) up on port \(spec.port ?? "-")")
+                let q = a.portRings.count
+                log.append("vnic \(spec.name) up on port \(spec.port ?? "-")"
+                           + (q < workers.count ? " (\(q) queue\(q == 1 ? "" : "s") for \(workers.count) workers: the others hand over)" : ""))
             } catch {
                 if down[spec.name] != error.message { log.append("vnic \(spec.name) down: \(error.message)") }
                 down[spec.name] = error.message
@@ -381,7 +385,12 @@ public final class Dataplane {
             }
             if f.ifindex != a.portIfindex {
                 reattach[name] = "port \(port) recreated (ifindex \(a.portIfindex) -> \(f.ifindex))"
-            } else if a.portRings.count < workers.count, f.allocatedRXQueues > a.portRings.count,
+            } else if let real = portQueues?[f.ifindex] {
+                // QEMU attaches and detaches a tap's queues as its guest enables them.
+                if min(real, workers.count) != a.portRings.count {
+                    reattach[name] = "port \(port) has \(real) queue\(real == 1 ? "" : "s") now (\(a.portRings.count) bound)"
+                }
+            } else if portQueues == nil, a.portRings.count < workers.count, f.allocatedRXQueues > a.portRings.count,
                       hasQueue(port, a.portRings.count) {
                 reattach[name] = "port \(port) has queue \(a.portRings.count) now"
             }
@@ -402,6 +411,7 @@ public final class Dataplane {
         guard let ports else { return }
         do {
             portFacts = try ports.links()
+            portQueues = ports.receiveQueues()
             portError = nil
         } catch {
             if portError != error.message { Logger(label: "vnicd").warning("\(error.message)") }
@@ -459,11 +469,13 @@ public final class Dataplane {
             // tap has as many as its guest attached, libvirt's default is one):
             // worker q owns port queue q; a worker beyond them hands its frames
             // for the VM to worker q % queues (see publish).
+            // The kernel lists a device's real queues (6.8+); else binding probes them.
+            let real = portQueues?[ifindex] ?? workers.count
             for (q, w) in workers.enumerated() {
                 let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem!, pair: w.umem!.firstPair,
                                        rxSize: 1024, txSize: 0, bind: options.bind)
                 a.uplinkSockets.append(up)
-                if q == a.portSockets.count,
+                if q == a.portSockets.count, q == 0 || q < real,
                    let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem!, pair: RingPair(),
                                           rxSize: 1024, txSize: 1024, bind: options.bind, nilIfNoQueue: q > 0) {
                     a.portSockets.append(ps)

@@ -18,7 +18,7 @@ public struct PortFacts: Equatable, Sendable {
     /// rtnetlink's kind ("tun" for a tap, "veth", ...), "" when none.
     public var kind: String
     /// Queues the device was made with (a multi-queue tap: up to 256; how many
-    /// a guest attached shows only when binding).
+    /// a guest attached: `PortMonitor.receiveQueues`).
     public var allocatedRXQueues: UInt32
     /// Frames the device itself dropped on transmit (towards the guest): no
     /// guest attached, a detached queue, a guest that does not read.
@@ -28,6 +28,9 @@ public struct PortFacts: Equatable, Sendable {
 public final class PortMonitor {
     private let events: OpaquePointer
     private let query: OpaquePointer
+    /// The netdev generic netlink family (Linux 6.8+ lists a device's queues), or nil.
+    private let genl: OpaquePointer?
+    private var netdevFamily: Int32 = -1
     /// Readable when link notifications wait (poll it, then `drain`).
     public let fd: Int32
 
@@ -47,11 +50,47 @@ public final class PortMonitor {
             throw VnicError("rtnetlink: \(message)")
         }
         fd = nl_socket_get_fd(e)
+        if let g = nl_socket_alloc(), genl_connect(g) == 0 {
+            netdevFamily = genl_ctrl_resolve(g, "netdev")
+            genl = g
+        } else {
+            genl = nil
+        }
     }
 
     deinit {
         nl_socket_free(events)
         nl_socket_free(query)
+        if let genl { nl_socket_free(genl) }
+    }
+
+    /// Receive queues each device has now (its real count: a tap's are the ones
+    /// its guest attached, which changes as QEMU attaches and detaches them), by
+    /// ifindex, from one dump of the netdev family's queues; nil where the kernel
+    /// cannot say (before 6.8). Devices that are down list none.
+    public func receiveQueues() -> [UInt32: Int]? {
+        guard let genl, netdevFamily > 0, let msg = nlmsg_alloc() else { return nil }
+        defer { nlmsg_free(msg) }
+        // NETDEV_CMD_QUEUE_GET = 10, dumped (linux/netdev.h, 6.8+).
+        guard genlmsg_put(msg, UInt32(NL_AUTO_PORT), UInt32(NL_AUTO_SEQ), netdevFamily, 0, NLM_F_DUMP, 10, 1) != nil,
+              nl_send_auto(genl, msg) >= 0 else { return nil }
+        final class Box { var counts: [UInt32: Int] = [:] }
+        let box = Box()
+        let callback: nl_recvmsg_msg_cb_t = { msg, arg in
+            // NETDEV_A_QUEUE_ID = 1, _IFINDEX = 2, _TYPE = 3 (0: rx)
+            var attrs = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: 5)
+            guard let msg, genlmsg_parse(nlmsg_hdr(msg), 0, &attrs, 4, nil) == 0,
+                  let ifindex = attrs[2], let type = attrs[3], let id = attrs[1] else { return Int32(NL_OK.rawValue) }
+            guard nla_get_u32(type) == 0 else { return Int32(NL_OK.rawValue) }
+            let b = Unmanaged<Box>.fromOpaque(arg!).takeUnretainedValue()
+            let i = nla_get_u32(ifindex)
+            b.counts[i] = max(b.counts[i] ?? 0, Int(nla_get_u32(id)) + 1)
+            return Int32(NL_OK.rawValue)
+        }
+        let ctx = Unmanaged.passUnretained(box).toOpaque()
+        guard nl_socket_modify_cb(genl, NL_CB_VALID, NL_CB_CUSTOM, callback, ctx) == 0 else { return nil }
+        let rc = withExtendedLifetime(box) { nl_recvmsgs_default(genl) }
+        return rc >= 0 ? box.counts : nil
     }
 
     /// Reads every pending notification; true when there was one.

@@ -170,8 +170,9 @@ final class QEMUGuestTests: XCTestCase {
         XCTAssertTrue(vnicd.isRunning, "vnicd was never restarted")
     }
 
-    /// A 2-vCPU guest on a 2-queue tap: both queues carry its traffic; shut
-    /// down, no worker spins.
+    /// A 2-vCPU guest on a 2-queue tap: both queues carry its traffic, also
+    /// after a restart during which QEMU attaches the second queue only when the
+    /// guest enables it; shut down, no worker spins.
     func testTwoQueueGuestUsesBothQueuesAndIdlesWhenGone() throws {
         let lab = try LabFixture(test: self, vms: 2, queues: 2, qemu: 1, guestQueues: 2)
         let t = lab.topology
@@ -195,6 +196,21 @@ final class QEMUGuestTests: XCTestCase {
         // Per queue: what the workers sent to the wire (each took the guest's frames from its own queue).
         XCTAssertGreaterThan(s.queues[0].txPackets, 10, "\(s.queues) \(rx)")
         XCTAssertGreaterThan(s.queues[1].txPackets, 10, "worker 1 served the tap's queue 1: \(s.queues)")
+
+        // A start while vnicd runs: QEMU makes the tap with one queue attached, the guest
+        // enables the second as it boots; vnicd follows (within a second of the change).
+        try guest.stop()
+        try guest.start()
+        _ = try waitFor("vnicd re-attached the tap with its second queue", seconds: 5) {
+            vnicd.stderrSoFar.contains("port vm2t has 2 queues now")
+        }
+        let before = try lab.freshStatus().queues.map(\.txPackets)
+        for cpu in 0...1 {
+            _ = try exec(guest, "taskset -c \(cpu) ping -c 20 -i 0.05 -W 1 10.77.0.1 >/dev/null")
+        }
+        let after = try lab.freshStatus().queues.map(\.txPackets)
+        XCTAssertGreaterThanOrEqual(after[0] - before[0], 20, "queue 0 after the restart: \(before) -> \(after)")
+        XCTAssertGreaterThanOrEqual(after[1] - before[1], 20, "queue 1 after the restart: \(before) -> \(after)")
 
         try guest.stop()
         usleep(2_500_000)   // past the idle workers' short waits
