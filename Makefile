@@ -9,7 +9,7 @@ BPF_OBJ    := build/vnic.bpf.o
 DEB_PKGS   := libxdp-dev libbpf-dev liblmdb-dev libelf-dev zlib1g-dev iproute2 iputils-ping \
               netsniff-ng util-linux procps ethtool tcpdump python3 udhcpc dhcpcd-base \
               iptables valgrind python3-matplotlib python3-scapy \
-              qemu-system-x86 linux-image-amd64 busybox-static cpio iperf3 libnl-route-3-dev libnl-genl-3-dev
+              qemu-system-x86 linux-image-amd64 busybox-static cpio iperf3 libnl-route-3-dev libnl-genl-3-dev containernetworking-plugins
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 
 .PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean fuzz sanitize
@@ -66,7 +66,7 @@ SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 # argument parsers, the systemd unit, and the system user it runs as.
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/vnic
-	install -m 0755 $(RELEASE_BIN)/vnicd $(RELEASE_BIN)/vnicadm $(RELEASE_BIN)/vnic-lab $(RELEASE_BIN)/vnic-pktgen $(RELEASE_BIN)/vnic-guest $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(RELEASE_BIN)/vnicd $(RELEASE_BIN)/vnicadm $(RELEASE_BIN)/vnic-lab $(RELEASE_BIN)/vnic-pktgen $(RELEASE_BIN)/vnic-guest $(RELEASE_BIN)/vnic-cni $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(BPF_OBJ) $(DESTDIR)$(PREFIX)/lib/vnic/vnic.bpf.o
 	rm -rf build/docs && bash scripts/gen-docs.sh "$(RELEASE_BIN)" build/docs
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \

@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "vnic-lab", targets: ["vnic-lab"]),
         .executable(name: "vnic-pktgen", targets: ["vnic-pktgen"]),
         .executable(name: "vnic-guest", targets: ["vnic-guest"]),
+        .executable(name: "vnic-cni", targets: ["vnic-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -75,6 +76,7 @@ let package = Package(
                           dependencies: ["VnicConfig", "VnicCore", "CVnicShim"],
                           path: "Sources/vnic-config-bench", swiftSettings: hot),
         .target(name: "VnicGuest", dependencies: ["VnicCore"], path: "Sources/VnicGuest"),
+        .executableTarget(name: "vnic-cni", dependencies: ["VnicConfig", "VnicCore"], path: "Sources/vnic-cni"),
         .executableTarget(name: "vnic-guest",
                           dependencies: ["VnicGuest", "VnicCore", "VnicCLI",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test (XCTest, in parallel processes) and closes with one line
 # "tests: N passed, N failed, N skipped" read from the xUnit reports. The
-# isolation tests (one VM flooding, another measured) run afterwards on their
-# own: beside other labs on 2 cores they would measure the other tests.
+# isolation tests (one VM flooding, another measured) and the QEMU guests'
+# (TCG keeps a core busy for a minute) run afterwards on their own: beside
+# other labs on 2 cores they would measure, or disturb, the other tests.
 #   scripts/test.sh BIN_DIR
 set -uo pipefail
 bin=${1:?usage: scripts/test.sh BIN_DIR}
-serial=FloodTests
+serial='FloodTests|QEMUGuestTests|QEMUGuestLabTests'
 report=build/tests.xml report2=build/tests-serial.xml
 mkdir -p build
 rm -f "$report" "$report2"

@@ -639,6 +639,18 @@ final class Worker: @unchecked Sendable {
         UnsafeMutableRawPointer(tx.pointee.consumer).load(as: UInt32.self)
     }
 
+    /// How many of the `n` frames from `first` in VNIC `entry`'s uplink ring
+    /// maxbw admits towards the VM now (its record's, else the table's).
+    @inline(__always)
+    private func admittedTowardsVM(_ entry: VNICEntry, rx: UnsafeMutablePointer<xsk_ring_cons>, first: UInt32,
+                                   upTo n: UInt32) -> UInt32 {
+        let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
+        guard n > 0 && !limiter.isUnlimited else { return n }
+        return UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
+            xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
+        }, count: Int(n)))
+    }
+
     /// The uplink frames of VNIC `entry`, whose port this worker has no socket
     /// on: as many as maxbw admits are copied to the owning worker (the rest wait
     /// in the VNIC's receive ring), and their descriptors return to the pool.
@@ -647,13 +659,7 @@ final class Worker: @unchecked Sendable {
         let rx = entry.uplinkRX
         let room = entry.handoff >= 0 && Int(entry.handoff) < table.pointee.outgoingCount
             ? table.pointee.outgoing[Int(entry.handoff)]?.freeSlots ?? 0 : 0
-        var n = min(got, UInt32(room))   // the rest waits in the VNIC's receive ring
-        let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
-        if n > 0 && !limiter.isUnlimited {
-            n = UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
-                xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
-            }, count: Int(n)))
-        }
+        let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, UInt32(room)))   // the rest waits in the VNIC's receive ring
         if n < got { xsk_ring_cons__cancel(rx, got &- n) }
         var inChain = false
         for i in 0..<n {
@@ -698,13 +704,7 @@ final class Worker: @unchecked Sendable {
                 budget &-= Int(handOverFromUplink(entry, first: first, got: got))
                 continue
             }
-            var n = min(got, xsk_prod_nb_free(port.pointee.tx, got))
-            let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
-            if n > 0 && !limiter.isUnlimited {
-                n = UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
-                    xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
-                }, count: Int(n)))
-            }
+            let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, xsk_prod_nb_free(port.pointee.tx, got)))
             if n < got { xsk_ring_cons__cancel(rx, got &- n) }
             if n == 0 { continue }
             var bytes: UInt64 = 0
