@@ -278,7 +278,7 @@ public final class Dataplane {
     public func apply(_ specs: [VNICSpec]) -> [String] { apply(specs, reattach: [:]) }
 
     /// `reattach`: active VNICs to take down and bring up again whatever their
-    /// spec (their port was recreated or gained queues), with the reason to log.
+    /// spec (their port was recreated, or its queues changed), with the reason to log.
     private func apply(_ specs: [VNICSpec], reattach: [String: String]) -> [String] {
         var log: [String] = []
         refreshPortFacts()
@@ -371,9 +371,9 @@ public final class Dataplane {
     /// Follows the kernel's ports (after a link notification, and once a
     /// second): a VNIC whose port was removed goes down, one whose port was
     /// recreated (a new ifindex: QEMU and libvirt make a tap at each guest
-    /// start) or gained queues (a guest attached more of a multi-queue tap's) is
-    /// re-attached, and a down VNIC whose port appeared comes up. Other VNICs
-    /// are not touched.
+    /// start) or whose queue count changed (QEMU attaches and detaches a
+    /// multi-queue tap's queues as its guest enables them) is re-attached, and a
+    /// down VNIC whose port appeared comes up. Other VNICs are not touched.
     public func followPorts() -> [String] {
         refreshPortFacts()
         var reattach: [String: String] = [:]
@@ -399,8 +399,8 @@ public final class Dataplane {
         return apply(Array(desired.values), reattach: reattach)
     }
 
-    /// Whether `port` has queue `q` now (a tap has the queues its guest
-    /// attached; no interface reports that number, so a socket tries to bind).
+    /// Whether `port` has queue `q` now, where the kernel does not list a
+    /// device's queues (before Linux 6.8): a socket tries to bind.
     private func hasQueue(_ port: String, _ q: Int) -> Bool {
         guard q < workers.count, let umem = workers[q].umem else { return false }
         return ((try? XSKSocket(ifname: port, queue: UInt32(q), umem: umem, pair: RingPair(), rxSize: 64, txSize: 0,
