@@ -365,7 +365,8 @@ final class Worker: @unchecked Sendable {
                 vnic_counter_add(&entry.counters.pointee.rx_packets, 1)
                 vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(len))
             } else {
-                countDrop(entry.counters, VNIC_DROP_NO_BUFFER)
+                // No frame to copy into, or the VM's transmit ring is full (its VSQ towards the VM).
+                countDrop(entry.counters, poolCount == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
             }
         }
     }
