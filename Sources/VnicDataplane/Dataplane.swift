@@ -275,13 +275,16 @@ public final class Dataplane {
     /// Makes the running set of VNICs match `specs` (those on this uplink).
     /// Returns one line per change or failure, for the log.
     @discardableResult
-    public func apply(_ specs: [VNICSpec]) -> [String] { apply(specs, reattach: [:]) }
+    public func apply(_ specs: [VNICSpec]) -> [String] {
+        refreshPortFacts(queues: true)
+        return apply(specs, reattach: [:])
+    }
 
     /// `reattach`: active VNICs to take down and bring up again whatever their
     /// spec (their port was recreated, or its queues changed), with the reason to log.
+    /// The caller has just refreshed the port facts.
     private func apply(_ specs: [VNICSpec], reattach: [String: String]) -> [String] {
         var log: [String] = []
-        refreshPortFacts()
         let wanted = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         desired = wanted
         // A change on the same port and index is applied in place: a new MAC gets
@@ -362,12 +365,6 @@ public final class Dataplane {
         return log
     }
 
-    /// Retries the VNICs that are down (their port may have appeared).
-    public func retryDown() -> [String] {
-        guard !down.isEmpty else { return [] }
-        return apply(Array(desired.values))
-    }
-
     /// Follows the kernel's ports (after a link notification, and once a
     /// second): a VNIC whose port was removed goes down, one whose port was
     /// recreated (a new ifindex: QEMU and libvirt make a tap at each guest
@@ -375,7 +372,7 @@ public final class Dataplane {
     /// multi-queue tap's queues as its guest enables them) is re-attached, and a
     /// down VNIC whose port appeared comes up. Other VNICs are not touched.
     public func followPorts() -> [String] {
-        refreshPortFacts()
+        refreshPortFacts(queues: true)
         var reattach: [String: String] = [:]
         for (name, a) in active {
             guard let port = a.spec.port else { continue }
@@ -407,11 +404,13 @@ public final class Dataplane {
                                 bind: options.bind, nilIfNoQueue: true)) ?? nil) != nil
     }
 
-    private func refreshPortFacts() {
+    /// One link dump; with `queues`, one queue dump too (what attaching needs,
+    /// not what the status shows).
+    private func refreshPortFacts(queues: Bool) {
         guard let ports else { return }
         do {
             portFacts = try ports.links()
-            portQueues = ports.receiveQueues()
+            if queues { portQueues = ports.receiveQueues() }
             portError = nil
         } catch {
             if portError != error.message { Logger(label: "vnicd").warning("\(error.message)") }
@@ -586,7 +585,7 @@ public final class Dataplane {
     // MARK: status
 
     public func status(generation: UInt64) -> RuntimeStatus {
-        refreshPortFacts()
+        refreshPortFacts(queues: false)
         var vnics: [String: RuntimeStatus.VNIC] = [:]
         for (name, reason) in down { vnics[name] = RuntimeStatus.VNIC(state: "down: \(reason)") }
         for (name, a) in active {
