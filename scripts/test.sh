@@ -7,7 +7,7 @@
 #   scripts/test.sh BIN_DIR
 set -uo pipefail
 bin=${1:?usage: scripts/test.sh BIN_DIR}
-serial='FloodTests|QEMUGuestTests|QEMUGuestLabTests'
+serial='FloodTests|QEMUGuestTests|QEMUGuestLabTests|ScaleTests'
 report=build/tests.xml report2=build/tests-serial.xml
 mkdir -p build
 rm -f "$report" "$report2"

@@ -5,21 +5,42 @@
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <net/if.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 
-int vnic_wait_fds(struct pollfd *fds, unsigned int count, long ns)
+int vnic_epoll_wait(int epfd, uint64_t *tags, int max, long ns, uint64_t drain, int drain_fd)
 {
+	struct epoll_event ev[256];
 	struct timespec ts = { .tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L };
-	int n = ppoll(fds, count, &ts, NULL);
-	if (n > 0 && count > 0 && fds[0].fd >= 0 && (fds[0].revents & POLLIN)) {
-		uint64_t v;
-		if (read(fds[0].fd, &v, sizeof(v)) < 0) { /* EAGAIN: another wait drained it */ }
+	if (max > 256)
+		max = 256;
+	int n = (int)syscall(SYS_epoll_pwait2, epfd, ev, max, &ts, NULL, 0);
+	if (n < 0 && errno == ENOSYS)
+		n = epoll_wait(epfd, ev, max, (int)((ns + 999999) / 1000000));
+	for (int i = 0; i < n; i++) {
+		tags[i] = ev[i].data.u64;
+		if (ev[i].data.u64 == drain) {
+			uint64_t v;
+			if (read(drain_fd, &v, sizeof(v)) < 0) { /* EAGAIN: drained already */ }
+		}
 	}
 	return n;
+}
+
+int vnic_epoll_create(void)
+{
+	return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int vnic_epoll_add(int epfd, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = tag };
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : errno;
 }
 
 int vnic_pin_current_thread(int core)

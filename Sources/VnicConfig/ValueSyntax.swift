@@ -4,7 +4,7 @@
 // the token. Every printed form parses back to the same value.
 import VnicCore
 
-enum ValueSyntax {
+public enum ValueSyntax {
     // MARK: bandwidth (bits per second, decimal units like dladm's maxbw)
 
     static let bandwidthUnits: [(Character, UInt64)] = [("K", 1_000), ("M", 1_000_000), ("G", 1_000_000_000),
@@ -36,7 +36,7 @@ enum ValueSyntax {
     static let sizeUnits: [(Character, UInt64)] = [("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)]
 
     /// `262144`, `256K`, `4M`, `1G` (K = 1024 bytes). Whole numbers only.
-    static func parseSize(_ text: String) -> UInt64? {
+    public static func parseSize(_ text: String) -> UInt64? {
         var body = Substring(text)
         var unit: UInt64 = 1
         if let last = body.last, let u = sizeUnits.first(where: { $0.0 == Character(last.uppercased()) }) {

@@ -48,6 +48,19 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
     public var classifier: [String: UInt64]
     public var queues: [Queue]
     public var vnics: [String: VNIC]
+    /// The daemon's memory: its resident set (bytes, /proc) and its packet
+    /// buffers (every worker's UMEM, bytes), and the resident set per VNIC
+    /// that is up (absent in files of older daemons).
+    public var memory: Memory?
+    public struct Memory: Codable, Sendable, Equatable {
+        public var residentBytes: UInt64
+        public var packetBufferBytes: UInt64
+        public var residentBytesPerVNIC: UInt64
+        public init(residentBytes: UInt64, packetBufferBytes: UInt64, residentBytesPerVNIC: UInt64) {
+            self.residentBytes = residentBytes; self.packetBufferBytes = packetBufferBytes
+            self.residentBytesPerVNIC = residentBytesPerVNIC
+        }
+    }
 
     public init(pid: Int32, updated: Double, generation: UInt64, classifier: [String: UInt64],
                 queues: [Queue], vnics: [String: VNIC], uplink: String? = nil) {

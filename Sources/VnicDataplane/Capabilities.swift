@@ -34,17 +34,8 @@ public struct Capability: Sendable, Hashable, CustomStringConvertible {
 
     /// The calling thread's effective capability set, or nil when it cannot be read.
     public static func effective() -> UInt64? {
-        let fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("CapEff:") {
+        guard let text = readProcFile("/proc/thread-self/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
             return UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16)
         }
         return nil
@@ -74,4 +65,19 @@ func memlockLimit() -> UInt64? {
     var limit = rlimit()
     guard getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
     return UInt64(limit.rlim_cur)
+}
+
+/// A small file of /proc (or /sys) as text, or nil when it cannot be read.
+func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }

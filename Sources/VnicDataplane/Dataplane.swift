@@ -53,7 +53,10 @@ public final class Dataplane {
         public var xdpMode: XDPLink.Mode = .native
         public var bind: XSKBindMode = .copy
         public var bpfObject: String
-        public var framesPerWorker: UInt32 = 16384
+        /// UMEM frames (2 KiB) per worker; nil: `defaultFrames`, within
+        /// `bufferMemory` (bytes, all workers together) when set.
+        public var framesPerWorker: UInt32? = nil
+        public var bufferMemory: UInt64? = nil
         public var busyPoll = false
         /// The configuration database: each worker reads VNIC records from it once
         /// per burst (nil: the workers use the reconciled tables only).
@@ -119,6 +122,8 @@ public final class Dataplane {
 
     public let options: Options
     public let queueCount: Int
+    /// UMEM frames per worker.
+    public let frames: UInt32
     public let cores: [Int]
     let object: BPFObject
     let uplinkLink: XDPLink
@@ -142,6 +147,8 @@ public final class Dataplane {
     /// Rings between workers, [from][to], made when a port first needs one
     /// (fewer queues than workers), freed at shutdown.
     var handoffRings: [[FrameRing?]] = []
+    /// Whether the log said that the ports outgrew the frames.
+    var shortWarned = false
     static let handoffSlots = 512
 
     /// An eventfd the workers signal when a guest request arrives (poll it, then
@@ -156,6 +163,63 @@ public final class Dataplane {
     var portFacts: [String: PortFacts] = [:]
     var portQueues: [UInt32: Int]?
     private var portError: String?
+
+    /// UMEM frames per worker when not told. Every port socket on a worker
+    /// shares its UMEM (frames move between the uplink and the VMs without a
+    /// copy), and the kernel gives each (device, queue) that binds to a UMEM a
+    /// descriptor array over all of its frames (about 128 bytes a frame: 2 MiB of
+    /// kernel memory per port socket at 16,384 frames). More frames would cost
+    /// every port that much more, so the UMEM stays at 16,384 and the ports'
+    /// fill rings share it (see `portFillMin` and Worker's frame budget).
+    public static let defaultFrames: UInt32 = 16384
+    static let minimumFrames: UInt32 = 4096
+
+    /// The frames per worker for `workers` workers: the option, else sized from
+    /// the VNICs, within the memory allowed; an error names what does not fit.
+    static func framesPerWorker(_ o: Options, workers: Int) throws(VnicError) -> UInt32 {
+        var frames = o.framesPerWorker ?? defaultFrames
+        if let cap = o.bufferMemory {
+            let allowed = cap / UInt64(workers) / UInt64(UMEM.frameSize)
+            guard allowed >= UInt64(minimumFrames) else {
+                throw VnicError.usage("--buffer-memory: \(cap >> 20) MiB gives \(allowed) frames to each of \(workers) workers, fewer than \(minimumFrames) (\(UInt64(minimumFrames) * UInt64(workers) * 2) KiB at least)")
+            }
+            if o.framesPerWorker == nil { frames = UInt32(min(UInt64(frames), allowed)) }
+            else if UInt64(frames) > allowed {
+                throw VnicError.usage("--frames: \(frames) frames for each of \(workers) workers is more than --buffer-memory \(cap >> 20) MiB allows (\(allowed))")
+            }
+        }
+        let bytes = UInt64(frames) * UInt64(UMEM.frameSize) * UInt64(workers)
+        if let available = availableMemory(), bytes > available {
+            throw VnicError("packet buffers of \(bytes >> 20) MiB (\(workers) workers x \(frames) frames of 2 KiB) are more than this host has available (\(available >> 20) MiB): lower --buffer-memory or --frames, or serve fewer queues (--queues)")
+        }
+        return frames
+    }
+
+    /// This process's resident set (/proc/self/statm), in bytes.
+    static func residentBytes() -> UInt64 {
+        guard let text = readProcFile("/proc/self/statm") else { return 0 }
+        let pages = text.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// MemAvailable of /proc/meminfo, in bytes.
+    static func availableMemory() -> UInt64? {
+        guard let text = readProcFile("/proc/meminfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let kib = line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) }
+            return kib.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    /// The fill level an idle port socket keeps on a worker with `ports` port
+    /// sockets and `frames` frames: 32, less where the UMEM is short for that
+    /// many (at least 8), so that the minimums never take the uplink's share.
+    static func portFillMin(frames: UInt32, ports: Int) -> UInt32 {
+        guard ports > 0 else { return Worker.portFillMinDefault }
+        let spare = max(Int(frames) - Int(frames) / 4 - 4096, 0) / ports
+        return UInt32(min(max(spare, 8), Int(Worker.portFillMinDefault)))
+    }
 
     public init(options: Options) throws(VnicError) {
         self.options = options
@@ -181,6 +245,7 @@ public final class Dataplane {
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let coreList = options.cores ?? Array(0..<queues).map { $0 % max(cpus, 1) }
         cores = (0..<queues).map { coreList[$0 % coreList.count] }
+        frames = try Dataplane.framesPerWorker(options, workers: queues)
 
         // Tables and links pinned by an earlier vnicd on this uplink are adopted;
         // with none (or ones this object cannot use), it starts afresh and pins its own.
@@ -222,7 +287,7 @@ public final class Dataplane {
             uplinkLink = try Dataplane.attach(uplinkProgram, to: up, name: "uplink", mode: options.xdpMode, pins: pins)
             for q in 0..<queues {
                 let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
-                let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: options.framesPerWorker,
+                let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: frames,
                                    busyPoll: options.busyPoll, bind: options.bind, reader: reader, wakeFD: controlEvents)
                 try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
                 workers.append(w)
@@ -480,7 +545,8 @@ public final class Dataplane {
                     a.portSockets.append(ps)
                     let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
                     rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: ps.pair.fill, comp: ps.pair.comp,
-                                                    fd: ps.fd, ctx: tag, fillTarget: 512))
+                                                    fd: ps.fd, ctx: tag, fillTarget: Worker.portFillMinDefault,
+                                                    adaptive: true))
                     a.portRings.append(rings)
                 }
                 let c = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
@@ -488,6 +554,11 @@ public final class Dataplane {
                 a.counters.append(c)
             }
             a.portLink = try Dataplane.attach(portProgramFD, to: port, name: "port-\(port)", mode: options.xdpMode, pins: pins)
+            // The workers' idle waits (a socket leaves them when it closes).
+            for (q, w) in workers.enumerated() {
+                w.watch(fd: a.uplinkSockets[q].fd, index: spec.index, port: false)
+                if q < a.portSockets.count { w.watch(fd: a.portSockets[q].fd, index: spec.index, port: true) }
+            }
             for q in 0..<queueCount { try uplinkXSKs.update(slot(spec.index, q), a.uplinkSockets[q].fd) }
             for q in a.portSockets.indices { try portXSKs.update(slot(spec.index, q), a.portSockets[q].fd) }
         } catch {
@@ -532,12 +603,18 @@ public final class Dataplane {
                 return VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
                                  uplinkRX: a.uplinkSockets[q].rx!, port: own ? a.portRings[q] : nil, counters: a.counters[q],
                                  policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
-                                 uplinkFD: a.uplinkSockets[q].fd, dhcp: a.spec.dhcp,
+                                 dhcp: a.spec.dhcp,
                                  handoff: own ? -1 : Int32(q % a.portRings.count))
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }
-            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim, own: w.ownWaitFDs,
-                                     outgoing: handoffRings[q], incoming: incoming)
+            let ports = entries.reduce(0) { $0 + ($1.port == nil ? 0 : 1) }
+            let fillMin = Dataplane.portFillMin(frames: frames, ports: ports)
+            if fillMin < Worker.portFillMinDefault && !shortWarned {
+                shortWarned = true
+                Logger(label: "vnicd").warning("worker \(q) serves \(ports) ports with \(frames) frames: an idle port keeps \(fillMin) frames instead of \(Worker.portFillMinDefault); restart vnicd to size its buffers for them (or give --buffer-memory)")
+            }
+            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim,
+                                     outgoing: handoffRings[q], incoming: incoming, portFillMin: fillMin)
             tables.append(t)
             if let never = w.publish(t) { WorkerTable.destroy(never) }
             w.wake()
@@ -633,8 +710,13 @@ public final class Dataplane {
         }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return RuntimeStatus(pid: getpid(), updated: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, generation: generation,
-                             classifier: classifier, queues: queues, vnics: vnics, uplink: options.uplink)
+        var s = RuntimeStatus(pid: getpid(), updated: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, generation: generation,
+                              classifier: classifier, queues: queues, vnics: vnics, uplink: options.uplink)
+        let resident = Dataplane.residentBytes()
+        s.memory = RuntimeStatus.Memory(residentBytes: resident,
+                                        packetBufferBytes: UInt64(frames) * UInt64(UMEM.frameSize) * UInt64(workers.count),
+                                        residentBytesPerVNIC: resident / UInt64(max(active.count, 1)))
+        return s
     }
 
     /// Names of enum vnic_drop_reason, in order.

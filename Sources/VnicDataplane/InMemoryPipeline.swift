@@ -79,7 +79,7 @@ public final class InMemoryPipeline {
                                            comp: uplinkComp.cons, fd: -1, ctx: Worker.uplinkTag, fillTarget: 2048))
         portRings = .allocate(capacity: 1)
         portRings.initialize(to: QueueRings(rx: portRX.cons, tx: portTX.prod, fill: portFill.prod, comp: portComp.cons,
-                                            fd: -1, ctx: 2, fillTarget: 512))
+                                            fd: -1, ctx: 2, fillTarget: Worker.portFillMinDefault, adaptive: true))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
         tat = .allocate(capacity: 3); tat.initialize(repeating: 0, count: 3)
         var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)

@@ -32,6 +32,19 @@ final class Worker: @unchecked Sendable {
     /// again: what makes priority matter when the worker is saturated.
     static let loopBudget = 256
     static let uplinkTag: UInt16 = 1
+    /// The frame budget (see QueueRings.adaptive): an idle port socket holds
+    /// `portFillMin` frames in its fill ring (fewer when the UMEM is short for
+    /// the ports it serves), a busy one grows up to `portFillMax`. Growth stops
+    /// while the pool holds less than an eighth of the UMEM, and a grown ring
+    /// is refilled past the minimum only from what lies above that reserve: no
+    /// port can take the frames another's minimum needs.
+    static let portFillMinDefault: UInt32 = 32
+    static let portFillMax: UInt32 = 1024
+    static let fillReview: UInt32 = 2048
+    /// An entry that moved nothing for this many loops is no longer looked at
+    /// every loop; the sweep looks at `sweepWidth` of the others per loop.
+    static let hotLoops: UInt32 = 64
+    static let sweepWidth = 32
 
     let queue: UInt32
     let core: Int
@@ -66,6 +79,11 @@ final class Worker: @unchecked Sendable {
     /// `deinit`: unmanaged so the loop does no reference counting.
     private let reader: Unmanaged<ConfigReader>?
     private var inBurst = false
+    /// Loops run (wraps), and where the sweep window starts next.
+    private var loops: UInt32 = 0
+    private var sweep = 0
+    /// The pool's reserve: a grown fill ring is topped up only from what lies above it.
+    private let reserve: Int
     /// Guest protocol traffic: requests up to the control thread, replies and
     /// notifications down to the VMs; `wakeFD` (an eventfd) wakes the control
     /// thread when a request arrives.
@@ -74,6 +92,16 @@ final class Worker: @unchecked Sendable {
     let wakeFD: Int32
     /// The control thread wakes this worker from an idle wait (eventfd).
     let wakeEvent: Int32
+    /// What an idle worker waits on: its wake eventfd, its uplink socket and
+    /// every socket of the VNICs it serves (registered by the dataplane when it
+    /// makes them, tagged `Worker.tag(index:port:)`), edge-triggered: new frames
+    /// wake it, frames left waiting (a port that cannot take them) do not. Its
+    /// cost does not grow with idle sockets, as ppoll's did.
+    let epollFD: Int32
+    static let wakeTag = UInt64.max, uplinkTag64 = UInt64.max - 1
+    /// The epoll tag of VNIC `index`'s uplink (port: false) or port socket.
+    static func tag(index: UInt32, port: Bool) -> UInt64 { UInt64(index) << 1 | (port ? 1 : 0) }
+    private let readyTags = UnsafeMutablePointer<UInt64>.allocate(capacity: 256)
     static let requestLimiter = RateLimiter(perSecond: 50, burst: 50)
     /// Set while this worker sleeps in its idle wait (a worker handing it frames
     /// then writes `wakeEvent`).
@@ -93,7 +121,7 @@ final class Worker: @unchecked Sendable {
     /// A worker on the uplink's queue `queue`: its UMEM and uplink socket.
     convenience init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
                      bind: XSKBindMode, reader: ConfigReader?, wakeFD: Int32) throws(VnicError) {
-        let umem = try UMEM(frameCount: frames, fillSize: 4096, compSize: 4096)
+        let umem = try UMEM(frameCount: frames, fillSize: 2048, compSize: 2048)
         // The UMEM's first socket sets the bind flags of every socket that shares it
         // (libxdp binds those with XDP_SHARED_UMEM alone): multi-buffer, so that a
         // guest's TSO frame reaches its port socket as a chain (Segmentation).
@@ -113,6 +141,11 @@ final class Worker: @unchecked Sendable {
         self.wakeFD = wakeFD
         let event = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         wakeEvent = event
+        epollFD = vnic_epoll_create()
+        if epollFD >= 0 {
+            if event >= 0 { _ = vnic_epoll_add(epollFD, event, Worker.wakeTag) }
+            if let fd = uplinkSocket?.fd { _ = vnic_epoll_add(epollFD, fd, Worker.uplinkTag64) }
+        }
         self.queue = queue
         self.core = core
         self.busyPoll = busyPoll
@@ -122,6 +155,7 @@ final class Worker: @unchecked Sendable {
         frameCount = frames
         uplink = .allocate(capacity: 1)
         uplink.initialize(to: rings)
+        reserve = Int(frames) / 8
         pool = .allocate(capacity: Int(frames))
         for i in 0..<Int(frames) { pool[i] = UInt64(i) * UInt64(UMEM.frameSize) }
         poolCount = Int(frames)
@@ -133,12 +167,14 @@ final class Worker: @unchecked Sendable {
         queueCounters = .allocate(capacity: 5); queueCounters.initialize(repeating: 0, count: 5)
         sleeping = .allocate(capacity: 1); sleeping.initialize(to: 0)
         peers = .allocate(capacity: Int(VNIC_MAX_QUEUES))
-        table = WorkerTable.make(generation: 0, entries: [], reclaim: [], own: [event, uplinkSocket?.fd ?? -1])
+        table = WorkerTable.make(generation: 0, entries: [], reclaim: [])
     }
 
     deinit {
         reader?.release()
         if wakeEvent >= 0 { close(wakeEvent) }
+        if epollFD >= 0 { close(epollFD) }
+        readyTags.deallocate()
         sourceScratch.deallocate()
         chainScratch.deallocate()
         uplink.deallocate(); pool.deallocate(); owner.deallocate()
@@ -187,8 +223,10 @@ final class Worker: @unchecked Sendable {
         if wakeEvent >= 0 { _ = write(wakeEvent, &one, 8) }
     }
 
-    /// The descriptors this worker waits on besides its VNICs' sockets.
-    var ownWaitFDs: [Int32] { [wakeEvent, uplinkSocket?.fd ?? -1] }
+    /// Registers a socket of VNIC `index` for this worker's idle wait.
+    func watch(fd: Int32, index: UInt32, port: Bool) {
+        if epollFD >= 0 { _ = vnic_epoll_add(epollFD, fd, Worker.tag(index: index, port: port)) }
+    }
 
     // MARK: worker thread
 
@@ -223,37 +261,30 @@ final class Worker: @unchecked Sendable {
                     vnic_fence_seq_cst()
                     var handed = false
                     for i in 0..<t.incomingCount where !t.incoming[i].isEmpty { handed = true }
-                    waitOnlyForWhatCanMove(t)
                     // Traffic and control work end the wait through a descriptor; the
-                    // timeout only bounds what has none, so it grows from 50 µs to
-                    // 10 ms (an idle worker wakes about 100 times a second).
+                    // timeout only bounds what has none (frames left in a stalled
+                    // port's way), so it grows from 50 µs to 10 ms (an idle worker
+                    // wakes about 100 times a second).
                     let timeout = min(50_000 << min(idle - 2001, 8), 10_000_000)
-                    if handed || vnic_wait_fds(t.waitFDs, UInt32(t.waitCount), timeout) > 0 { idle = 0 }
+                    if handed { idle = 0 } else {
+                        let n = vnic_epoll_wait(epollFD, readyTags, 256, timeout, Worker.wakeTag, wakeEvent)
+                        if n > 0 {
+                            idle = 0
+                            markReady(t, count: Int(n))
+                        }
+                    }
                     vnic_store_u64_relaxed(sleeping, 0)
                 }
             }
         }
     }
 
-    /// Frames that wait in a VNIC's uplink socket because its port cannot take
-    /// them (a stalled tap queue: QEMU detached it, the guest does not read)
-    /// keep that socket readable: waiting on it would return at once and the
-    /// worker would spin. Such sockets are left out of the idle wait (the
-    /// timeout brings the worker back to try again).
+    /// After a wait: the entries whose sockets woke it are looked at in the next loop.
     @inline(never)
-    private func waitOnlyForWhatCanMove(_ t: WorkerTable) {
-        for e in 0..<t.count {
-            let entry = t.entries[e]
-            let slot = Int(entry.waitSlot)
-            guard slot >= 0 && slot < t.waitCount else { continue }
-            let stalled: Bool
-            if let p = entry.port {
-                stalled = xsk_prod_nb_free(p.pointee.tx, 1) == 0
-            } else {
-                let to = Int(entry.handoff)
-                stalled = to < 0 || to >= t.outgoingCount || (t.outgoing[to]?.freeSlots ?? 0) == 0
-            }
-            t.waitFDs[slot].events = stalled ? 0 : Int16(POLLIN)
+    private func markReady(_ t: WorkerTable, count: Int) {
+        for i in 0..<count where readyTags[i] < Worker.uplinkTag64 {
+            let e = t.lookup(index: UInt32(truncatingIfNeeded: readyTags[i] >> 1))
+            if e >= 0 { t.markBusy(e, loop: loops) }
         }
     }
 
@@ -283,6 +314,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         table = t   // the previous table is freed by the control thread after the ack
+        if sweep >= t.pointee.count { sweep = 0 }
         vnic_store_u64_release(installedGeneration, t.pointee.generation)
     }
 
@@ -297,9 +329,10 @@ final class Worker: @unchecked Sendable {
         poolCount += 1
     }
 
-    /// Returns completed transmit frames to the pool and tops up the fill ring.
+    /// Returns completed transmit frames to the pool and tops up the fill ring
+    /// (a port's to a target that follows its traffic); true if it moved frames.
     @inline(__always)
-    private func service(_ q: UnsafeMutablePointer<QueueRings>) {
+    private func service(_ q: UnsafeMutablePointer<QueueRings>, fillMin: UInt32) -> Bool {
         var idx: UInt32 = 0
         let done = xsk_ring_cons__peek(q.pointee.comp, 1024, &idx)
         if done > 0 {
@@ -309,13 +342,21 @@ final class Worker: @unchecked Sendable {
         let fill = q.pointee.fill
         let size = fill.pointee.size
         let level = size &- xsk_prod_nb_free(fill, size)   // frames the kernel holds in the ring
-        let target = q.pointee.fillTarget
-        guard level < target else { return }
+        var target = q.pointee.fillTarget
+        var avail = poolCount
+        if q.pointee.adaptive {
+            target = adapt(q, level: level, fillMin: fillMin)
+            // Up to its minimum a ring takes from the whole pool; past it only what lies above the reserve.
+            avail = min(max(poolCount - reserve, Int(fillMin) - Int(level), 0), poolCount)
+        }
+        q.pointee.filled = level
+        guard level < target else { return done > 0 }
         let want = target - level
-        // Refill in steps of at least a burst, so a busy ring is not topped up one by one.
-        let n = UInt32(min(Int(want), poolCount))
-        guard n >= Worker.burst || (n > 0 && want == target) else { return }
-        guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return }
+        // Refill in steps of at least a burst (half a small ring), so a busy ring
+        // is not topped up one by one; a ring below half its minimum at once.
+        let n = UInt32(min(Int(want), avail))
+        guard n > 0, n >= min(Worker.burst, max(target / 2, 1)) || level * 2 < fillMin else { return done > 0 }
+        guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return done > 0 }
         let tag = q.pointee.ctx
         for i in 0..<n {
             poolCount -= 1
@@ -324,6 +365,35 @@ final class Worker: @unchecked Sendable {
             xsk_ring_prod__fill_addr(fill, idx &+ i).pointee = a
         }
         xsk_ring_prod__submit(fill, n)
+        q.pointee.filled = level &+ n
+        return true
+    }
+
+    /// A port's fill target after this service: doubled when the kernel took
+    /// more than three quarters of it since the last service (and the pool has
+    /// frames to spare), halved when it never fell below half in the last
+    /// `fillReview` services. Frames above a lowered target stay in the ring
+    /// until the kernel uses them; the ring is not topped up past it.
+    @inline(__always)
+    private func adapt(_ q: UnsafeMutablePointer<QueueRings>, level: UInt32, fillMin: UInt32) -> UInt32 {
+        var target = max(q.pointee.fillTarget, fillMin)
+        if level < q.pointee.lowLevel { q.pointee.lowLevel = level }
+        let taken = q.pointee.filled > level ? q.pointee.filled - level : 0   // by the kernel since the last service
+        if taken > target - target / 4 && target < Worker.portFillMax && poolCount > reserve * 2 {
+            target = min(target * 2, Worker.portFillMax)
+            q.pointee.lowLevel = .max
+            q.pointee.services = 0
+        } else {
+            q.pointee.services &+= 1
+            if q.pointee.services >= Worker.fillReview {
+                if q.pointee.lowLevel > target / 2 || poolCount < reserve { target = max(target / 2, fillMin) }
+                q.pointee.lowLevel = .max
+                q.pointee.services = 0
+            }
+        }
+        if target > fillMin && poolCount < reserve { target = max(target / 2, fillMin) }   // short of frames: give way
+        q.pointee.fillTarget = target
+        return target
     }
 
     /// Puts one frame on a transmit ring (submitted at the end of the loop);
@@ -362,6 +432,7 @@ final class Worker: @unchecked Sendable {
             let entry = entries[e]
             guard let port = entry.port else { _ = handOver(entry, data, len: len); continue }
             if enqueueCopy(port, from: data, len: len) {
+                table.pointee.markBusy(e, loop: loops)
                 vnic_counter_add(&entry.counters.pointee.rx_packets, 1)
                 vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(len))
             } else {
@@ -398,6 +469,7 @@ final class Worker: @unchecked Sendable {
                 guard e >= 0, let port = t.entries[e].port else { return }   // gone meanwhile
                 let c = t.entries[e].counters
                 if enqueueCopy(port, from: bytes.baseAddress!, len: UInt32(bytes.count)) {
+                    t.markBusy(e, loop: loops)
                     vnic_counter_add(&c.pointee.rx_packets, 1)
                     vnic_counter_add(&c.pointee.rx_bytes, UInt64(bytes.count))
                 } else {
@@ -520,6 +592,7 @@ final class Worker: @unchecked Sendable {
                 _ = handOver(other, data, len: len); free(addr); return
             }
             if enqueue(otherPort, addr: addr, len: len) {
+                t.markBusy(local, loop: loops)
                 vnic_counter_add(&other.counters.pointee.rx_packets, 1)
                 vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(len))
             } else {
@@ -590,7 +663,7 @@ final class Worker: @unchecked Sendable {
             guard e >= 0 else { return }
             let entry = t.entries[e]
             if let port = entry.port {
-                _ = enqueueCopy(port, from: bytes.baseAddress!, len: UInt32(bytes.count))
+                if enqueueCopy(port, from: bytes.baseAddress!, len: UInt32(bytes.count)) { t.markBusy(e, loop: loops) }
             } else {
                 _ = handOver(entry, bytes.baseAddress!, len: UInt32(bytes.count))
             }
@@ -679,48 +752,78 @@ final class Worker: @unchecked Sendable {
         let t = table.pointee
         let entries = t.entries
         let count = t.count
+        let hot = t.hot
         var work = false
         var idx: UInt32 = 0
+        loops &+= 1
+        let loop = loops
 
-        service(uplink)
-        for e in 0..<count { if let p = entries[e].port { service(p) } }
+        // The sweep window joins this loop's hot entries (those idle leave again at its end).
+        if count > 0 {
+            for _ in 0..<min(Worker.sweepWidth, count) {
+                hot[sweep >> 6] |= 1 << UInt64(sweep & 63)
+                sweep += 1
+                if sweep == count { sweep = 0 }
+            }
+        }
+
+        _ = service(uplink, fillMin: uplink.pointee.fillTarget)
+        var w = 0
+        while w < t.hotWords {
+            var bits = hot[w]
+            while bits != 0 {
+                let e = w << 6 | bits.trailingZeroBitCount
+                bits &= bits &- 1
+                if let p = entries[e].port, service(p, fillMin: t.portFillMin) { t.markBusy(e, loop: loop) }
+            }
+            w += 1
+        }
         if !fromControl.isEmpty { sendFromControl(t); work = true }
         if t.incomingCount > 0 && receiveHandoffs(t) { work = true }
 
-        // Entries come in priority order (high first). Under saturation the loop's
-        // budget runs out before the low ones; their frames wait in their rings.
+        // Entries come in priority order (high first), and so do the bits. Under
+        // saturation the loop's budget runs out before the low ones; their frames
+        // wait in their rings.
         var budget = Worker.loopBudget
 
         // Uplink, per VNIC: the descriptor moves to the VNIC's port unchanged.
         // Only as many as maxbw admits and the port's ring can take: the rest wait
         // in the VNIC's receive ring (its inbound VSQ), in order.
-        for e in 0..<count where budget > 0 {
-            let entry = entries[e]
-            let rx = entry.uplinkRX
-            let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
-            if got == 0 { continue }
-            work = true
-            let first = idx
-            guard let port = entry.port else {
-                budget &-= Int(handOverFromUplink(entry, first: first, got: got))
-                continue
+        w = 0
+        while w < t.hotWords && budget > 0 {
+            var bits = hot[w]
+            while bits != 0 && budget > 0 {
+                let e = w << 6 | bits.trailingZeroBitCount
+                bits &= bits &- 1
+                let entry = entries[e]
+                let rx = entry.uplinkRX
+                let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
+                if got == 0 { continue }
+                work = true
+                t.markBusy(e, loop: loop)
+                let first = idx
+                guard let port = entry.port else {
+                    budget &-= Int(handOverFromUplink(entry, first: first, got: got))
+                    continue
+                }
+                let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, xsk_prod_nb_free(port.pointee.tx, got)))
+                if n < got { xsk_ring_cons__cancel(rx, got &- n) }
+                if n == 0 { continue }
+                var bytes: UInt64 = 0
+                var inChain = false
+                for i in 0..<n {
+                    let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
+                    if partOfChain(d.options, &inChain, entry.counters) { free(d.addr); continue }
+                    _ = enqueue(port, addr: d.addr, len: d.len)   // space was checked above
+                    bytes &+= UInt64(d.len)
+                }
+                xsk_ring_cons__release(rx, n)
+                budget &-= Int(n)
+                vnic_counter_add(&entry.counters.pointee.rx_packets, UInt64(n))
+                vnic_counter_add(&entry.counters.pointee.rx_bytes, bytes)
+                vnic_counter_add(queueCounters, UInt64(n))
             }
-            let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, xsk_prod_nb_free(port.pointee.tx, got)))
-            if n < got { xsk_ring_cons__cancel(rx, got &- n) }
-            if n == 0 { continue }
-            var bytes: UInt64 = 0
-            var inChain = false
-            for i in 0..<n {
-                let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-                if partOfChain(d.options, &inChain, entry.counters) { free(d.addr); continue }
-                _ = enqueue(port, addr: d.addr, len: d.len)   // space was checked above
-                bytes &+= UInt64(d.len)
-            }
-            xsk_ring_cons__release(rx, n)
-            budget &-= Int(n)
-            vnic_counter_add(&entry.counters.pointee.rx_packets, UInt64(n))
-            vnic_counter_add(&entry.counters.pointee.rx_bytes, bytes)
-            vnic_counter_add(queueCounters, UInt64(n))
+            w += 1
         }
 
         // Uplink socket: broadcast and multicast, copied to every VNIC.
@@ -749,38 +852,61 @@ final class Worker: @unchecked Sendable {
         // until the ring is full.
         var toWire: UInt64 = 0
         budget = Worker.loopBudget   // each direction has its own
-        for e in 0..<count where budget > 0 {
-            let entry = entries[e]
-            guard let port = entry.port else { continue }
-            let rx = port.pointee.rx
-            let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
-            if got == 0 { continue }
-            work = true
-            let first = idx
-            let view = record(entry.index)
-            let limiter = view.map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
-            var n = got
-            if !limiter.isUnlimited {
-                n = UInt32(limiter.admit(entry.tat + 1, now: monotonicNanos(), lengths: {
-                    xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
-                }, count: Int(n)))
-                if n < got { xsk_ring_cons__cancel(rx, got &- n) }
-                if n == 0 { continue }
+        w = 0
+        while w < t.hotWords && budget > 0 {
+            var bits = hot[w]
+            while bits != 0 && budget > 0 {
+                let e = w << 6 | bits.trailingZeroBitCount
+                bits &= bits &- 1
+                let entry = entries[e]
+                guard let port = entry.port else { continue }
+                let rx = port.pointee.rx
+                let got = xsk_ring_cons__peek(rx, UInt32(min(Int(Worker.burst), budget)), &idx)
+                if got == 0 { continue }
+                work = true
+                t.markBusy(e, loop: loop)
+                let first = idx
+                let view = record(entry.index)
+                let limiter = view.map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
+                var n = got
+                if !limiter.isUnlimited {
+                    n = UInt32(limiter.admit(entry.tat + 1, now: monotonicNanos(), lengths: {
+                        xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
+                    }, count: Int(n)))
+                    if n < got { xsk_ring_cons__cancel(rx, got &- n) }
+                    if n == 0 { continue }
+                }
+                if let view {
+                    toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
+                                             mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch))
+                } else {
+                    toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
+                                             mtu: 1500, entry.policy)
+                }
+                budget &-= Int(n)
             }
-            if let view {
-                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                         mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch))
-            } else {
-                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                         mtu: 1500, entry.policy)
-            }
-            budget &-= Int(n)
+            w += 1
         }
         endBurst()
         if toWire > 0 { vnic_counter_add(queueCounters + 1, toWire) }
 
+        // Submit what was queued (hot now: every entry a frame was queued for is),
+        // then let go of the entries idle for `hotLoops` loops with nothing left to kick.
         flush(uplink)
-        for e in 0..<count { if let p = entries[e].port { flush(p) } }
+        w = 0
+        while w < t.hotWords {
+            var bits = hot[w]
+            while bits != 0 {
+                let e = w << 6 | bits.trailingZeroBitCount
+                bits &= bits &- 1
+                if let p = entries[e].port {
+                    flush(p)
+                    if p.pointee.kick { t.lastBusy[e] = loop; continue }
+                }
+                if loop &- t.lastBusy[e] > Worker.hotLoops { hot[w] &= ~(1 << UInt64(e & 63)) }
+            }
+            w += 1
+        }
         wakeHandedTo()
         return work
     }

@@ -24,8 +24,19 @@ struct QueueRings {
     var fd: Int32
     /// Owner tag of frames in this pair's fill ring or transmit path (1: uplink).
     var ctx: UInt16
-    /// How many frames to keep in the fill ring.
+    /// How many frames to keep in the fill ring now.
     var fillTarget: UInt32
+    /// A port's fill ring follows its traffic (the frame budget): it starts at
+    /// the table's `portFillMin`, doubles while the kernel takes most of it
+    /// between two services (up to `Worker.portFillMax`, while the pool has
+    /// frames to spare) and halves when it stayed more than half full for
+    /// `Worker.fillReview` services. false: fixed at `fillTarget` (the uplink's).
+    var adaptive = false
+    /// The fill level the last service left (what the kernel took since shows at the next).
+    var filled: UInt32 = 0
+    /// The lowest fill level seen since the target was last reviewed, and the services since.
+    var lowLevel: UInt32 = .max
+    var services: UInt32 = 0
     /// Transmit descriptors reserved in this loop and not yet submitted.
     var reserved: UInt32 = 0
     /// The kernel has not yet taken everything submitted: kick again.
@@ -50,14 +61,10 @@ struct VNICEntry {
     /// VNIC's workers.
     var limiter: RateLimiter
     var tat: UnsafeMutablePointer<UInt64>
-    /// The uplink receive socket's descriptor (what an idle worker waits on; -1 in memory).
-    var uplinkFD: Int32 = -1
     /// vnic's DHCP server answers this VNIC (its DHCP client messages go to the control thread).
     var dhcp = false
     /// The worker that delivers to the port when `port` is nil (-1: this one).
     var handoff: Int32 = -1
-    /// Where its uplink socket sits in the table's `waitFDs` (set by `make`).
-    var waitSlot: Int32 = -1
 }
 
 struct WorkerTable {
@@ -71,10 +78,6 @@ struct WorkerTable {
     /// Frame owner tags whose sockets are gone: their frames return to the pool.
     var reclaimCount: Int
     var reclaim: UnsafeMutablePointer<UInt16>
-    /// What an idle worker waits on: its own descriptors (wake eventfd first,
-    /// then its uplink socket), then every VNIC's port and uplink sockets.
-    var waitCount: Int
-    var waitFDs: UnsafeMutablePointer<pollfd>
     /// VNIC index + 1 (0 = empty) -> entry index: where a frame handed over by
     /// another worker, or queued by the control thread, goes.
     var indexMask: Int
@@ -86,20 +89,26 @@ struct WorkerTable {
     var outgoing: UnsafeMutablePointer<FrameRing?>
     var incomingCount: Int
     var incoming: UnsafeMutablePointer<FrameRing>
+    /// The entries a loop looks at (bit e: entry e): those that moved frames in
+    /// the last `Worker.hotLoops` loops, those a frame was queued for, and a
+    /// window of `Worker.sweepWidth` that walks round all of them. A worker's
+    /// cost per loop follows its busy VNICs, not how many it serves; an idle
+    /// one is found by the sweep or, when the worker slept, by its descriptor.
+    var hotWords: Int
+    var hot: UnsafeMutablePointer<UInt64>
+    /// The loop (low 32 bits of the worker's count) in which entry e last moved frames.
+    var lastBusy: UnsafeMutablePointer<UInt32>
+    /// The fill level an idle port socket keeps (the budget's floor per port,
+    /// set by the dataplane from the UMEM's size and the ports on this worker).
+    var portFillMin: UInt32
 
-    /// Allocates a table; free it with `destroy`. `own`: the worker's own
-    /// descriptors to wait on when idle (wake eventfd first).
+    /// Allocates a table; free it with `destroy`.
     static func make(generation: UInt64, entries list: [VNICEntry], reclaim tags: [UInt16],
-                     own: [Int32] = [], outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [])
+                     outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [],
+                     portFillMin: UInt32 = Worker.portFillMinDefault)
         -> UnsafeMutablePointer<WorkerTable> {
         let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
         entries.initialize(from: list, count: list.count)
-        var slot = own.count
-        for i in 0..<list.count {
-            if list[i].port != nil { slot += 1 }
-            entries[i].waitSlot = Int32(slot)
-            slot += 1
-        }
         var capacity = 8
         while capacity < list.count * 2 { capacity <<= 1 }
         let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
@@ -128,15 +137,22 @@ struct WorkerTable {
         outgoing.initialize(from: out, count: out.count)
         let incoming = UnsafeMutablePointer<FrameRing>.allocate(capacity: max(inc.count, 1))
         incoming.initialize(from: inc, count: inc.count)
-        let fds = own + list.flatMap { e in (e.port.map { [$0.pointee.fd] } ?? []) + [e.uplinkFD] }
-        let wait = UnsafeMutablePointer<pollfd>.allocate(capacity: max(fds.count, 1))
-        wait.initialize(from: fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }, count: fds.count)
+        // Every entry starts hot: the first loops look at all of them.
+        let words = (list.count + 63) / 64
+        let hot = UnsafeMutablePointer<UInt64>.allocate(capacity: max(words, 1))
+        hot.initialize(repeating: ~0, count: max(words, 1))
+        if list.count % 64 != 0 { hot[words - 1] = (1 << UInt64(list.count % 64)) - 1 }
+        if list.isEmpty { hot[0] = 0 }
+        let lastBusy = UnsafeMutablePointer<UInt32>.allocate(capacity: max(list.count, 1))
+        lastBusy.initialize(repeating: 0, count: max(list.count, 1))
         let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
         t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
-                                     reclaimCount: tags.count, reclaim: reclaim, waitCount: fds.count, waitFDs: wait,
+                                     reclaimCount: tags.count, reclaim: reclaim,
                                      indexMask: capacity - 1, indexKeys: indexKeys, indexValues: indexValues,
-                                     outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming))
+                                     outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming,
+                                     hotWords: words, hot: hot, lastBusy: lastBusy,
+                                     portFillMin: portFillMin))
         return t
     }
 
@@ -145,12 +161,20 @@ struct WorkerTable {
         t.pointee.hashKeys.deallocate()
         t.pointee.hashValues.deallocate()
         t.pointee.reclaim.deallocate()
-        t.pointee.waitFDs.deallocate()
         t.pointee.indexKeys.deallocate()
         t.pointee.indexValues.deallocate()
         t.pointee.outgoing.deallocate()
         t.pointee.incoming.deallocate()
+        t.pointee.hot.deallocate()
+        t.pointee.lastBusy.deallocate()
         t.deallocate()
+    }
+
+    /// Entry `e` moved frames (or was queued some) in loop `loop`: looked at until it has been idle a while.
+    @inline(__always)
+    func markBusy(_ e: Int, loop: UInt32) {
+        hot[e >> 6] |= 1 << UInt64(e & 63)
+        lastBusy[e] = loop
     }
 
     @inline(__always)

@@ -20,20 +20,27 @@ import VnicCore
 /// The names and addresses of one lab: prefix P, N VMs, Q queues per interface,
 /// the last K of the VMs QEMU guests.
 ///
-///     P-host   uplink0 (02:00:00:00:00:02), vm1p .. vmNp (02:00:00:00:02:XX), no IPs, no IPv6
+///     P-host   uplink0 (02:00:00:00:00:02), vm1p .. vmNp (02:00:00:HH:02:LL), no IPs, no IPv6
 ///     P-wire   wire0   (02:00:00:00:00:01, 10.77.0.1/24), the peer of uplink0
-///     P-vmI    vnic0   (02:00:00:00:01:XX, 10.77.0.(10+I)/24), the peer of vmIp
+///     P-vmI    vnic0   (02:00:00:HH:01:LL, 10.77.0.(10+I)/24), the peer of vmIp
+///
+/// HH and LL are I's high and low byte (00 and I up to 255). Up to 244 VMs the
+/// addresses are in 10.77.0.0/24; a larger lab uses 10.77.0.0/16: VM I gets
+/// 10.77.0.0 + 10 + I (VM 300 is 10.77.1.54/16) and wire0 10.77.0.1/16.
 ///
 /// A guest VM I (I > N - K) has no namespace: its port is the tap `vmIt` in P-host
 /// (02:00:00:00:02:XX), made by QEMU, whose virtio-net device (the guest's eth0)
 /// has the VM's MAC and address.
 public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public static let defaultPrefix = "vl"
-    /// VM I's address is 10.77.0.(10+I)/24, so I stops at 244 (10.77.0.254;
-    /// .255 is the broadcast address and .256 does not exist).
-    public static let vmRange = 1...244
+    /// Up to 4,000 VMs (a host's worth of containers); the address plan would
+    /// take 65,524 and the MAC plan 65,535.
+    public static let vmRange = 1...4000
+    /// VM I's address is 10.77.0.(10+I)/24 up to I = 244 (10.77.0.254; .255 is
+    /// the broadcast address): larger labs use a /16.
+    public static let largestSlash24Lab = 244
     public static let queueRange = 1...64
-    /// Keeps namespace names short (at most 14 bytes with `-vm244`), like interface names.
+    /// Keeps namespace names short (at most 15 bytes with `-vm4000`), like interface names.
     public static let maxPrefixLength = 8
 
     public let prefix: String
@@ -114,7 +121,7 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
         let head = "\(prefix)-vm"
         guard namespace.hasPrefix(head) else { return nil }
         let digits = namespace.dropFirst(head.count)
-        guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+        guard !digits.isEmpty, digits.count <= 4, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
               digits.first != "0" else { return nil }
         return Int(digits)
     }
@@ -138,7 +145,7 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
     public static func vmNumber(port: String) -> Int? {
         guard port.hasPrefix("vm"), port.hasSuffix("p") || port.hasSuffix("t") else { return nil }
         let digits = port.dropFirst(2).dropLast()
-        guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0"
+        guard !digits.isEmpty, digits.count <= 4, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0"
         else { return nil }
         return Int(digits)
     }
@@ -146,18 +153,26 @@ public struct LabTopology: Hashable, Sendable, CustomStringConvertible {
 
     public static let wireMAC = MACAddress(rawValue: 0x02_00_00_00_00_01)
     public static let uplinkMAC = MACAddress(rawValue: 0x02_00_00_00_00_02)
-    public static let wireIP = IPv4Interface(address: IPv4Address(rawValue: 0x0A4D_0001), prefixLength: 24)
     public var wireMAC: MACAddress { Self.wireMAC }
     public var uplinkMAC: MACAddress { Self.uplinkMAC }
-    public var wireIP: IPv4Interface { Self.wireIP }
+    /// The prefix length of the lab's network: /24 up to 244 VMs, else /16.
+    public var prefixLength: UInt8 { vms <= Self.largestSlash24Lab ? 24 : 16 }
+    /// wire0's address: 10.77.0.1 in the lab's network.
+    public var wireIP: IPv4Interface {
+        IPv4Interface(address: IPv4Address(rawValue: 0x0A4D_0001), prefixLength: prefixLength)
+    }
 
-    /// VM I's MAC on vnic0: 02:00:00:00:01:XX (XX = I).
-    public func vmMAC(_ vm: Int) -> MACAddress { MACAddress(rawValue: 0x02_00_00_00_01_00 | UInt64(vm & 0xFF)) }
-    /// VM I's port MAC on vmIp (host side): 02:00:00:00:02:XX.
-    public func portMAC(_ vm: Int) -> MACAddress { MACAddress(rawValue: 0x02_00_00_00_02_00 | UInt64(vm & 0xFF)) }
-    /// VM I's address on vnic0: 10.77.0.(10+I)/24.
+    /// VM I's MAC on vnic0: 02:00:00:HH:01:LL (HH, LL = I's high and low byte).
+    public func vmMAC(_ vm: Int) -> MACAddress { Self.mac(vm, role: 0x01) }
+    /// VM I's port MAC on vmIp (host side): 02:00:00:HH:02:LL.
+    public func portMAC(_ vm: Int) -> MACAddress { Self.mac(vm, role: 0x02) }
+    private static func mac(_ vm: Int, role: UInt64) -> MACAddress {
+        MACAddress(rawValue: 0x02_00_00_00_00_00 | UInt64((vm >> 8) & 0xFF) << 16 | role << 8 | UInt64(vm & 0xFF))
+    }
+    /// VM I's address on vnic0: 10.77.0.0 + 10 + I in the lab's network
+    /// (10.77.0.(10+I)/24 up to 244 VMs).
     public func vmIP(_ vm: Int) -> IPv4Interface {
-        IPv4Interface(address: IPv4Address(rawValue: 0x0A4D_0000 | UInt32(10 + vm)), prefixLength: 24)
+        IPv4Interface(address: IPv4Address(rawValue: 0x0A4D_0000 + UInt32(10 + vm)), prefixLength: prefixLength)
     }
 
     /// The interface alias written on uplink0 that records the lab's shape, so a

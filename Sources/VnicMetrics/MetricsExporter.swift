@@ -15,6 +15,8 @@
 //   vnic_classifier_total {counter}       the XDP classifier's counters (unknown-dst, ...)
 //   vnic_config_generation                the database generation applied
 //   vnic_requests_total {verdict}         in-band requests: accepted, denied, ...
+//   vnicd_resident_bytes, vnicd_packet_buffer_bytes, vnicd_resident_bytes_per_vnic
+//                                         the daemon's memory (RSS, UMEMs, RSS per VNIC up)
 import CoreMetrics
 import FlyingFox
 import FlyingSocks
@@ -80,6 +82,11 @@ public final class MetricsExporter: Sendable {
             for (name, n) in s.classifier { count("vnic_classifier_total", [("counter", name)], n) }
             for (verdict, n) in s.requests ?? [:] { count("vnic_requests_total", [("verdict", verdict)], n) }
             gauge("vnic_config_generation", [], Double(s.generation))
+            if let m = s.memory {
+                gauge("vnicd_resident_bytes", [], Double(m.residentBytes))
+                gauge("vnicd_packet_buffer_bytes", [], Double(m.packetBufferBytes))
+                gauge("vnicd_resident_bytes_per_vnic", [], Double(m.residentBytesPerVNIC))
+            }
         }
     }
 

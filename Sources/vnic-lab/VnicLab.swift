@@ -11,10 +11,12 @@ struct VnicLab: ParsableCommand {
         commandName: "vnic-lab",
         abstract: "Build the vnic test/bench topology in network namespaces.",
         discussion: """
-            With prefix P: namespace P-host holds uplink0 and the ports vm1p..vmNp; P-wire holds \
-            wire0 (02:00:00:00:00:01, 10.77.0.1/24), the peer of uplink0; P-vmI holds vnic0 \
-            (02:00:00:00:01:XX, 10.77.0.(10+I)/24), the peer of vmIp. Nothing is created in the \
-            root namespace.
+            With prefix P: namespace P-host holds uplink0 and the ports vm1p..vmNp \
+            (02:00:00:HH:02:LL); P-wire holds wire0 (02:00:00:00:00:01, 10.77.0.1/24), the peer of \
+            uplink0; P-vmI holds vnic0 (02:00:00:HH:01:LL, 10.77.0.(10+I)/24), the peer of vmIp. \
+            HH and LL are I's high and low byte (VM 17: 02:00:00:00:01:11). Labs of more than 244 \
+            VMs use 10.77.0.0/16: VM I gets 10.77.0.0 + 10 + I (VM 300: 10.77.1.54/16), wire0 \
+            10.77.0.1/16. Nothing is created in the root namespace.
 
             With --qemu K the last K VMs are QEMU guests instead of namespaces: VM I then has no \
             P-vmI; its port is the tap vmIt in P-host, which QEMU (run inside P-host) creates and \

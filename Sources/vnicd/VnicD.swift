@@ -46,8 +46,13 @@ struct VnicD: ParsableCommand {
     @Option(name: .customLong("max-vnics"), help: "The highest VNIC index the XSKMAPs hold.")
     var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
 
-    @Option(help: "UMEM frames (2 KiB each) per worker.")
-    var frames: UInt32 = 16384
+    @Option(help: "UMEM frames (2 KiB each) per worker (default 16384, within --buffer-memory).")
+    var frames: UInt32?
+
+    @Option(name: .customLong("buffer-memory"),
+            help: ArgumentHelp("The most packet buffer memory (UMEM) all workers together may take: 256M, 2G, ... (default: 32 MiB per worker). Every port's fill ring draws on it: an idle port keeps 32 frames, fewer (down to 8) when the ports outnumber the frames.",
+                               valueName: "SIZE"))
+    var bufferMemory: String?
 
     @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR/metrics: PORT (loopback), IPV4:PORT or [IPV6]:PORT. Off by default.",
                                valueName: "ADDR"))
@@ -65,7 +70,10 @@ struct VnicD: ParsableCommand {
         if let m = metrics {
             do { _ = try MetricsExporter.Address(parsing: m) } catch { throw ValidationError(error.message) }
         }
-        if frames < 4096 { throw ValidationError("--frames: '\(frames)' is below 4096") }
+        if let f = frames, f < 4096 { throw ValidationError("--frames: '\(f)' is below 4096") }
+        if let m = bufferMemory, ValueSyntax.parseSize(m) == nil {
+            throw ValidationError("--buffer-memory: '\(m)' is not a size (256M, 2G, a number of bytes)")
+        }
         if maxVNICs < 1 || maxVNICs >= VNIC_MAX_VNICS {
             throw ValidationError("--max-vnics: '\(maxVNICs)' is not in 1...\(VNIC_MAX_VNICS - 1)")
         }
@@ -101,6 +109,8 @@ struct VnicD: ParsableCommand {
         opts.pin = !noPin
         opts.maxVNICs = maxVNICs
         opts.framesPerWorker = frames
+        opts.bufferMemory = bufferMemory.flatMap(ValueSyntax.parseSize)
+        raiseDescriptorLimit(vnics: records.filter { $0.link == uplink }.count)
         opts.store = store
 
         // Workers inherit this mask: the signals reach only the control thread's sigtimedwait.
@@ -120,8 +130,14 @@ struct VnicD: ParsableCommand {
         let spare = dp.cores.reduce(allowed) { mask, c in c < 64 ? mask & ~(UInt64(1) << UInt64(c)) : mask }
         if spare != 0 { _ = vnic_set_current_thread_affinity_mask(spare) }
         log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
+        let started = monotonicNow()
         log(changes: dp.apply(specs(records, uplink: uplink)))
-        try? dp.status(generation: generation).write(database: path)
+        let firstStatus = dp.status(generation: generation)
+        try? firstStatus.write(database: path)
+        if let m = firstStatus.memory {
+            let up = firstStatus.vnics.values.filter { $0.state == "up" }.count
+            log("\(up) of \(firstStatus.vnics.count) VNICs up in \((monotonicNow() - started) / 1_000_000) ms; memory: \(m.residentBytes >> 20) MiB resident, \(m.residentBytesPerVNIC >> 10) KiB per VNIC, packet buffers \(m.packetBufferBytes >> 20) MiB (\(dp.frames) frames per worker)")
+        }
         var exporter: MetricsExporter?
         if let m = metrics {
             let address = try MetricsExporter.Address(parsing: m)
@@ -198,6 +214,22 @@ struct VnicD: ParsableCommand {
         dp.shutdown()
         RuntimeStatus.remove(database: path)
         printSummary(final)
+    }
+
+    /// Each VNIC takes two sockets per worker and a link: the soft limit on open
+    /// descriptors (1,024 under systemd) goes up to the hard one; a hard limit
+    /// too low for the VNICs there are is said once.
+    func raiseDescriptorLimit(vnics: Int) {
+        var l = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &l) == 0 else { return }
+        if l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &l)
+        }
+        let need = UInt64(vnics) * (2 * UInt64(max(queues ?? 1, 1)) + 1) + 64
+        if UInt64(l.rlim_cur) < need {
+            logger.warning("open files are limited to \(l.rlim_cur): \(vnics) VNICs need about \(need) (raise LimitNOFILE / ulimit -n)")
+        }
     }
 
     /// The VNICs of this uplink that the administrator has not set down, as the dataplane needs them.

@@ -20,10 +20,32 @@ final class LabPlanTests: XCTestCase {
         XCTAssertEqual(t.wireMAC.description, "02:00:00:00:00:01")
         XCTAssertEqual(t.wireIP.description, "10.77.0.1/24")
         XCTAssertEqual(t.uplinkMAC.description, "02:00:00:00:00:02")
-        let last = try LabTopology(vms: LabTopology.vmRange.upperBound)
+        let last = try LabTopology(vms: LabTopology.largestSlash24Lab)
         XCTAssertEqual(last.vmIP(last.vms).description, "10.77.0.254/24")
+        XCTAssertEqual(last.wireIP.description, "10.77.0.1/24")
         XCTAssertEqual(LabTopology.shape(fromAlias: t.shapeAlias)?.vms, 17)
         XCTAssertEqual(LabTopology.shape(fromAlias: t.shapeAlias)?.queues, 4)
+    }
+
+    /// Past 244 VMs: a /16 with wire0 in it, MACs with I's high byte (the contract's plan).
+    func testLargeLabsUseASlash16() throws {
+        let t = try LabTopology(prefix: "vl", vms: 1000, queues: 2)
+        XCTAssertEqual(t.wireIP.description, "10.77.0.1/16")
+        XCTAssertEqual(t.vmIP(1).description, "10.77.0.11/16")
+        XCTAssertEqual(t.vmIP(245).description, "10.77.0.255/16")
+        XCTAssertEqual(t.vmIP(300).description, "10.77.1.54/16")
+        XCTAssertEqual(t.vmIP(1000).description, "10.77.3.242/16")
+        XCTAssertEqual(t.vmMAC(17).description, "02:00:00:00:01:11")
+        XCTAssertEqual(t.vmMAC(300).description, "02:00:00:01:01:2c")
+        XCTAssertEqual(t.portMAC(300).description, "02:00:00:01:02:2c")
+        XCTAssertEqual(t.vmMAC(4000).description, "02:00:00:0f:01:a0")
+        XCTAssertEqual(t.vmNamespace(1000), "vl-vm1000")
+        XCTAssertEqual(LabTopology.vmNumber(namespace: "vl-vm1000", prefix: "vl"), 1000)
+        XCTAssertEqual(LabTopology.vmNumber(port: "vm1000p"), 1000)
+        let all = Set(t.vmNumbers.map { t.vmMAC($0) } + t.vmNumbers.map { t.portMAC($0) } + [t.wireMAC, t.uplinkMAC])
+        XCTAssertEqual(all.count, 2 * t.vms + 2, "two VMs share a MAC")
+        XCTAssertEqual(Set(t.vmNumbers.map { t.vmIP($0).address }).count, t.vms)
+        XCTAssertEqual(try LabTopology(vms: LabTopology.vmRange.upperBound).vmIP(4000).description, "10.77.15.170/16")
     }
 
     func testDefaults() throws {
@@ -33,7 +55,7 @@ final class LabPlanTests: XCTestCase {
 
     func testValidationNamesTheToken() {
         let bad: [(String, Int, Int, String)] = [
-            ("vl", 0, 1, "--vms: '0'"), ("vl", 245, 1, "--vms: '245'"), ("vl", 1, 0, "--queues: '0'"),
+            ("vl", 0, 1, "--vms: '0'"), ("vl", 4001, 1, "--vms: '4001'"), ("vl", 1, 0, "--queues: '0'"),
             ("vl", 1, 65, "--queues: '65'"), ("", 1, 1, "--prefix: ''"), ("Vl", 1, 1, "--prefix: 'Vl'"),
             ("1vl", 1, 1, "--prefix: '1vl'"), ("abcdefghi", 1, 1, "--prefix: 'abcdefghi'"),
             ("a_b", 1, 1, "--prefix: 'a_b'"), ("a/b", 1, 1, "--prefix: 'a/b'"), ("é", 1, 1, "--prefix: 'é'"),
@@ -54,7 +76,7 @@ final class LabPlanTests: XCTestCase {
         for ns in ["vl-host", "vl-wire", "vl-vm1", "vl-vm244"] {
             XCTAssertTrue(LabTopology.belongsToLab(namespace: ns, prefix: "vl"), ns)
         }
-        for ns in ["vl-a-host", "vl-vm", "vl-vm01", "vl-vmx", "vlx-host", "vl-hostx", "xvl-wire", "vl-vm1-host", "vl-vm1234"] {
+        for ns in ["vl-a-host", "vl-vm", "vl-vm01", "vl-vmx", "vlx-host", "vl-hostx", "xvl-wire", "vl-vm1-host", "vl-vm12345"] {
             XCTAssertFalse(LabTopology.belongsToLab(namespace: ns, prefix: "vl"), ns)
         }
         XCTAssertEqual(LabTopology.vmNumber(namespace: "vl-vm12", prefix: "vl"), 12)

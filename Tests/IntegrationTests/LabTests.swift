@@ -146,7 +146,7 @@ final class LabTests: XCTestCase {
     func testBadArgumentsExitTwoNamingTheToken() throws {
         let binary = try TestEnvironment.binary("vnic-lab")
         let cases: [([String], String)] = [
-            (["up", "--vms", "0"], "'0'"), (["up", "--vms", "245"], "'245'"), (["up", "--vms", "two"], "'two'"),
+            (["up", "--vms", "0"], "'0'"), (["up", "--vms", "4001"], "'4001'"), (["up", "--vms", "two"], "'two'"),
             (["up", "--queues", "0"], "'0'"), (["up", "--queues", "65"], "'65'"),
             (["up", "--prefix", "Bad"], "'Bad'"), (["up", "--prefix", "9lab"], "'9lab'"),
             (["up", "--prefix", "toolong12"], "'toolong12'"), (["up", "--prefix", ""], "''"),

@@ -29,10 +29,20 @@ int vnic_current_cpu(void);
 /* pthread_setname_np is _GNU_SOURCE-only; names are cut to 15 bytes. */
 void vnic_set_current_thread_name(const char *name);
 
-/* An idle worker's wait: ppoll (hidden from Swift, _GNU_SOURCE) on its
- * sockets and its wake eventfd (fds[0]) for at most `ns` nanoseconds; drains
- * the eventfd when it fired. Returns ppoll's result (>0: something is ready). */
-int vnic_wait_fds(struct pollfd *fds, unsigned int count, long ns);
+/* An idle worker's wait: its epoll instance, where every socket it serves is
+ * registered edge-triggered (new frames wake it; frames it left waiting do
+ * not), for at most `ns` nanoseconds (epoll_pwait2; epoll_wait rounded up to a
+ * millisecond where the kernel lacks it). The tags of what fired go to
+ * `tags` (at most `max`, up to 256); the eventfd tagged `drain` is read.
+ * Returns how many, 0 on timeout, -1 on error. */
+int vnic_epoll_wait(int epfd, uint64_t *tags, int max, long ns, uint64_t drain, int drain_fd);
+
+/* Registers `fd` with epoll instance `epfd` for input, edge-triggered, with
+ * `tag`. 0 or an errno. A closed socket leaves the instance by itself. */
+int vnic_epoll_add(int epfd, int fd, uint64_t tag);
+
+/* A new epoll instance (close-on-exec), or -1. */
+int vnic_epoll_create(void);
 
 /* The number of rx and tx queues of a device in the calling thread's network
  * namespace (ETHTOOL_GCHANNELS through SIOCETHTOOL; /sys may show another
