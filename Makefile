@@ -52,6 +52,7 @@ bench: build build/malloc_count.so
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --runs 3
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 300 --runs 5
 	bash bench/suite.sh "$(RELEASE_BIN)"
+	bash bench/scale.sh "$(RELEASE_BIN)"
 
 bench-smoke: build build/malloc_count.so
 	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 1 --runs 1 --out build/bench-smoke.json
@@ -59,6 +60,7 @@ bench-smoke: build build/malloc_count.so
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --vnics 500 --runs 1 --out build/bench-smoke-config.json
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 20 --runs 1 --out build/bench-smoke-protocol.json
 	bash bench/suite.sh "$(RELEASE_BIN)" --smoke
+	bash bench/scale.sh "$(RELEASE_BIN)" --counts "1 10" --seconds 1 --out build/bench-smoke-scale.json
 
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 

@@ -40,19 +40,29 @@ final class ScaleTests: XCTestCase {
         let missed = sweep.stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(missed, [], "VMs that did not answer their first ping: \(missed.prefix(20))")
 
-        // Unicast to each VM reaches that VM only: 3 frames to each, and each
-        // VM's interface got exactly 3 unicast (or broadcast) frames meanwhile.
-        let before = try unicastReceived(lab)
+        // Unicast to each VM reaches that VM only: 3 UDP datagrams to each. Each
+        // VM's stack took exactly its 3 (a copy at another VM would not count
+        // there: its kernel drops another host's frame; and the VMs' own ARP and
+        // IPv6 broadcasts reach everyone, so interface counters cannot tell), and
+        // the classifier redirected them (one socket each) instead of flooding.
+        let before = try udpReceived(lab), classifierBefore = try lab.freshStatus().classifier
         for vm in t.vmNumbers {
             let g = try lab.run(in: t.wireNamespace, [try lab.bin("vnic-pktgen"), "-i", t.wire, "--dst-mac", "\(t.vmMAC(vm))",
                                                       "--dst-ip", "\(t.vmIP(vm).address)", "--count", "3", "--json"])
             XCTAssertTrue(g.succeeded, "pktgen to vm\(vm): \(g.diagnostic)")
         }
         Thread.sleep(forTimeInterval: 0.5)
-        let after = try unicastReceived(lab)
+        let after = try udpReceived(lab), classifierAfter = try lab.freshStatus().classifier
         let wrong = t.vmNumbers.filter { (after[$0] ?? 0) - (before[$0] ?? 0) != 3 }
             .map { "vm\($0): \((after[$0] ?? 0) - (before[$0] ?? 0))" }
-        XCTAssertEqual(wrong, [], "VMs that did not get exactly their 3 frames")
+        XCTAssertEqual(wrong, [], "VMs that did not get exactly their 3 datagrams")
+        func delta(_ k: String) -> UInt64 { (classifierAfter[k] ?? 0) - (classifierBefore[k] ?? 0) }
+        // Besides the datagrams, the wire's stack checks its neighbours (unicast ARP
+        // probes, now and then a broadcast): redirected at least the 768, flooded
+        // not the datagrams.
+        XCTAssertGreaterThanOrEqual(delta("redirected"), UInt64(3 * Self.vms), "\(classifierAfter)")
+        XCTAssertLessThan(delta("flooded"), 16, "unicast was flooded: \(classifierAfter)")
+        XCTAssertEqual(delta("unknown-dst"), 0)
 
         // A 4,096-frame burst to one VM, as fast as the generator sends from core 1,
         // arrives whole while the 255 others are idle.
@@ -82,21 +92,17 @@ final class ScaleTests: XCTestCase {
         s.vnics.compactMapValues { $0.drops["no-buffer"] }
     }
 
-    /// Unicast and broadcast frames each VM's interface received so far
-    /// (received minus multicast: the VMs' own IPv6 chatter is flooded to all).
-    private func unicastReceived(_ lab: LabFixture) throws -> [Int: Int] {
+    /// UDP datagrams each VM's stack received so far (InDatagrams + NoPorts of
+    /// /proc/net/snmp in its namespace).
+    private func udpReceived(_ lab: LabFixture) throws -> [Int: Int] {
         let t = lab.topology
         var out: [Int: Int] = [:]
         for vm in t.vmNumbers {
-            let r = try Command.run(["ip", "-n", t.vmNamespace(vm), "-s", "-j", "link", "show", "dev", t.vmInterface])
-            struct Entry: Decodable {
-                struct Stats: Decodable { struct Dir: Decodable { var packets: Int; var multicast: Int? }; var rx: Dir }
-                var stats64: Stats
-            }
-            guard r.succeeded, let e = try JSONDecoder().decode([Entry].self, from: Data(r.stdout.utf8)).first else {
-                throw FixtureError(message: "\(r.commandLine): \(r.diagnostic)")
-            }
-            out[vm] = e.stats64.rx.packets - (e.stats64.rx.multicast ?? 0)
+            let r = try Command.run(["nsenter", "--net=/run/netns/\(t.vmNamespace(vm))", "cat", "/proc/net/snmp"])
+            let udp = r.stdout.split(separator: "\n").filter { $0.hasPrefix("Udp: ") }
+            guard r.succeeded, udp.count == 2 else { throw FixtureError(message: "/proc/net/snmp of vm\(vm): \(r.diagnostic)") }
+            let fields = Dictionary(uniqueKeysWithValues: zip(udp[0].split(separator: " "), udp[1].split(separator: " ")))
+            out[vm] = (Int(fields["InDatagrams"] ?? "") ?? 0) + (Int(fields["NoPorts"] ?? "") ?? 0)
         }
         return out
     }

@@ -43,4 +43,69 @@ final class WorkerTableTests: XCTestCase {
         XCTAssertEqual(empty.pointee.lookup(entries[0].mac), -1)
         XCTAssertEqual(empty.pointee.reclaimCount, 2)
     }
+
+    /// A new table looks at every entry (all hot); markBusy sets one bit, in entry order.
+    func testHotBitmapStartsFullAndMarksEntries() {
+        let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
+        let counters = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
+        let prefixes = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: 1)
+        let v6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
+        defer { rx.deallocate(); counters.deallocate(); tat.deallocate(); prefixes.deallocate(); v6.deallocate() }
+        for n in [0, 1, 63, 64, 65, 1000] {
+            let entries = (0..<n).map { i in
+                VNICEntry(index: UInt32(i + 1), mac: UInt64(i + 1) << 8, uplinkRX: rx, port: nil, counters: counters,
+                          policy: SpoofPolicy(mac: 0, protection: .default, ipv4: prefixes, ipv4Count: 0, ipv6: v6, ipv6Count: 0),
+                          limiter: RateLimiter(bitsPerSecond: 0), tat: tat)
+            }
+            let t = WorkerTable.make(generation: 1, entries: entries, reclaim: [])
+            defer { WorkerTable.destroy(t) }
+            XCTAssertEqual(t.pointee.hotWords, (n + 63) / 64)
+            let bits = (0..<max(t.pointee.hotWords, 1)).reduce(0) { $0 + t.pointee.hot[$1].nonzeroBitCount }
+            XCTAssertEqual(bits, n, "every entry of \(n) starts hot, and no bit beyond them")
+            guard n > 0 else { continue }
+            for w in 0..<t.pointee.hotWords { t.pointee.hot[w] = 0 }
+            t.pointee.markBusy(n - 1, loop: 7)
+            XCTAssertEqual(t.pointee.hot[(n - 1) / 64], 1 << UInt64((n - 1) % 64))
+            XCTAssertEqual(t.pointee.lastBusy[n - 1], 7)
+        }
+    }
+
+    /// The frame budget: an idle port keeps 32 frames while the UMEM has room for
+    /// that many per port beside the uplink's share; fewer (never below 8) past that.
+    func testPortFillMinimumFollowsThePortsAndTheFrames() {
+        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 0), 32)
+        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 256), 32)
+        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 1000), 8)
+        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 500), 16)
+        XCTAssertEqual(Dataplane.portFillMin(frames: 4096, ports: 10), 8)
+        for ports in [1, 10, 100, 256, 300, 1000] {
+            let min = Dataplane.portFillMin(frames: 16384, ports: ports)
+            if min > 8 { XCTAssertLessThanOrEqual(Int(min) * ports, 16384 - 16384 / 4 - 4096, "\(ports) ports") }
+        }
+    }
+
+    /// --frames and --buffer-memory: the cap bounds the default, a cap below
+    /// 4,096 frames per worker or an explicit --frames above it is a usage error.
+    func testBufferMemoryBoundsTheFrames() throws {
+        var o = Dataplane.Options(uplink: "x", bpfObject: "x")
+        XCTAssertEqual(try Dataplane.framesPerWorker(o, workers: 2), 16384)
+        o.bufferMemory = 32 << 20
+        XCTAssertEqual(try Dataplane.framesPerWorker(o, workers: 2), 8192)
+        o.bufferMemory = 8 << 20
+        XCTAssertThrowsError(try Dataplane.framesPerWorker(o, workers: 4)) { e in
+            XCTAssertTrue((e as? VnicError)?.message.hasPrefix("--buffer-memory: 8 MiB") ?? false, "\(e)")
+            XCTAssertEqual((e as? VnicError)?.exitCode, 2)
+        }
+        o.bufferMemory = 64 << 20
+        o.framesPerWorker = 32768
+        XCTAssertThrowsError(try Dataplane.framesPerWorker(o, workers: 2)) { e in
+            XCTAssertTrue((e as? VnicError)?.message.hasPrefix("--frames: 32768") ?? false, "\(e)")
+        }
+        o.bufferMemory = nil
+        o.framesPerWorker = UInt32.max / 2   // 4 TiB: more than this host has
+        XCTAssertThrowsError(try Dataplane.framesPerWorker(o, workers: 1)) { e in
+            XCTAssertTrue((e as? VnicError)?.message.contains("more than this host has available") ?? false, "\(e)")
+        }
+    }
 }
