@@ -7,7 +7,7 @@
 // Order on add: sockets, XSKMAP slots, a new worker table (workers start filling
 // the port's fill ring), then the port and MAC entries that send traffic to it.
 // Order on remove: the reverse; sockets are closed only after every worker
-// acknowledged a table without them, and their frames are reclaimed after that.
+// acknowledged a table without them (a port socket's frames go with its UMEM).
 import CLibXDP
 import CVnicShim
 import Glibc
@@ -53,9 +53,12 @@ public final class Dataplane {
         public var xdpMode: XDPLink.Mode = .native
         public var bind: XSKBindMode = .copy
         public var bpfObject: String
-        /// UMEM frames (2 KiB) per worker; nil: `defaultFrames`, within
-        /// `bufferMemory` (bytes, all workers together) when set.
+        /// UMEM frames (2 KiB) per worker (the uplink side); nil: `defaultFrames`.
         public var framesPerWorker: UInt32? = nil
+        /// Frames of each port socket's own UMEM (a power of two, 64...4096).
+        public var portFrames: UInt32 = Dataplane.defaultPortFrames
+        /// The most packet buffer memory (bytes) the workers' and the ports'
+        /// UMEMs may take together: a VNIC whose port buffers would pass it stays down.
         public var bufferMemory: UInt64? = nil
         public var busyPoll = false
         /// The configuration database: each worker reads VNIC records from it once
@@ -71,10 +74,12 @@ public final class Dataplane {
     final class Active {
         var spec: VNICSpec
         let portIfindex: UInt32
-        let tag: UInt16
         var portLink: XDPLink?
         var uplinkSockets: [XSKSocket] = []
         var portSockets: [XSKSocket] = []
+        /// Each port socket's own UMEM and its free frames (freed after the sockets).
+        var portUMEMs: [UMEM] = []
+        var portPools: [UnsafeMutablePointer<FramePool>] = []
         var portRings: [UnsafeMutablePointer<QueueRings>] = []
         var counters: [UnsafeMutablePointer<vnic_counters>] = []
         /// The port's own transmit drops when it was attached (status shows what came after).
@@ -88,8 +93,8 @@ public final class Dataplane {
         /// spec changes (the old buffer is kept until no table can name it).
         var prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
         var retiredPrefixes: [UnsafeMutablePointer<(UInt32, UInt32)>] = []
-        init(spec: VNICSpec, portIfindex: UInt32, tag: UInt16) {
-            self.spec = spec; self.portIfindex = portIfindex; self.tag = tag
+        init(spec: VNICSpec, portIfindex: UInt32) {
+            self.spec = spec; self.portIfindex = portIfindex
             tat.initialize(repeating: 0, count: 3)
             prefixes = Active.allocate(spec.sourcePrefixes)
         }
@@ -111,6 +116,8 @@ public final class Dataplane {
         deinit {
             portLink = nil
             uplinkSockets.removeAll(); portSockets.removeAll()
+            portUMEMs.removeAll()   // after their sockets
+            portPools.forEach(FramePool.destroy)
             portRings.forEach { $0.deallocate() }
             counters.forEach { $0.deallocate() }
             tat.deallocate()
@@ -140,15 +147,12 @@ public final class Dataplane {
     var desired: [String: VNICSpec] = [:]
     var down: [String: String] = [:]
     var tableGeneration: UInt64 = 0
-    var freeTags: [UInt16] = Array((2...UInt16.max).reversed())
     /// Tables published but maybe still in use: freed when every worker moved past them.
     var retired: [(generation: UInt64, tables: [UnsafeMutablePointer<WorkerTable>])] = []
     var current: [UnsafeMutablePointer<WorkerTable>]? = nil
     /// Rings between workers, [from][to], made when a port first needs one
     /// (fewer queues than workers), freed at shutdown.
     var handoffRings: [[FrameRing?]] = []
-    /// Whether the log said that the ports outgrew the frames.
-    var shortWarned = false
     static let handoffSlots = 512
 
     /// An eventfd the workers signal when a guest request arrives (poll it, then
@@ -164,33 +168,33 @@ public final class Dataplane {
     var portQueues: [UInt32: Int]?
     private var portError: String?
 
-    /// UMEM frames per worker when not told. Every port socket on a worker
-    /// shares its UMEM (frames move between the uplink and the VMs without a
-    /// copy), and the kernel gives each (device, queue) that binds to a UMEM a
-    /// descriptor array over all of its frames (about 128 bytes a frame: 2 MiB of
-    /// kernel memory per port socket at 16,384 frames). More frames would cost
-    /// every port that much more, so the UMEM stays at 16,384 and the ports'
-    /// fill rings share it (see `portFillMin` and Worker's frame budget).
+    /// UMEM frames per worker (the uplink side) when not told: 32 MiB. The
+    /// ports do not draw on it: each port socket has a UMEM of its own
+    /// (`portFrames`). (The kernel gives every (device, queue) bound to a UMEM
+    /// a descriptor array over all of its frames, about 128 bytes a frame: a
+    /// port sharing the worker's 16,384 frames cost 2 MiB of kernel memory, one
+    /// with 256 of its own costs 32 KiB.)
     public static let defaultFrames: UInt32 = 16384
     static let minimumFrames: UInt32 = 4096
 
-    /// The frames per worker for `workers` workers: the option, else sized from
-    /// the VNICs, within the memory allowed; an error names what does not fit.
+    /// The frames per worker for `workers` workers: the option, else the
+    /// default; with --buffer-memory, the workers take at most half of it (the
+    /// rest is the ports'). An error names what does not fit.
     static func framesPerWorker(_ o: Options, workers: Int) throws(VnicError) -> UInt32 {
         var frames = o.framesPerWorker ?? defaultFrames
         if let cap = o.bufferMemory {
-            let allowed = cap / UInt64(workers) / UInt64(UMEM.frameSize)
+            let allowed = cap / 2 / UInt64(workers) / UInt64(UMEM.frameSize)
             guard allowed >= UInt64(minimumFrames) else {
-                throw VnicError.usage("--buffer-memory: \(cap >> 20) MiB gives \(allowed) frames to each of \(workers) workers, fewer than \(minimumFrames) (\(UInt64(minimumFrames) * UInt64(workers) * 2) KiB at least)")
+                throw VnicError.usage("--buffer-memory: half of \(cap >> 20) MiB gives \(allowed) frames to each of \(workers) workers, fewer than \(minimumFrames) (\(UInt64(minimumFrames) * UInt64(workers) * 4) KiB at least)")
             }
             if o.framesPerWorker == nil { frames = UInt32(min(UInt64(frames), allowed)) }
             else if UInt64(frames) > allowed {
-                throw VnicError.usage("--frames: \(frames) frames for each of \(workers) workers is more than --buffer-memory \(cap >> 20) MiB allows (\(allowed))")
+                throw VnicError.usage("--frames: \(frames) frames for each of \(workers) workers is more than half of --buffer-memory \(cap >> 20) MiB allows (\(allowed))")
             }
         }
         let bytes = UInt64(frames) * UInt64(UMEM.frameSize) * UInt64(workers)
         if let available = availableMemory(), bytes > available {
-            throw VnicError("packet buffers of \(bytes >> 20) MiB (\(workers) workers x \(frames) frames of 2 KiB) are more than this host has available (\(available >> 20) MiB): lower --buffer-memory or --frames, or serve fewer queues (--queues)")
+            throw VnicError("packet buffers of \(bytes >> 20) MiB (\(workers) workers x \(frames) frames of 2 KiB) are more than this host has available (\(available >> 20) MiB): lower --frames, or serve fewer queues (--queues)")
         }
         return frames
     }
@@ -212,13 +216,23 @@ public final class Dataplane {
         return nil
     }
 
-    /// The fill level an idle port socket keeps on a worker with `ports` port
-    /// sockets and `frames` frames: 32, less where the UMEM is short for that
-    /// many (at least 8), so that the minimums never take the uplink's share.
-    static func portFillMin(frames: UInt32, ports: Int) -> UInt32 {
-        guard ports > 0 else { return Worker.portFillMinDefault }
-        let spare = max(Int(frames) - Int(frames) / 4 - 4096, 0) / ports
-        return UInt32(min(max(spare, 8), Int(Worker.portFillMinDefault)))
+    /// Frames of a port socket's own UMEM by default: 512 KiB, of which an idle
+    /// port's fill ring holds 32 frames and a busy one up to half.
+    public static let defaultPortFrames: UInt32 = 256
+
+    /// The packet buffer bytes in use: the workers' UMEMs and every port socket's.
+    var bufferBytes: UInt64 {
+        let ports = active.values.reduce(0) { $0 + $1.portUMEMs.count }
+        return (UInt64(frames) * UInt64(workers.count) + UInt64(ports) * UInt64(options.portFrames)) * UInt64(UMEM.frameSize)
+    }
+
+    /// Throws when `frames` more port frames would pass --buffer-memory.
+    private func checkBufferMemory(adding frames: UInt32, for name: String) throws(VnicError) {
+        guard let cap = options.bufferMemory else { return }
+        let more = UInt64(frames) * UInt64(UMEM.frameSize)
+        guard bufferBytes + more <= cap else {
+            throw VnicError("its port buffers (\(more >> 10) KiB a queue) would pass --buffer-memory \(cap >> 20) MiB (\(bufferBytes >> 20) MiB in use)")
+        }
     }
 
     public init(options: Options) throws(VnicError) {
@@ -376,7 +390,7 @@ public final class Dataplane {
                 }
                 a.update(new)
             }
-            publish(reclaim: [])
+            publish()
             for a in changed { a.retiredPrefixes.forEach { $0.deallocate() }; a.retiredPrefixes.removeAll() }
         }
         // Removed or otherwise changed (port, index): taken down, then re-added.
@@ -384,11 +398,8 @@ public final class Dataplane {
         if !gone.isEmpty {
             for a in gone { unmap(a) }
             for a in gone { active[a.spec.name] = nil }
-            publish(reclaim: [])
-            let tags = gone.map(\.tag)
-            for a in gone { a.portLink = nil; a.uplinkSockets.removeAll(); a.portSockets.removeAll() }
-            publish(reclaim: tags)   // frames of the closed sockets return to the pools
-            freeTags.append(contentsOf: tags)
+            publish()   // the workers take back what the VNICs' uplink sockets held
+            for a in gone { a.portLink = nil; a.uplinkSockets.removeAll(); a.portSockets.removeAll(); a.portUMEMs.removeAll() }
             for a in gone {
                 let name = a.spec.name
                 log.append(wanted[name] == nil ? "vnic \(name) removed"
@@ -413,7 +424,7 @@ public final class Dataplane {
             }
         }
         if !added.isEmpty {
-            publish(reclaim: [])
+            publish()
             for a in added {
                 do {
                     try portVNICs.update(a.portIfindex, a.spec.index)
@@ -525,8 +536,7 @@ public final class Dataplane {
             try ports.setUp(port)
             Logger(label: "vnicd").info("port \(port) was down: set it up")
         }
-        guard let tag = freeTags.popLast() else { throw VnicError("too many VNICs") }
-        let a = Active(spec: spec, portIfindex: ifindex, tag: tag)
+        let a = Active(spec: spec, portIfindex: ifindex)
         a.portDropBase = portFacts[port].map { $0.ifindex == ifindex ? $0.txDropped : 0 } ?? 0
         do throws(VnicError) {
             // Port sockets on the port's queues 0, 1, ... as far as it has them (a
@@ -539,15 +549,24 @@ public final class Dataplane {
                 let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem!, pair: w.umem!.firstPair,
                                        rxSize: 1024, txSize: 0, bind: options.bind)
                 a.uplinkSockets.append(up)
-                if q == a.portSockets.count, q == 0 || q < real,
-                   let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: w.umem!, pair: RingPair(),
-                                          rxSize: 1024, txSize: 1024, bind: options.bind, nilIfNoQueue: q > 0) {
-                    a.portSockets.append(ps)
-                    let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
-                    rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: ps.pair.fill, comp: ps.pair.comp,
-                                                    fd: ps.fd, ctx: tag, fillTarget: Worker.portFillMinDefault,
-                                                    adaptive: true))
-                    a.portRings.append(rings)
+                // A port socket is the first socket of a small UMEM of its own
+                // (multi-buffer, so a guest's TSO frame arrives as a chain).
+                if q == a.portSockets.count, q == 0 || q < real {
+                    try checkBufferMemory(adding: options.portFrames, for: spec.name)
+                    let n = options.portFrames
+                    let pu = try UMEM(frameCount: n, fillSize: n, compSize: n)
+                    if let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: pu, pair: pu.firstPair,
+                                              rxSize: n, txSize: n, bind: options.bind, nilIfNoQueue: q > 0,
+                                              multiBuffer: true) {
+                        a.portSockets.append(ps)
+                        a.portUMEMs.append(pu)
+                        let pool = FramePool.make(area: pu.area, frames: Int(n))
+                        a.portPools.append(pool)
+                        let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
+                        rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: pu.firstPair.fill, comp: pu.firstPair.comp,
+                                                        fd: ps.fd, frames: pool, fillTarget: 0, adaptive: true))
+                        a.portRings.append(rings)
+                    }
                 }
                 let c = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
                 c.initialize(to: vnic_counters())
@@ -563,7 +582,6 @@ public final class Dataplane {
             for q in a.portSockets.indices { try portXSKs.update(slot(spec.index, q), a.portSockets[q].fd) }
         } catch {
             unmap(a)
-            freeTags.append(tag)
             throw error
         }
         return a
@@ -582,7 +600,7 @@ public final class Dataplane {
 
     /// Publishes a table per worker built from `active` and waits until every worker
     /// installed it; then frees the tables no worker can still be using.
-    private func publish(reclaim: [UInt16]) {
+    private func publish() {
         tableGeneration += 1
         let gen = tableGeneration
         // Priority order (high first), then index: the workers serve them in this order.
@@ -607,14 +625,8 @@ public final class Dataplane {
                                  handoff: own ? -1 : Int32(q % a.portRings.count))
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }
-            let ports = entries.reduce(0) { $0 + ($1.port == nil ? 0 : 1) }
-            let fillMin = Dataplane.portFillMin(frames: frames, ports: ports)
-            if fillMin < Worker.portFillMinDefault && !shortWarned {
-                shortWarned = true
-                Logger(label: "vnicd").warning("worker \(q) serves \(ports) ports with \(frames) frames: an idle port keeps \(fillMin) frames instead of \(Worker.portFillMinDefault); restart vnicd to size its buffers for them (or give --buffer-memory)")
-            }
-            let t = WorkerTable.make(generation: gen, entries: entries, reclaim: reclaim,
-                                     outgoing: handoffRings[q], incoming: incoming, portFillMin: fillMin)
+            let t = WorkerTable.make(generation: gen, entries: entries, outgoing: handoffRings[q], incoming: incoming,
+                                     portFillMin: min(Worker.portFillMinDefault, options.portFrames / 4))
             tables.append(t)
             if let never = w.publish(t) { WorkerTable.destroy(never) }
             w.wake()
@@ -713,8 +725,7 @@ public final class Dataplane {
         var s = RuntimeStatus(pid: getpid(), updated: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, generation: generation,
                               classifier: classifier, queues: queues, vnics: vnics, uplink: options.uplink)
         let resident = Dataplane.residentBytes()
-        s.memory = RuntimeStatus.Memory(residentBytes: resident,
-                                        packetBufferBytes: UInt64(frames) * UInt64(UMEM.frameSize) * UInt64(workers.count),
+        s.memory = RuntimeStatus.Memory(residentBytes: resident, packetBufferBytes: bufferBytes,
                                         residentBytesPerVNIC: resident / UInt64(max(active.count, 1)))
         return s
     }

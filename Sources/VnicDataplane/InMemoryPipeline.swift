@@ -56,6 +56,8 @@ public final class InMemoryPipeline {
     let portRX = MemoryRing(size: 1024, entrySize: 16), portTX = MemoryRing(size: 1024, entrySize: 16)
     let portFill = MemoryRing(size: 4096, entrySize: 8), portComp = MemoryRing(size: 4096, entrySize: 8)
     let worker: Worker
+    let portArea: UnsafeMutableRawPointer
+    let portPool: UnsafeMutablePointer<FramePool>
     let portRings: UnsafeMutablePointer<QueueRings>
     let counters: UnsafeMutablePointer<vnic_counters>
     let tat: UnsafeMutablePointer<UInt64>
@@ -75,11 +77,17 @@ public final class InMemoryPipeline {
         }
         self.area = area
         worker = Worker(queue: 0, core: 0, busyPoll: true, reader: reader, area: area, frameCount: frames,
-                        uplink: QueueRings(rx: uplinkRX.cons, tx: uplinkTX.prod, fill: uplinkFill.prod,
-                                           comp: uplinkComp.cons, fd: -1, ctx: Worker.uplinkTag, fillTarget: 2048))
+                        rx: uplinkRX.cons, tx: uplinkTX.prod, fill: uplinkFill.prod, comp: uplinkComp.cons)
+        // The port's own frames, as vnicd gives each port socket (every one holds `frame` too).
+        let portArea = UnsafeMutableRawPointer.allocate(byteCount: Int(Dataplane.defaultPortFrames) * Self.frameSize, alignment: 4096)
+        for i in 0..<Int(Dataplane.defaultPortFrames) {
+            frame.withUnsafeBytes { (portArea + i * Self.frameSize).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+        }
+        self.portArea = portArea
+        portPool = FramePool.make(area: portArea, frames: Int(Dataplane.defaultPortFrames))
         portRings = .allocate(capacity: 1)
         portRings.initialize(to: QueueRings(rx: portRX.cons, tx: portTX.prod, fill: portFill.prod, comp: portComp.cons,
-                                            fd: -1, ctx: 2, fillTarget: Worker.portFillMinDefault, adaptive: true))
+                                            fd: -1, frames: portPool, fillTarget: 0, adaptive: true))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
         tat = .allocate(capacity: 3); tat.initialize(repeating: 0, count: 3)
         var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)
@@ -92,12 +100,13 @@ public final class InMemoryPipeline {
                               policy: SpoofPolicy(mac: MACKey.from(mac), protection: protection, ipv4: prefixes,
                                                   ipv4Count: list.count, ipv6: ipv6, ipv6Count: 0),
                               limiter: RateLimiter(bitsPerSecond: maxbw), tat: tat)
-        _ = worker.publish(WorkerTable.make(generation: 1, entries: [entry], reclaim: []))
+        _ = worker.publish(WorkerTable.make(generation: 1, entries: [entry]))
         worker.install()
     }
 
     deinit {
-        area.deallocate(); portRings.deallocate(); counters.deallocate(); tat.deallocate()
+        area.deallocate(); portArea.deallocate(); FramePool.destroy(portPool)
+        portRings.deallocate(); counters.deallocate(); tat.deallocate()
         prefixes.deallocate(); ipv6.deallocate()
     }
 

@@ -1,14 +1,22 @@
 // Worker: one thread per uplink queue, pinned to a core, run to completion over
-// its sockets in bursts of 64. It owns its UMEM's frames: a free pool, and an
-// owner tag per frame so the frames held by a deleted socket can be reclaimed.
+// its sockets in bursts of 64. It owns its UMEM (the uplink side: its uplink
+// socket and every VNIC's receive socket on its queue) and the frames of its
+// ports' sockets, each of which has a small UMEM of its own: frames cross
+// between them by copy. (Sharing one UMEM with every port cost each port a
+// kernel descriptor array over all of its frames, and made every port's fill
+// ring draw on one pool: past about 28 ports the fill rings starved.)
 //
 // Per loop: take a new table if one was published; reap completions and refill
 // fill rings; move frames
-//   uplink VNIC sockets -> that VNIC's port (zero copy: the descriptor moves),
+//   uplink VNIC sockets -> a copy to that VNIC's port,
 //   uplink socket (broadcast/multicast) -> a copy to every VNIC's port,
-//   port sockets -> checked (source MAC), then to the uplink, or to a local
-//                    VNIC's port (VM to VM), or both for broadcast/multicast;
+//   port sockets -> checked (source MAC, addresses), then a copy to the uplink,
+//                    or to a local VNIC's port (VM to VM), or both for
+//                    broadcast/multicast;
 // then submit the transmit rings it touched and kick the kernel where needed.
+// It looks only at the VNICs that moved frames lately or were queued some, and
+// at a window of the others that walks round them all: its cost per loop
+// follows its busy VNICs, not how many it serves.
 // A port with fewer queues than there are workers has sockets on the workers
 // that own its queues only; another worker copies a frame for it into a
 // single-producer/single-consumer ring to the owning worker (the handoff: one
@@ -16,7 +24,7 @@
 // next loop. One flow arrives on one uplink queue, so it keeps its order; a
 // full ring drops and counts (handoff-full).
 // No allocation, no locks, no ARC, no syscalls but the transmit kick. After a
-// stretch of idle loops (unless busy polling) it waits in ppoll on its sockets
+// stretch of idle loops (unless busy polling) it waits in epoll on its sockets
 // and its wake eventfd, which the control thread writes when it publishes a
 // table or queues a frame: traffic or control work wakes it at once.
 import CLibXDP
@@ -31,15 +39,16 @@ final class Worker: @unchecked Sendable {
     /// Frames a loop takes from the VNICs' rings before it services the rest
     /// again: what makes priority matter when the worker is saturated.
     static let loopBudget = 256
-    static let uplinkTag: UInt16 = 1
-    /// The frame budget (see QueueRings.adaptive): an idle port socket holds
-    /// `portFillMin` frames in its fill ring (fewer when the UMEM is short for
-    /// the ports it serves), a busy one grows up to `portFillMax`. Growth stops
-    /// while the pool holds less than an eighth of the UMEM, and a grown ring
-    /// is refilled past the minimum only from what lies above that reserve: no
-    /// port can take the frames another's minimum needs.
+    /// The frame budget (see QueueRings.adaptive): each port socket has a UMEM
+    /// of its own (`Dataplane.Options.portFrames`), so no port's fill ring can
+    /// starve another's, nor the uplink's. An idle port holds `portFillMinDefault`
+    /// frames in its fill ring, a busy one grows to all but `towardsVM` of its
+    /// frames (those carry what goes to the VM); past its minimum a ring is
+    /// topped up only from what lies above an eighth of its frames.
     static let portFillMinDefault: UInt32 = 32
-    static let portFillMax: UInt32 = 1024
+    /// Frames of a port's UMEM kept for what goes to the VM (its transmit ring
+    /// gives them back as soon as the kernel copied them): the fill ring may grow to the rest.
+    static let towardsVM = 64
     static let fillReview: UInt32 = 2048
     /// An entry that moved nothing for this many loops is no longer looked at
     /// every loop; the sweep looks at `sweepWidth` of the others per loop.
@@ -52,16 +61,11 @@ final class Worker: @unchecked Sendable {
     /// The UMEM and uplink socket it owns (nil for an in-memory pipeline).
     let umem: UMEM?
     let uplinkSocket: XSKSocket?
-    /// The packet buffer area and its size in frames.
+    /// The packet buffer area of its UMEM (the uplink side) and its free frames.
     let area: UnsafeMutableRawPointer
     let frameCount: UInt32
+    let frames: UnsafeMutablePointer<FramePool>
     let uplink: UnsafeMutablePointer<QueueRings>
-
-    // Frame pool: a stack of free frame addresses, and an owner tag per frame
-    // (0 free or in hand, 1 the uplink pair, 2... a port pair).
-    let pool: UnsafeMutablePointer<UInt64>
-    var poolCount: Int
-    let owner: UnsafeMutablePointer<UInt16>
 
     // Shared with the control thread (accessed through the shim's atomics).
     let mailbox: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -82,8 +86,8 @@ final class Worker: @unchecked Sendable {
     /// Loops run (wraps), and where the sweep window starts next.
     private var loops: UInt32 = 0
     private var sweep = 0
-    /// The pool's reserve: a grown fill ring is topped up only from what lies above it.
-    private let reserve: Int
+    /// Where a segment of a guest's TSO frame is written before it is forwarded.
+    private let segmentScratch = UnsafeMutableRawPointer.allocate(byteCount: Int(UMEM.frameSize), alignment: 64)
     /// Guest protocol traffic: requests up to the control thread, replies and
     /// notifications down to the VMs; `wakeFD` (an eventfd) wakes the control
     /// thread when a request arrives.
@@ -127,16 +131,17 @@ final class Worker: @unchecked Sendable {
         // guest's TSO frame reaches its port socket as a chain (Segmentation).
         let socket = try XSKSocket(ifname: uplinkName, queue: queue, umem: umem, pair: umem.firstPair,
                                    rxSize: 2048, txSize: 2048, bind: bind, nilIfNoQueue: false, multiBuffer: true)!
-        let rings = QueueRings(rx: socket.rx!, tx: socket.tx!, fill: umem.firstPair.fill, comp: umem.firstPair.comp,
-                               fd: socket.fd, ctx: Worker.uplinkTag, fillTarget: 2048)
         self.init(queue: queue, core: core, busyPoll: busyPoll, reader: reader, area: umem.area,
-                  frameCount: frames, uplink: rings, umem: umem, uplinkSocket: socket, wakeFD: wakeFD)
+                  frameCount: frames, rx: socket.rx!, tx: socket.tx!, fill: umem.firstPair.fill,
+                  comp: umem.firstPair.comp, fd: socket.fd, umem: umem, uplinkSocket: socket, wakeFD: wakeFD)
     }
 
     /// A worker over rings in plain memory (benchmarks, tests): no kernel.
+    /// `area` holds `frames` frames: the uplink side's.
     init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader?, area: UnsafeMutableRawPointer,
-         frameCount frames: UInt32, uplink rings: QueueRings, umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil,
-         wakeFD: Int32 = -1) {
+         frameCount frames: UInt32, rx: UnsafeMutablePointer<xsk_ring_cons>, tx: UnsafeMutablePointer<xsk_ring_prod>,
+         fill: UnsafeMutablePointer<xsk_ring_prod>, comp: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32 = -1,
+         umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil, wakeFD: Int32 = -1) {
         self.reader = reader.map { Unmanaged.passRetained($0) }
         self.wakeFD = wakeFD
         let event = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -153,21 +158,17 @@ final class Worker: @unchecked Sendable {
         self.uplinkSocket = uplinkSocket
         self.area = area
         frameCount = frames
+        self.frames = FramePool.make(area: area, frames: Int(frames))
         uplink = .allocate(capacity: 1)
-        uplink.initialize(to: rings)
-        reserve = Int(frames) / 8
-        pool = .allocate(capacity: Int(frames))
-        for i in 0..<Int(frames) { pool[i] = UInt64(i) * UInt64(UMEM.frameSize) }
-        poolCount = Int(frames)
-        owner = .allocate(capacity: Int(frames))
-        owner.initialize(repeating: 0, count: Int(frames))
+        uplink.initialize(to: QueueRings(rx: rx, tx: tx, fill: fill, comp: comp, fd: fd, frames: self.frames,
+                                         fillTarget: min(2048, frames / 2)))
         mailbox = .allocate(capacity: 1); mailbox.initialize(to: nil)
         installedGeneration = .allocate(capacity: 1); installedGeneration.initialize(to: 0)
         stopFlag = .allocate(capacity: 1); stopFlag.initialize(to: 0)
         queueCounters = .allocate(capacity: 5); queueCounters.initialize(repeating: 0, count: 5)
         sleeping = .allocate(capacity: 1); sleeping.initialize(to: 0)
         peers = .allocate(capacity: Int(VNIC_MAX_QUEUES))
-        table = WorkerTable.make(generation: 0, entries: [], reclaim: [])
+        table = WorkerTable.make(generation: 0, entries: [])
     }
 
     deinit {
@@ -177,7 +178,8 @@ final class Worker: @unchecked Sendable {
         readyTags.deallocate()
         sourceScratch.deallocate()
         chainScratch.deallocate()
-        uplink.deallocate(); pool.deallocate(); owner.deallocate()
+        segmentScratch.deallocate()
+        uplink.deallocate(); FramePool.destroy(frames)
         mailbox.deallocate(); installedGeneration.deallocate(); stopFlag.deallocate()
         queueCounters.deallocate()
         sleeping.deallocate(); peers.deallocate()
@@ -243,7 +245,7 @@ final class Worker: @unchecked Sendable {
                 install()
             }
             let work = loopOnce()
-            vnic_store_u64_release(queueCounters + 2, UInt64(poolCount))
+            vnic_store_u64_release(queueCounters + 2, UInt64(frames.pointee.count))
             let now = vnic_rdtsc()
             if work { vnic_counter_add(queueCounters + 3, now &- last) }
             vnic_counter_add(queueCounters + 4, now &- last)
@@ -293,7 +295,8 @@ final class Worker: @unchecked Sendable {
         let t = raw.assumingMemoryBound(to: WorkerTable.self)
         // A VNIC leaving this worker: its uplink receive socket is about to close and
         // shares the uplink pair, so take back what it still holds (its map slots
-        // are already gone, nothing new arrives). Its port pair is reclaimed by tag.
+        // are already gone, nothing new arrives). Its port socket's frames are its
+        // own UMEM's: they go with it.
         let old = table.pointee
         for e in 0..<old.count {
             let entry = old.entries[e]
@@ -304,50 +307,47 @@ final class Worker: @unchecked Sendable {
             for i in 0..<n { free(xsk_ring_cons__rx_desc(entry.uplinkRX, idx &+ i).pointee.addr) }
             if n > 0 { xsk_ring_cons__release(entry.uplinkRX, n) }
         }
-        // Frames tagged with a retired pair go back to the pool.
-        for r in 0..<t.pointee.reclaimCount {
-            let tag = t.pointee.reclaim[r]
-            for f in 0..<Int(frameCount) where owner[f] == tag {
-                owner[f] = 0
-                pool[poolCount] = UInt64(f) * UInt64(UMEM.frameSize)
-                poolCount += 1
-            }
-        }
         table = t   // the previous table is freed by the control thread after the ack
         if sweep >= t.pointee.count { sweep = 0 }
         vnic_store_u64_release(installedGeneration, t.pointee.generation)
     }
 
+    /// A frame of the worker's UMEM back to its pool.
     @inline(__always)
-    private func frameIndex(_ addr: UInt64) -> Int { Int(truncatingIfNeeded: addr >> 11) }
+    private func free(_ addr: UInt64) { give(frames, addr) }
 
     @inline(__always)
-    private func free(_ addr: UInt64) {
-        let base = addr & ~UInt64(UMEM.frameSize - 1)
-        owner[frameIndex(base)] = 0
-        pool[poolCount] = base
-        poolCount += 1
+    private func give(_ p: UnsafeMutablePointer<FramePool>, _ addr: UInt64) {
+        p.pointee.free[p.pointee.count] = addr & ~UInt64(UMEM.frameSize - 1)
+        p.pointee.count &+= 1
     }
 
-    /// Returns completed transmit frames to the pool and tops up the fill ring
+    /// The bytes of frame `addr` of pool `p`.
+    @inline(__always)
+    private func bytes(_ p: UnsafeMutablePointer<FramePool>, _ addr: UInt64) -> UnsafeMutableRawPointer {
+        p.pointee.area + Int(truncatingIfNeeded: addr)
+    }
+
+    /// Returns completed transmit frames to their pool and tops up the fill ring
     /// (a port's to a target that follows its traffic); true if it moved frames.
     @inline(__always)
     private func service(_ q: UnsafeMutablePointer<QueueRings>, fillMin: UInt32) -> Bool {
         var idx: UInt32 = 0
+        let p = q.pointee.frames
         let done = xsk_ring_cons__peek(q.pointee.comp, 1024, &idx)
         if done > 0 {
-            for i in 0..<done { free(xsk_ring_cons__comp_addr(q.pointee.comp, idx &+ i).pointee) }
+            for i in 0..<done { give(p, xsk_ring_cons__comp_addr(q.pointee.comp, idx &+ i).pointee) }
             xsk_ring_cons__release(q.pointee.comp, done)
         }
         let fill = q.pointee.fill
         let size = fill.pointee.size
         let level = size &- xsk_prod_nb_free(fill, size)   // frames the kernel holds in the ring
         var target = q.pointee.fillTarget
-        var avail = poolCount
+        var avail = p.pointee.count
         if q.pointee.adaptive {
             target = adapt(q, level: level, fillMin: fillMin)
-            // Up to its minimum a ring takes from the whole pool; past it only what lies above the reserve.
-            avail = min(max(poolCount - reserve, Int(fillMin) - Int(level), 0), poolCount)
+            // Up to its minimum a ring takes what is free; past it only what lies above an eighth.
+            avail = min(max(avail - p.pointee.size / 8, Int(fillMin) - Int(level), 0), avail)
         }
         q.pointee.filled = level
         guard level < target else { return done > 0 }
@@ -357,12 +357,9 @@ final class Worker: @unchecked Sendable {
         let n = UInt32(min(Int(want), avail))
         guard n > 0, n >= min(Worker.burst, max(target / 2, 1)) || level * 2 < fillMin else { return done > 0 }
         guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return done > 0 }
-        let tag = q.pointee.ctx
         for i in 0..<n {
-            poolCount -= 1
-            let a = pool[poolCount]
-            owner[frameIndex(a)] = tag
-            xsk_ring_prod__fill_addr(fill, idx &+ i).pointee = a
+            p.pointee.count &-= 1
+            xsk_ring_prod__fill_addr(fill, idx &+ i).pointee = p.pointee.free[p.pointee.count]
         }
         xsk_ring_prod__submit(fill, n)
         q.pointee.filled = level &+ n
@@ -370,34 +367,36 @@ final class Worker: @unchecked Sendable {
     }
 
     /// A port's fill target after this service: doubled when the kernel took
-    /// more than three quarters of it since the last service (and the pool has
-    /// frames to spare), halved when it never fell below half in the last
-    /// `fillReview` services. Frames above a lowered target stay in the ring
-    /// until the kernel uses them; the ring is not topped up past it.
+    /// more than three quarters of it since the last service (and a quarter of
+    /// the port's frames is free; at most all but `towardsVM`), halved when it never fell below half in the
+    /// last `fillReview` services or when an eighth is no longer free. Frames
+    /// above a lowered target stay in the ring until the kernel uses them.
     @inline(__always)
     private func adapt(_ q: UnsafeMutablePointer<QueueRings>, level: UInt32, fillMin: UInt32) -> UInt32 {
-        var target = max(q.pointee.fillTarget, fillMin)
+        let p = q.pointee.frames
+        let most = UInt32(max(p.pointee.size - Worker.towardsVM, p.pointee.size / 2))
+        var target = min(max(q.pointee.fillTarget, fillMin), max(most, fillMin))
         if level < q.pointee.lowLevel { q.pointee.lowLevel = level }
         let taken = q.pointee.filled > level ? q.pointee.filled - level : 0   // by the kernel since the last service
-        if taken > target - target / 4 && target < Worker.portFillMax && poolCount > reserve * 2 {
-            target = min(target * 2, Worker.portFillMax)
+        if taken > target - target / 4 && target < most && p.pointee.count > p.pointee.size / 4 {
+            target = min(target * 2, most)
             q.pointee.lowLevel = .max
             q.pointee.services = 0
         } else {
             q.pointee.services &+= 1
             if q.pointee.services >= Worker.fillReview {
-                if q.pointee.lowLevel > target / 2 || poolCount < reserve { target = max(target / 2, fillMin) }
+                if q.pointee.lowLevel > target / 2 { target = max(target / 2, fillMin) }
                 q.pointee.lowLevel = .max
                 q.pointee.services = 0
             }
         }
-        if target > fillMin && poolCount < reserve { target = max(target / 2, fillMin) }   // short of frames: give way
+        if target > fillMin && p.pointee.count < p.pointee.size / 8 { target = max(target / 2, fillMin) }   // short: give way
         q.pointee.fillTarget = target
         return target
     }
 
-    /// Puts one frame on a transmit ring (submitted at the end of the loop);
-    /// false when the ring is full (the caller still owns the frame).
+    /// Puts frame `addr` of the ring's own pool on its transmit ring (submitted
+    /// at the end of the loop); false when the ring is full (the caller still owns the frame).
     @inline(__always)
     private func enqueue(_ q: UnsafeMutablePointer<QueueRings>, addr: UInt64, len: UInt32) -> Bool {
         var idx: UInt32 = 0
@@ -406,22 +405,21 @@ final class Worker: @unchecked Sendable {
         d.pointee.addr = addr
         d.pointee.len = len
         d.pointee.options = 0
-        owner[frameIndex(addr)] = q.pointee.ctx
         q.pointee.reserved &+= 1
         return true
     }
 
-    /// Copies a frame into a frame from the pool and enqueues the copy.
+    /// Copies a frame into a free frame of the ring's pool and enqueues the copy;
+    /// false when it has no free frame or a full ring.
     @inline(__always)
     private func enqueueCopy(_ q: UnsafeMutablePointer<QueueRings>, from src: UnsafeRawPointer, len: UInt32) -> Bool {
-        guard poolCount > 0 else { return false }
-        poolCount -= 1
-        let a = pool[poolCount]
-        memcpy(xsk_umem__get_data(area, a), src, Int(len))
-        if enqueue(q, addr: a, len: len) { return true }
-        pool[poolCount] = a
-        poolCount += 1
-        return false
+        let p = q.pointee.frames
+        guard p.pointee.count > 0 else { return false }
+        let a = p.pointee.free[p.pointee.count &- 1]
+        guard enqueue(q, addr: a, len: len) else { return false }
+        p.pointee.count &-= 1
+        memcpy(bytes(p, a), src, Int(len))
+        return true
     }
 
     /// Copies a frame to the port of every VNIC in `entries` but `except` (-1: none).
@@ -437,7 +435,7 @@ final class Worker: @unchecked Sendable {
                 vnic_counter_add(&entry.counters.pointee.rx_bytes, UInt64(len))
             } else {
                 // No frame to copy into, or the VM's transmit ring is full (its VSQ towards the VM).
-                countDrop(entry.counters, poolCount == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
+                countDrop(entry.counters, port.pointee.frames.pointee.count == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
             }
         }
     }
@@ -506,6 +504,7 @@ final class Worker: @unchecked Sendable {
                                                 _ policy: P) -> UInt64 {
         let entry = entries[e]
         let rx = entry.port!.pointee.rx
+        let pp = entry.port!.pointee.frames
         var accepted: UInt64 = 0, bytes: UInt64 = 0, toWire: UInt64 = 0
         var i: UInt32 = 0
         while i < n {
@@ -517,17 +516,18 @@ final class Worker: @unchecked Sendable {
                 if j == n {
                     if i > 0 || n < Worker.burst { break }   // its end comes with the next loop: leave it in the ring
                     // Longer than a whole burst: it can never be taken whole.
-                    for k in 0..<n { free(xsk_ring_cons__rx_desc(rx, first &+ k).pointee.addr) }
+                    for k in 0..<n { give(pp, xsk_ring_cons__rx_desc(rx, first &+ k).pointee.addr) }
                     countDrop(entry.counters, VNIC_DROP_MALFORMED)
                     i = n; break
                 }
-                segmentChain(e, entries: entries, count: count, table: t, rx: rx, first: first &+ i, last: first &+ j,
-                             mtu: mtu, policy, accepted: &accepted, bytes: &bytes, toWire: &toWire)
+                segmentChain(e, entries: entries, count: count, table: t, rx: rx, pool: pp, first: first &+ i,
+                             last: first &+ j, mtu: mtu, policy, accepted: &accepted, bytes: &bytes, toWire: &toWire)
                 i = j &+ 1
                 continue
             }
-            forwardFrame(e, entries: entries, count: count, table: t, addr: d.addr, len: d.len, policy,
+            forwardFrame(e, entries: entries, count: count, table: t, data: self.bytes(pp, d.addr), len: d.len, policy,
                          accepted: &accepted, bytes: &bytes, toWire: &toWire)
+            give(pp, d.addr)
             i &+= 1
         }
         xsk_ring_cons__release(rx, i)
@@ -552,65 +552,63 @@ final class Worker: @unchecked Sendable {
         return true
     }
 
-    /// Checks one frame from VNIC `e` (in UMEM frame `addr`, which this call
-    /// takes over) and forwards it: to the wire, a local VNIC, or both.
+    /// Checks one frame from VNIC `e` (`data`, in its port's frame, which the
+    /// caller gives back) and forwards copies: to the wire, a local VNIC, or both.
     @inline(__always)
     private func forwardFrame<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
-                                               table t: WorkerTable, addr: UInt64, len: UInt32, _ policy: P,
-                                               accepted: inout UInt64, bytes: inout UInt64, toWire: inout UInt64) {
+                                               table t: WorkerTable, data: UnsafeMutableRawPointer, len: UInt32,
+                                               _ policy: P, accepted: inout UInt64, bytes: inout UInt64,
+                                               toWire: inout UInt64) {
         let entry = entries[e]
-        let data = UnsafeRawPointer(xsk_umem__get_data(area, addr)!)
         if GuestIntercept.isServiceTraffic(data, len: Int(len)) {
             // To the service address: never forwarded; requests go to the control thread.
             if GuestIntercept.isRequestPort(data, len: Int(len)) { toControlThread(entry, data, len: Int(len)) }
-            free(addr); return
+            return
         }
         if entry.dhcp && GuestIntercept.isDHCPToServer(data, len: Int(len)) {
             // vnic's DHCP server answers this VNIC: its DHCP stays off the wire.
             toControlThread(entry, data, len: Int(len))
-            free(addr); return
+            return
         }
         let verdict = AntiSpoof.check(data, len: Int(len), policy)
         if verdict != .pass {
             countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
-            free(addr); return
+            return
         }
         // A checksum the VM's stack left to the device (ChecksumCompletion).
-        _ = ChecksumCompletion.complete(UnsafeMutableRawPointer(mutating: data), len: Int(len))
+        _ = ChecksumCompletion.complete(data, len: Int(len))
         accepted &+= 1; bytes &+= UInt64(len)
         let dst = MACKey.load(data)
         let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
         if local < 0 {
             // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
             if MACKey.isGroup(dst) { flood(data, len: len, to: entries, count: count, except: e) }
-            if enqueue(uplink, addr: addr, len: len) { toWire &+= 1 } else {
-                countDrop(entry.counters, VNIC_DROP_TX_FULL); free(addr)
+            if enqueueCopy(uplink, from: data, len: len) { toWire &+= 1 } else {
+                countDrop(entry.counters, frames.pointee.count == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
             }
         } else if local != e {
             let other = entries[local]
-            guard let otherPort = other.port else {
-                _ = handOver(other, data, len: len); free(addr); return
-            }
-            if enqueue(otherPort, addr: addr, len: len) {
+            guard let otherPort = other.port else { _ = handOver(other, data, len: len); return }
+            if enqueueCopy(otherPort, from: data, len: len) {
                 t.markBusy(local, loop: loops)
                 vnic_counter_add(&other.counters.pointee.rx_packets, 1)
                 vnic_counter_add(&other.counters.pointee.rx_bytes, UInt64(len))
             } else {
-                countDrop(other.counters, VNIC_DROP_TX_FULL); free(addr)
+                countDrop(other.counters, otherPort.pointee.frames.pointee.count == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
             }
-        } else {
-            free(addr)   // to itself: a bridge does not reflect it
         }
+        // To itself: a bridge does not reflect it.
     }
 
     /// A chain of descriptors `first`...`last` (one frame larger than a UMEM
     /// frame: a guest's TSO) from VNIC `e`: gathered, cut into segments of at
     /// most `mtu` (Segmentation), each checked and forwarded as a frame of its
-    /// own; the chain's frames return to the pool. Anything but TCP is dropped
-    /// and counted (malformed).
+    /// own; the chain's frames return to the port's pool. Anything but TCP is
+    /// dropped and counted (malformed).
     @inline(never)
     private func segmentChain<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
                                                table t: WorkerTable, rx: UnsafeMutablePointer<xsk_ring_cons>,
+                                               pool pp: UnsafeMutablePointer<FramePool>,
                                                first: UInt32, last: UInt32, mtu: UInt32, _ policy: P,
                                                accepted: inout UInt64, bytes: inout UInt64, toWire: inout UInt64) {
         var total = 0
@@ -618,10 +616,10 @@ final class Worker: @unchecked Sendable {
         while true {
             let d = xsk_ring_cons__rx_desc(rx, k).pointee
             if total + Int(d.len) <= Worker.chainCapacity {
-                (chainScratch + total).copyMemory(from: xsk_umem__get_data(area, d.addr)!, byteCount: Int(d.len))
+                (chainScratch + total).copyMemory(from: self.bytes(pp, d.addr), byteCount: Int(d.len))
             }
             total += Int(d.len)
-            free(d.addr)
+            give(pp, d.addr)
             if k == last { break }
             k &+= 1
         }
@@ -632,11 +630,8 @@ final class Worker: @unchecked Sendable {
             return
         }
         for s in 0..<frame.segments {
-            guard poolCount > 0 else { countDrop(entries[e].counters, VNIC_DROP_NO_BUFFER); continue }
-            poolCount -= 1
-            let a = pool[poolCount]
-            let len = frame.write(s, from: chainScratch, to: xsk_umem__get_data(area, a)!)
-            forwardFrame(e, entries: entries, count: count, table: t, addr: a, len: UInt32(len), policy,
+            let len = frame.write(s, from: chainScratch, to: segmentScratch)
+            forwardFrame(e, entries: entries, count: count, table: t, data: segmentScratch, len: UInt32(len), policy,
                          accepted: &accepted, bytes: &bytes, toWire: &toWire)
         }
     }
@@ -739,7 +734,7 @@ final class Worker: @unchecked Sendable {
         for i in 0..<n {
             let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
             if !partOfChain(d.options, &inChain, entry.counters) {
-                _ = handOver(entry, UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len)
+                _ = handOver(entry, self.bytes(frames, d.addr), len: d.len)
             }
             free(d.addr)
         }
@@ -806,16 +801,20 @@ final class Worker: @unchecked Sendable {
                     budget &-= Int(handOverFromUplink(entry, first: first, got: got))
                     continue
                 }
-                let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, xsk_prod_nb_free(port.pointee.tx, got)))
+                // As many as the port's ring and free frames take (the rest waits).
+                let room = min(xsk_prod_nb_free(port.pointee.tx, got), UInt32(truncatingIfNeeded: port.pointee.frames.pointee.count))
+                let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, room))
                 if n < got { xsk_ring_cons__cancel(rx, got &- n) }
                 if n == 0 { continue }
                 var bytes: UInt64 = 0
                 var inChain = false
                 for i in 0..<n {
                     let d = xsk_ring_cons__rx_desc(rx, first &+ i).pointee
-                    if partOfChain(d.options, &inChain, entry.counters) { free(d.addr); continue }
-                    _ = enqueue(port, addr: d.addr, len: d.len)   // space was checked above
-                    bytes &+= UInt64(d.len)
+                    if !partOfChain(d.options, &inChain, entry.counters) {
+                        _ = enqueueCopy(port, from: self.bytes(frames, d.addr), len: d.len)   // room was checked above
+                        bytes &+= UInt64(d.len)
+                    }
+                    free(d.addr)
                 }
                 xsk_ring_cons__release(rx, n)
                 budget &-= Int(n)
@@ -836,7 +835,7 @@ final class Worker: @unchecked Sendable {
                 if d.options & Worker.packetContinues != 0 || inChain {
                     inChain = d.options & Worker.packetContinues != 0   // a jumbo frame: not forwarded
                 } else {
-                    flood(UnsafeRawPointer(xsk_umem__get_data(area, d.addr)!), len: d.len,
+                    flood(self.bytes(frames, d.addr), len: d.len,
                           to: entries, count: count, except: -1)
                 }
                 free(d.addr)

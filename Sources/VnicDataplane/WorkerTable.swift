@@ -13,8 +13,33 @@ import CLibXDP
 import CVnicShim
 import VnicCore
 
+/// UMEM frames and the stack of the free ones: a worker's (the uplink side:
+/// its uplink socket and every VNIC's receive socket on its queue share them)
+/// or one port socket's own. After publication only the worker that uses it
+/// touches it.
+struct FramePool {
+    var area: UnsafeMutableRawPointer
+    var free: UnsafeMutablePointer<UInt64>
+    /// Frames free now, and in all.
+    var count: Int
+    let size: Int
+
+    static func make(area: UnsafeMutableRawPointer, frames: Int) -> UnsafeMutablePointer<FramePool> {
+        let free = UnsafeMutablePointer<UInt64>.allocate(capacity: max(frames, 1))
+        for i in 0..<frames { free[i] = UInt64(i) * UInt64(UMEM.frameSize) }
+        let p = UnsafeMutablePointer<FramePool>.allocate(capacity: 1)
+        p.initialize(to: FramePool(area: area, free: free, count: frames, size: frames))
+        return p
+    }
+
+    static func destroy(_ p: UnsafeMutablePointer<FramePool>) {
+        p.pointee.free.deallocate()
+        p.deallocate()
+    }
+}
+
 /// A socket's rings as the worker uses them. For a port socket, `fill`/`comp` are
-/// the port's own pair; for the uplink socket, the (uplink, queue) pair.
+/// the pair of the port's own UMEM; for the uplink socket, the (uplink, queue) pair.
 /// After publication only the owning worker writes it.
 struct QueueRings {
     var rx: UnsafeMutablePointer<xsk_ring_cons>
@@ -22,14 +47,15 @@ struct QueueRings {
     var fill: UnsafeMutablePointer<xsk_ring_prod>
     var comp: UnsafeMutablePointer<xsk_ring_cons>
     var fd: Int32
-    /// Owner tag of frames in this pair's fill ring or transmit path (1: uplink).
-    var ctx: UInt16
+    /// The frames its rings take and give back: the worker's for the uplink, the
+    /// port's own for a port socket (frames cross between them by copy).
+    var frames: UnsafeMutablePointer<FramePool>
     /// How many frames to keep in the fill ring now.
     var fillTarget: UInt32
-    /// A port's fill ring follows its traffic (the frame budget): it starts at
-    /// the table's `portFillMin`, doubles while the kernel takes most of it
-    /// between two services (up to `Worker.portFillMax`, while the pool has
-    /// frames to spare) and halves when it stayed more than half full for
+    /// A port's fill ring follows its traffic: it starts at the table's
+    /// `portFillMin`, doubles while the kernel takes most of it between two
+    /// services (up to half the port's frames, while a quarter of them is
+    /// free) and halves when it stayed more than half full for
     /// `Worker.fillReview` services. false: fixed at `fillTarget` (the uplink's).
     var adaptive = false
     /// The fill level the last service left (what the kernel took since shows at the next).
@@ -75,9 +101,6 @@ struct WorkerTable {
     var hashMask: Int
     var hashKeys: UnsafeMutablePointer<UInt64>
     var hashValues: UnsafeMutablePointer<Int32>
-    /// Frame owner tags whose sockets are gone: their frames return to the pool.
-    var reclaimCount: Int
-    var reclaim: UnsafeMutablePointer<UInt16>
     /// VNIC index + 1 (0 = empty) -> entry index: where a frame handed over by
     /// another worker, or queued by the control thread, goes.
     var indexMask: Int
@@ -98,12 +121,11 @@ struct WorkerTable {
     var hot: UnsafeMutablePointer<UInt64>
     /// The loop (low 32 bits of the worker's count) in which entry e last moved frames.
     var lastBusy: UnsafeMutablePointer<UInt32>
-    /// The fill level an idle port socket keeps (the budget's floor per port,
-    /// set by the dataplane from the UMEM's size and the ports on this worker).
+    /// The fill level an idle port socket keeps.
     var portFillMin: UInt32
 
     /// Allocates a table; free it with `destroy`.
-    static func make(generation: UInt64, entries list: [VNICEntry], reclaim tags: [UInt16],
+    static func make(generation: UInt64, entries list: [VNICEntry],
                      outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [],
                      portFillMin: UInt32 = Worker.portFillMinDefault)
         -> UnsafeMutablePointer<WorkerTable> {
@@ -121,8 +143,6 @@ struct WorkerTable {
             keys[h] = e.mac &+ 1
             values[h] = Int32(i)
         }
-        let reclaim = UnsafeMutablePointer<UInt16>.allocate(capacity: max(tags.count, 1))
-        reclaim.initialize(from: tags, count: tags.count)
         let indexKeys = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
         indexKeys.initialize(repeating: 0, count: capacity)
         let indexValues = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
@@ -148,7 +168,6 @@ struct WorkerTable {
         let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
         t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
-                                     reclaimCount: tags.count, reclaim: reclaim,
                                      indexMask: capacity - 1, indexKeys: indexKeys, indexValues: indexValues,
                                      outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming,
                                      hotWords: words, hot: hot, lastBusy: lastBusy,
@@ -160,7 +179,6 @@ struct WorkerTable {
         t.pointee.entries.deallocate()
         t.pointee.hashKeys.deallocate()
         t.pointee.hashValues.deallocate()
-        t.pointee.reclaim.deallocate()
         t.pointee.indexKeys.deallocate()
         t.pointee.indexValues.deallocate()
         t.pointee.outgoing.deallocate()

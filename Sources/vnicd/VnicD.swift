@@ -46,11 +46,15 @@ struct VnicD: ParsableCommand {
     @Option(name: .customLong("max-vnics"), help: "The highest VNIC index the XSKMAPs hold.")
     var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
 
-    @Option(help: "UMEM frames (2 KiB each) per worker (default 16384, within --buffer-memory).")
+    @Option(help: "UMEM frames (2 KiB each) per worker, the uplink side (default 16384: 32 MiB).")
     var frames: UInt32?
 
+    @Option(name: .customLong("port-frames"),
+            help: "Frames of each port socket's own UMEM: a power of two, 64...4096 (default 256: 512 KiB). An idle port's fill ring holds 32 of them, a busy one up to half; the rest carry what goes to the VM.")
+    var portFrames: UInt32 = Dataplane.defaultPortFrames
+
     @Option(name: .customLong("buffer-memory"),
-            help: ArgumentHelp("The most packet buffer memory (UMEM) all workers together may take: 256M, 2G, ... (default: 32 MiB per worker). Every port's fill ring draws on it: an idle port keeps 32 frames, fewer (down to 8) when the ports outnumber the frames.",
+            help: ArgumentHelp("The most packet buffer memory (UMEM) vnicd may take: 256M, 2G, ... The workers' UMEMs take at most half of it; a VNIC whose port buffers would pass it stays down, saying so. Default: no limit (32 MiB per worker and 512 KiB per port queue).",
                                valueName: "SIZE"))
     var bufferMemory: String?
 
@@ -71,6 +75,9 @@ struct VnicD: ParsableCommand {
             do { _ = try MetricsExporter.Address(parsing: m) } catch { throw ValidationError(error.message) }
         }
         if let f = frames, f < 4096 { throw ValidationError("--frames: '\(f)' is below 4096") }
+        if portFrames < 64 || portFrames > 4096 || portFrames & (portFrames - 1) != 0 {
+            throw ValidationError("--port-frames: '\(portFrames)' is not a power of two in 64...4096")
+        }
         if let m = bufferMemory, ValueSyntax.parseSize(m) == nil {
             throw ValidationError("--buffer-memory: '\(m)' is not a size (256M, 2G, a number of bytes)")
         }
@@ -109,6 +116,7 @@ struct VnicD: ParsableCommand {
         opts.pin = !noPin
         opts.maxVNICs = maxVNICs
         opts.framesPerWorker = frames
+        opts.portFrames = portFrames
         opts.bufferMemory = bufferMemory.flatMap(ValueSyntax.parseSize)
         raiseDescriptorLimit(vnics: records.filter { $0.link == uplink }.count)
         opts.store = store

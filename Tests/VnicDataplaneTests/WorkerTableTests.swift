@@ -33,15 +33,14 @@ final class WorkerTableTests: XCTestCase {
             entries.append(VNICEntry(index: UInt32(i + 1), mac: key, uplinkRX: rx, port: port, counters: counters,
                                      policy: policy, limiter: RateLimiter(bitsPerSecond: 0), tat: tat))
         }
-        let t = WorkerTable.make(generation: 1, entries: entries, reclaim: [])
+        let t = WorkerTable.make(generation: 1, entries: entries)
         defer { WorkerTable.destroy(t) }
         for (i, e) in entries.enumerated() { XCTAssertEqual(t.pointee.lookup(e.mac), i) }
         XCTAssertEqual(t.pointee.lookup(MACKey.from(MACAddress("02:00:00:ff:ff:ff")!.bytes)), -1)
         XCTAssertEqual(t.pointee.lookup(0), -1)
-        let empty = WorkerTable.make(generation: 2, entries: [], reclaim: [3, 4])
+        let empty = WorkerTable.make(generation: 2, entries: [])
         defer { WorkerTable.destroy(empty) }
         XCTAssertEqual(empty.pointee.lookup(entries[0].mac), -1)
-        XCTAssertEqual(empty.pointee.reclaimCount, 2)
     }
 
     /// A new table looks at every entry (all hot); markBusy sets one bit, in entry order.
@@ -58,7 +57,7 @@ final class WorkerTableTests: XCTestCase {
                           policy: SpoofPolicy(mac: 0, protection: .default, ipv4: prefixes, ipv4Count: 0, ipv6: v6, ipv6Count: 0),
                           limiter: RateLimiter(bitsPerSecond: 0), tat: tat)
             }
-            let t = WorkerTable.make(generation: 1, entries: entries, reclaim: [])
+            let t = WorkerTable.make(generation: 1, entries: entries)
             defer { WorkerTable.destroy(t) }
             XCTAssertEqual(t.pointee.hotWords, (n + 63) / 64)
             let bits = (0..<max(t.pointee.hotWords, 1)).reduce(0) { $0 + t.pointee.hot[$1].nonzeroBitCount }
@@ -71,33 +70,19 @@ final class WorkerTableTests: XCTestCase {
         }
     }
 
-    /// The frame budget: an idle port keeps 32 frames while the UMEM has room for
-    /// that many per port beside the uplink's share; fewer (never below 8) past that.
-    func testPortFillMinimumFollowsThePortsAndTheFrames() {
-        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 0), 32)
-        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 256), 32)
-        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 1000), 8)
-        XCTAssertEqual(Dataplane.portFillMin(frames: 16384, ports: 500), 16)
-        XCTAssertEqual(Dataplane.portFillMin(frames: 4096, ports: 10), 8)
-        for ports in [1, 10, 100, 256, 300, 1000] {
-            let min = Dataplane.portFillMin(frames: 16384, ports: ports)
-            if min > 8 { XCTAssertLessThanOrEqual(Int(min) * ports, 16384 - 16384 / 4 - 4096, "\(ports) ports") }
-        }
-    }
-
     /// --frames and --buffer-memory: the cap bounds the default, a cap below
     /// 4,096 frames per worker or an explicit --frames above it is a usage error.
     func testBufferMemoryBoundsTheFrames() throws {
         var o = Dataplane.Options(uplink: "x", bpfObject: "x")
         XCTAssertEqual(try Dataplane.framesPerWorker(o, workers: 2), 16384)
-        o.bufferMemory = 32 << 20
+        o.bufferMemory = 64 << 20   // half for the workers' UMEMs
         XCTAssertEqual(try Dataplane.framesPerWorker(o, workers: 2), 8192)
-        o.bufferMemory = 8 << 20
+        o.bufferMemory = 16 << 20
         XCTAssertThrowsError(try Dataplane.framesPerWorker(o, workers: 4)) { e in
-            XCTAssertTrue((e as? VnicError)?.message.hasPrefix("--buffer-memory: 8 MiB") ?? false, "\(e)")
+            XCTAssertTrue((e as? VnicError)?.message.hasPrefix("--buffer-memory: half of 16 MiB") ?? false, "\(e)")
             XCTAssertEqual((e as? VnicError)?.exitCode, 2)
         }
-        o.bufferMemory = 64 << 20
+        o.bufferMemory = 128 << 20
         o.framesPerWorker = 32768
         XCTAssertThrowsError(try Dataplane.framesPerWorker(o, workers: 2)) { e in
             XCTAssertTrue((e as? VnicError)?.message.hasPrefix("--frames: 32768") ?? false, "\(e)")
