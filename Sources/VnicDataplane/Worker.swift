@@ -422,12 +422,18 @@ final class Worker: @unchecked Sendable {
         return true
     }
 
-    /// Copies a frame to the port of every VNIC in `entries` but `except` (-1: none).
+    /// Copies a frame to the port of every VNIC in `entries` but `except` (-1:
+    /// none). A router solicitation goes only to the VNICs whose router
+    /// advertisements would pass (ra-guard drops the others' answers): with
+    /// 1,000 Linux VMs and no router, their retried solicitations were most
+    /// of the idle appliance's work.
     @inline(__always)
     private func flood(_ data: UnsafeRawPointer, len: UInt32, to entries: UnsafeMutablePointer<VNICEntry>,
                        count: Int, except: Int) {
+        let routersOnly = Worker.isRouterSolicitation(data, len: len)
         for e in 0..<count where e != except {
             let entry = entries[e]
+            if routersOnly && !entry.mayAdvertise { continue }
             guard let port = entry.port else { _ = handOver(entry, data, len: len); continue }
             if enqueueCopy(port, from: data, len: len) {
                 table.pointee.markBusy(e, loop: loops)
@@ -438,6 +444,13 @@ final class Worker: @unchecked Sendable {
                 countDrop(entry.counters, port.pointee.frames.pointee.count == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
             }
         }
+    }
+
+    /// An untagged ICMPv6 router solicitation (type 133, no extension header).
+    @inline(__always)
+    static func isRouterSolicitation(_ f: UnsafeRawPointer, len: UInt32) -> Bool {
+        len >= 58 && f.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x86DD).bigEndian
+            && f.load(fromByteOffset: 20, as: UInt8.self) == 58 && f.load(fromByteOffset: 54, as: UInt8.self) == 133
     }
 
     /// Copies a frame for VNIC `entry`, whose port this worker has no socket

@@ -91,6 +91,9 @@ struct VNICEntry {
     var dhcp = false
     /// The worker that delivers to the port when `port` is nil (-1: this one).
     var handoff: Int32 = -1
+    /// Router advertisements from it pass (not under ip-nospoof with ra-guard):
+    /// only such VNICs get other VMs' router solicitations.
+    var mayAdvertise = true
 }
 
 struct WorkerTable {
