@@ -216,8 +216,9 @@ public final class Dataplane {
         return nil
     }
 
-    /// Frames of a port socket's own UMEM by default: 512 KiB, of which an idle
-    /// port's fill ring holds 32 frames and a busy one up to half.
+    /// Frames of a port socket's own UMEM by default: 512 KiB, of which its fill
+    /// ring holds all but `Worker.towardsVM` (what a VM's burst finds: QEMU's
+    /// virtio-net queues have 256 entries by default).
     public static let defaultPortFrames: UInt32 = 256
 
     /// The packet buffer bytes in use: the workers' UMEMs and every port socket's.
@@ -564,7 +565,7 @@ public final class Dataplane {
                         a.portPools.append(pool)
                         let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
                         rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: pu.firstPair.fill, comp: pu.firstPair.comp,
-                                                        fd: ps.fd, frames: pool, fillTarget: 0, adaptive: true))
+                                                        fd: ps.fd, frames: pool, fillTarget: n - UInt32(Worker.towardsVM)))
                         a.portRings.append(rings)
                     }
                 }
@@ -626,8 +627,7 @@ public final class Dataplane {
                                  mayAdvertise: !(a.spec.protection.contains(.ipNospoof) && a.spec.raGuard))
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }
-            let t = WorkerTable.make(generation: gen, entries: entries, outgoing: handoffRings[q], incoming: incoming,
-                                     portFillMin: min(Worker.portFillMinDefault, options.portFrames / 4))
+            let t = WorkerTable.make(generation: gen, entries: entries, outgoing: handoffRings[q], incoming: incoming)
             tables.append(t)
             if let never = w.publish(t) { WorkerTable.destroy(never) }
             w.wake()
@@ -704,11 +704,19 @@ public final class Dataplane {
             // limiter, so what overflows is the rate limit's doing.
             for sock in a.uplinkSockets { v.vsqToVM &+= UInt64(sock.rxLevel) }
             for sock in a.portSockets { v.vsqFromVM &+= UInt64(sock.rxLevel) }
+            // A port socket's frames are its own: its fill ring is empty when they
+            // all wait in its receive ring (the VSQ from the VM) or on their way,
+            // so that too is a full VSQ. On the uplink, an empty fill ring is a
+            // shortage of the worker's frames (no-buffer). The kernel counts a
+            // frame it found no fill frame for in rx_dropped too: once here.
             let full = a.spec.maxbw > 0 ? "rate-limit" : "vsq-full"
-            for sock in a.uplinkSockets + a.portSockets {
+            for (i, sock) in (a.uplinkSockets + a.portSockets).enumerated() {
                 let st = sock.statistics()
-                for (reason, n) in [(full, st.rx_ring_full), ("no-buffer", st.rx_fill_ring_empty_descs),
-                                    ("kernel", st.rx_dropped &+ st.rx_invalid_descs)] where n > 0 {
+                let port = i >= a.uplinkSockets.count
+                for (reason, n) in [(full, st.rx_ring_full &+ (port ? st.rx_fill_ring_empty_descs : 0)),
+                                    ("no-buffer", port ? 0 : st.rx_fill_ring_empty_descs),
+                                    ("kernel", st.rx_invalid_descs &+ (st.rx_dropped &- min(st.rx_dropped, st.rx_fill_ring_empty_descs)))]
+                where n > 0 {
                     v.drops[reason, default: 0] &+= n
                 }
             }

@@ -87,7 +87,8 @@ public final class InMemoryPipeline {
         portPool = FramePool.make(area: portArea, frames: Int(Dataplane.defaultPortFrames))
         portRings = .allocate(capacity: 1)
         portRings.initialize(to: QueueRings(rx: portRX.cons, tx: portTX.prod, fill: portFill.prod, comp: portComp.cons,
-                                            fd: -1, frames: portPool, fillTarget: 0, adaptive: true))
+                                            fd: -1, frames: portPool,
+                                            fillTarget: Dataplane.defaultPortFrames - UInt32(Worker.towardsVM)))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
         tat = .allocate(capacity: 3); tat.initialize(repeating: 0, count: 3)
         var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)

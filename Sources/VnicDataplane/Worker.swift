@@ -39,17 +39,10 @@ final class Worker: @unchecked Sendable {
     /// Frames a loop takes from the VNICs' rings before it services the rest
     /// again: what makes priority matter when the worker is saturated.
     static let loopBudget = 256
-    /// The frame budget (see QueueRings.adaptive): each port socket has a UMEM
-    /// of its own (`Dataplane.Options.portFrames`), so no port's fill ring can
-    /// starve another's, nor the uplink's. An idle port holds `portFillMinDefault`
-    /// frames in its fill ring, a busy one grows to all but `towardsVM` of its
-    /// frames (those carry what goes to the VM); past its minimum a ring is
-    /// topped up only from what lies above an eighth of its frames.
-    static let portFillMinDefault: UInt32 = 32
-    /// Frames of a port's UMEM kept for what goes to the VM (its transmit ring
-    /// gives them back as soon as the kernel copied them): the fill ring may grow to the rest.
-    static let towardsVM = 64
-    static let fillReview: UInt32 = 2048
+    /// A port socket's frames are its own UMEM's (`Dataplane.Options.portFrames`):
+    /// its fill ring holds all of them but these, which carry what goes to the VM
+    /// (its transmit ring gives them back as soon as the kernel copied them).
+    static let towardsVM = 32
     /// An entry that moved nothing for this many loops is no longer looked at
     /// every loop; the sweep looks at `sweepWidth` of the others per loop.
     static let hotLoops: UInt32 = 64
@@ -328,10 +321,10 @@ final class Worker: @unchecked Sendable {
         p.pointee.area + Int(truncatingIfNeeded: addr)
     }
 
-    /// Returns completed transmit frames to their pool and tops up the fill ring
-    /// (a port's to a target that follows its traffic); true if it moved frames.
+    /// Returns completed transmit frames to their pool and tops up the fill
+    /// ring; true if it moved frames.
     @inline(__always)
-    private func service(_ q: UnsafeMutablePointer<QueueRings>, fillMin: UInt32) -> Bool {
+    private func service(_ q: UnsafeMutablePointer<QueueRings>) -> Bool {
         var idx: UInt32 = 0
         let p = q.pointee.frames
         let done = xsk_ring_cons__peek(q.pointee.comp, 1024, &idx)
@@ -342,57 +335,20 @@ final class Worker: @unchecked Sendable {
         let fill = q.pointee.fill
         let size = fill.pointee.size
         let level = size &- xsk_prod_nb_free(fill, size)   // frames the kernel holds in the ring
-        var target = q.pointee.fillTarget
-        var avail = p.pointee.count
-        if q.pointee.adaptive {
-            target = adapt(q, level: level, fillMin: fillMin)
-            // Up to its minimum a ring takes what is free; past it only what lies above an eighth.
-            avail = min(max(avail - p.pointee.size / 8, Int(fillMin) - Int(level), 0), avail)
-        }
-        q.pointee.filled = level
+        let target = q.pointee.fillTarget
         guard level < target else { return done > 0 }
         let want = target - level
         // Refill in steps of at least a burst (half a small ring), so a busy ring
-        // is not topped up one by one; a ring below half its minimum at once.
-        let n = UInt32(min(Int(want), avail))
-        guard n > 0, n >= min(Worker.burst, max(target / 2, 1)) || level * 2 < fillMin else { return done > 0 }
+        // is not topped up one by one; a ring below half its target at once.
+        let n = UInt32(min(Int(want), p.pointee.count))
+        guard n > 0, n >= min(Worker.burst, target / 2) || level * 2 < target else { return done > 0 }
         guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return done > 0 }
         for i in 0..<n {
             p.pointee.count &-= 1
             xsk_ring_prod__fill_addr(fill, idx &+ i).pointee = p.pointee.free[p.pointee.count]
         }
         xsk_ring_prod__submit(fill, n)
-        q.pointee.filled = level &+ n
         return true
-    }
-
-    /// A port's fill target after this service: doubled when the kernel took
-    /// more than three quarters of it since the last service (and a quarter of
-    /// the port's frames is free; at most all but `towardsVM`), halved when it never fell below half in the
-    /// last `fillReview` services or when an eighth is no longer free. Frames
-    /// above a lowered target stay in the ring until the kernel uses them.
-    @inline(__always)
-    private func adapt(_ q: UnsafeMutablePointer<QueueRings>, level: UInt32, fillMin: UInt32) -> UInt32 {
-        let p = q.pointee.frames
-        let most = UInt32(max(p.pointee.size - Worker.towardsVM, p.pointee.size / 2))
-        var target = min(max(q.pointee.fillTarget, fillMin), max(most, fillMin))
-        if level < q.pointee.lowLevel { q.pointee.lowLevel = level }
-        let taken = q.pointee.filled > level ? q.pointee.filled - level : 0   // by the kernel since the last service
-        if taken > target - target / 4 && target < most && p.pointee.count > p.pointee.size / 4 {
-            target = min(target * 2, most)
-            q.pointee.lowLevel = .max
-            q.pointee.services = 0
-        } else {
-            q.pointee.services &+= 1
-            if q.pointee.services >= Worker.fillReview {
-                if q.pointee.lowLevel > target / 2 { target = max(target / 2, fillMin) }
-                q.pointee.lowLevel = .max
-                q.pointee.services = 0
-            }
-        }
-        if target > fillMin && p.pointee.count < p.pointee.size / 8 { target = max(target / 2, fillMin) }   // short: give way
-        q.pointee.fillTarget = target
-        return target
     }
 
     /// Puts frame `addr` of the ring's own pool on its transmit ring (submitted
@@ -775,14 +731,14 @@ final class Worker: @unchecked Sendable {
             }
         }
 
-        _ = service(uplink, fillMin: uplink.pointee.fillTarget)
+        _ = service(uplink)
         var w = 0
         while w < t.hotWords {
             var bits = hot[w]
             while bits != 0 {
                 let e = w << 6 | bits.trailingZeroBitCount
                 bits &= bits &- 1
-                if let p = entries[e].port, service(p, fillMin: t.portFillMin) { t.markBusy(e, loop: loop) }
+                if let p = entries[e].port, service(p) { t.markBusy(e, loop: loop) }
             }
             w += 1
         }

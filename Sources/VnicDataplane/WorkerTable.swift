@@ -50,19 +50,9 @@ struct QueueRings {
     /// The frames its rings take and give back: the worker's for the uplink, the
     /// port's own for a port socket (frames cross between them by copy).
     var frames: UnsafeMutablePointer<FramePool>
-    /// How many frames to keep in the fill ring now.
+    /// How many frames to keep in the fill ring: the uplink's 2,048; a port's
+    /// all of its frames but `Worker.towardsVM`.
     var fillTarget: UInt32
-    /// A port's fill ring follows its traffic: it starts at the table's
-    /// `portFillMin`, doubles while the kernel takes most of it between two
-    /// services (up to half the port's frames, while a quarter of them is
-    /// free) and halves when it stayed more than half full for
-    /// `Worker.fillReview` services. false: fixed at `fillTarget` (the uplink's).
-    var adaptive = false
-    /// The fill level the last service left (what the kernel took since shows at the next).
-    var filled: UInt32 = 0
-    /// The lowest fill level seen since the target was last reviewed, and the services since.
-    var lowLevel: UInt32 = .max
-    var services: UInt32 = 0
     /// Transmit descriptors reserved in this loop and not yet submitted.
     var reserved: UInt32 = 0
     /// The kernel has not yet taken everything submitted: kick again.
@@ -124,13 +114,10 @@ struct WorkerTable {
     var hot: UnsafeMutablePointer<UInt64>
     /// The loop (low 32 bits of the worker's count) in which entry e last moved frames.
     var lastBusy: UnsafeMutablePointer<UInt32>
-    /// The fill level an idle port socket keeps.
-    var portFillMin: UInt32
 
     /// Allocates a table; free it with `destroy`.
     static func make(generation: UInt64, entries list: [VNICEntry],
-                     outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [],
-                     portFillMin: UInt32 = Worker.portFillMinDefault)
+                     outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [])
         -> UnsafeMutablePointer<WorkerTable> {
         let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
         entries.initialize(from: list, count: list.count)
@@ -173,8 +160,7 @@ struct WorkerTable {
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
                                      indexMask: capacity - 1, indexKeys: indexKeys, indexValues: indexValues,
                                      outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming,
-                                     hotWords: words, hot: hot, lastBusy: lastBusy,
-                                     portFillMin: portFillMin))
+                                     hotWords: words, hot: hot, lastBusy: lastBusy))
         return t
     }
 

@@ -30,7 +30,9 @@ final class ScaleTests: XCTestCase {
         XCTAssertNotNil(s.memory, "vnicd reports its memory")
         if let m = s.memory {
             XCTAssertGreaterThan(m.residentBytesPerVNIC, 0)
-            XCTAssertLessThanOrEqual(m.residentBytesPerVNIC, 1 << 20, "RSS per VNIC: \(m)")
+            // Each VNIC has a port socket per queue, each with 512 KiB of frames of
+            // its own (bench/scale.sh measures the 1-queue case against 1 MiB).
+            XCTAssertLessThanOrEqual(m.residentBytesPerVNIC, 2 << 20, "RSS per VNIC with 2 port queues: \(m)")
         }
 
         // Every VM answers its first ping from the wire (one ping each, in one shell).
