@@ -15,6 +15,9 @@ public struct RuntimeStatus: Codable, Sendable, Equatable {
         /// the busy ratio over an interval is the ratio of their increments.
         public var busyCycles: UInt64
         public var cycles: UInt64
+        /// Frames the uplink's queue found no fill frame for (the worker's UMEM
+        /// short: every VNIC's receive socket on the queue shares that fill ring).
+        public var noBuffer: UInt64? = nil
         public init(queue: Int, core: Int, rxPackets: UInt64, txPackets: UInt64, freeFrames: UInt64,
                     busyCycles: UInt64 = 0, cycles: UInt64 = 0) {
             self.queue = queue; self.core = core; self.rxPackets = rxPackets; self.txPackets = txPackets

@@ -706,16 +706,24 @@ public final class Dataplane {
             for sock in a.portSockets { v.vsqFromVM &+= UInt64(sock.rxLevel) }
             // A port socket's frames are its own: its fill ring is empty when they
             // all wait in its receive ring (the VSQ from the VM) or on their way,
-            // so that too is a full VSQ. On the uplink, an empty fill ring is a
-            // shortage of the worker's frames (no-buffer). The kernel counts a
-            // frame it found no fill frame for in rx_dropped too: once here.
+            // so that too is a full VSQ. The kernel counts such a frame in
+            // rx_dropped as well: once here. The VNIC's receive sockets on the
+            // uplink share their queue's fill ring, whose empty count the kernel
+            // reports on each of them: it is the queue's (Queue.noBuffer), and a
+            // socket's own rx_dropped is what it lost for want of a frame
+            // (no-buffer, or a frame longer than a UMEM frame).
             let full = a.spec.maxbw > 0 ? "rate-limit" : "vsq-full"
-            for (i, sock) in (a.uplinkSockets + a.portSockets).enumerated() {
+            for sock in a.portSockets {
                 let st = sock.statistics()
-                let port = i >= a.uplinkSockets.count
-                for (reason, n) in [(full, st.rx_ring_full &+ (port ? st.rx_fill_ring_empty_descs : 0)),
-                                    ("no-buffer", port ? 0 : st.rx_fill_ring_empty_descs),
+                for (reason, n) in [(full, st.rx_ring_full &+ st.rx_fill_ring_empty_descs),
                                     ("kernel", st.rx_invalid_descs &+ (st.rx_dropped &- min(st.rx_dropped, st.rx_fill_ring_empty_descs)))]
+                where n > 0 {
+                    v.drops[reason, default: 0] &+= n
+                }
+            }
+            for sock in a.uplinkSockets {
+                let st = sock.statistics()
+                for (reason, n) in [(full, st.rx_ring_full), ("no-buffer", st.rx_dropped), ("kernel", st.rx_invalid_descs)]
                 where n > 0 {
                     v.drops[reason, default: 0] &+= n
                 }
@@ -723,10 +731,12 @@ public final class Dataplane {
             vnics[name] = v
         }
         let queues = workers.enumerated().map { q, w in
-            RuntimeStatus.Queue(queue: q, core: w.core, rxPackets: vnic_counter_load(w.queueCounters),
+            var queue = RuntimeStatus.Queue(queue: q, core: w.core, rxPackets: vnic_counter_load(w.queueCounters),
                                 txPackets: vnic_counter_load(w.queueCounters + 1),
                                 freeFrames: vnic_load_u64_acquire(w.queueCounters + 2),
                                 busyCycles: vnic_counter_load(w.queueCounters + 3), cycles: vnic_counter_load(w.queueCounters + 4))
+            queue.noBuffer = w.uplinkSocket?.statistics().rx_fill_ring_empty_descs
+            return queue
         }
         var classifier: [String: UInt64] = [:]
         for (i, name) in Dataplane.xdpCounterNames.enumerated() {

@@ -89,9 +89,16 @@ final class ScaleTests: XCTestCase {
         XCTAssertTrue(vnicd.isRunning)
     }
 
-    /// VNICs with no-buffer drops (a fill ring found empty), by name.
+    /// Frames lost for want of a buffer, by VNIC (no-buffer on its receive
+    /// sockets; vsq-full: its port's frames all queued) and by uplink queue
+    /// (its fill ring, shared by the queue's VNICs, found empty).
     private func noBuffer(_ s: RuntimeStatus) -> [String: UInt64] {
-        s.vnics.compactMapValues { $0.drops["no-buffer"] }
+        var out = s.vnics.compactMapValues { v in
+            let n = (v.drops["no-buffer"] ?? 0) + (v.drops["vsq-full"] ?? 0)
+            return n > 0 ? n : nil
+        }
+        for q in s.queues where (q.noBuffer ?? 0) > 0 { out["queue \(q.queue)"] = q.noBuffer }
+        return out
     }
 
     /// UDP datagrams each VM's stack received so far (InDatagrams + NoPorts of
