@@ -112,7 +112,7 @@ for n in $counts; do
     first=0
     cat >>"$tmp/rows" <<ROW
 {"vnics": $n, "start_s": $start_s, "lab_s": $lab_s, "ping_misses": $misses, "neighbours": "$neighbours", "idle_no_buffer": $idle_nb,
- "no_buffer_after_traffic": $nb, "rss_mib": $rss, "rss_per_vnic_kib": $per, "kernel_mib": $kernel_mib,
+ "lost_under_load": $nb, "rss_mib": $rss, "rss_per_vnic_kib": $per, "kernel_mib": $kernel_mib,
  "idle_worker_cpu_percent": $idle_cpu, "idle_vm_frames_per_s": $idle_fps, "pps": $pps}
 ROW
 done

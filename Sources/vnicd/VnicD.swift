@@ -177,7 +177,7 @@ struct VnicD: ParsableCommand {
             }
         }
         guest = GuestService(store: store, dataplane: dp, records: records.filter { $0.link == uplink }, reconcile: reconcile)
-        var nextStatus = monotonicNow(), nextSecond = monotonicNow() + 1_000_000_000
+        var nextStatus = monotonicNow(), nextSecond = monotonicNow() + 1_000_000_000, nextFollow = nextSecond
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: dp.controlEvents, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: dp.ports?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
@@ -213,6 +213,9 @@ struct VnicD: ParsableCommand {
                 if now >= nextSecond {
                     nextSecond = now + 1_000_000_000
                     spoofWarnings.check(status, store: store)
+                }
+                if now >= nextFollow {
+                    nextFollow = now + dp.portFollowInterval
                     log(changes: dp.followPorts())
                 }
             }
