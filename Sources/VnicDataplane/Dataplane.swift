@@ -55,7 +55,7 @@ public final class Dataplane {
         public var bpfObject: String
         /// UMEM frames (2 KiB) per worker (the uplink side); nil: `defaultFrames`.
         public var framesPerWorker: UInt32? = nil
-        /// Frames of each port socket's own UMEM (a power of two, 64...4096).
+        /// Frames of each port socket's own UMEM (a multiple of 64, 128...4096).
         public var portFrames: UInt32 = Dataplane.defaultPortFrames
         /// The most packet buffer memory (bytes) the workers' and the ports'
         /// UMEMs may take together: a VNIC whose port buffers would pass it stays down.
@@ -216,10 +216,16 @@ public final class Dataplane {
         return nil
     }
 
-    /// Frames of a port socket's own UMEM by default: 512 KiB, of which its fill
-    /// ring holds all but `Worker.towardsVM` (what a VM's burst finds: QEMU's
-    /// virtio-net queues have 256 entries by default).
-    public static let defaultPortFrames: UInt32 = 256
+    /// Frames of a port socket's own UMEM by default: 768 KiB, of which its
+    /// fill ring holds 256 (what a VM's burst finds: QEMU's virtio-net queues
+    /// have 256 entries by default) and 128 carry what goes to the VM
+    /// (`Worker.towardsVM`).
+    public static let defaultPortFrames: UInt32 = 384
+
+    /// The depth of a VNIC's receive ring on the uplink: its VSQ towards the VM,
+    /// which holds what its port's own frames cannot yet (a 4,096-frame burst
+    /// at a generator's speed, three times what a worker copies into a veth).
+    static let towardsVMDepth: UInt32 = 4096
 
     /// The packet buffer bytes in use: the workers' UMEMs and every port socket's.
     var bufferBytes: UInt64 {
@@ -227,11 +233,12 @@ public final class Dataplane {
         return (UInt64(frames) * UInt64(workers.count) + UInt64(ports) * UInt64(options.portFrames)) * UInt64(UMEM.frameSize)
     }
 
-    /// Throws when `frames` more port frames would pass --buffer-memory.
-    private func checkBufferMemory(adding frames: UInt32, for name: String) throws(VnicError) {
+    /// Throws when one more port UMEM (besides `pending` made for a VNIC
+    /// not up yet) would pass --buffer-memory.
+    private func checkBufferMemory(pending: Int) throws(VnicError) {
         guard let cap = options.bufferMemory else { return }
-        let more = UInt64(frames) * UInt64(UMEM.frameSize)
-        guard bufferBytes + more <= cap else {
+        let more = UInt64(options.portFrames) * UInt64(UMEM.frameSize)
+        guard bufferBytes + UInt64(pending + 1) * more <= cap else {
             throw VnicError("its port buffers (\(more >> 10) KiB a queue) would pass --buffer-memory \(cap >> 20) MiB (\(bufferBytes >> 20) MiB in use)")
         }
     }
@@ -554,16 +561,18 @@ public final class Dataplane {
             let real = portQueues?[ifindex] ?? workers.count
             for (q, w) in workers.enumerated() {
                 let up = try XSKSocket(ifname: options.uplink, queue: UInt32(q), umem: w.umem!, pair: w.umem!.firstPair,
-                                       rxSize: 1024, txSize: 0, bind: options.bind)
+                                       rxSize: Dataplane.towardsVMDepth, txSize: 0, bind: options.bind)
                 a.uplinkSockets.append(up)
                 // A port socket is the first socket of a small UMEM of its own
                 // (multi-buffer, so a guest's TSO frame arrives as a chain).
                 if q == a.portSockets.count, q == 0 || q < real {
-                    try checkBufferMemory(adding: options.portFrames, for: spec.name)
+                    try checkBufferMemory(pending: a.portUMEMs.count)
                     let n = options.portFrames
-                    let pu = try UMEM(frameCount: n, fillSize: n, compSize: n)
+                    var ring: UInt32 = 64
+                    while ring < n { ring <<= 1 }
+                    let pu = try UMEM(frameCount: n, fillSize: ring, compSize: ring)
                     if let ps = try XSKSocket(ifname: port, queue: UInt32(q), umem: pu, pair: pu.firstPair,
-                                              rxSize: n, txSize: n, bind: options.bind, nilIfNoQueue: q > 0,
+                                              rxSize: ring, txSize: ring, bind: options.bind, nilIfNoQueue: q > 0,
                                               multiBuffer: true) {
                         a.portSockets.append(ps)
                         a.portUMEMs.append(pu)
@@ -571,7 +580,7 @@ public final class Dataplane {
                         a.portPools.append(pool)
                         let rings = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
                         rings.initialize(to: QueueRings(rx: ps.rx!, tx: ps.tx!, fill: pu.firstPair.fill, comp: pu.firstPair.comp,
-                                                        fd: ps.fd, frames: pool, fillTarget: n - UInt32(Worker.towardsVM)))
+                                                        fd: ps.fd, frames: pool, fillTarget: n - Worker.towardsVM(n)))
                         a.portRings.append(rings)
                     }
                 }
@@ -630,6 +639,7 @@ public final class Dataplane {
                                  policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
                                  dhcp: a.spec.dhcp,
                                  handoff: own ? -1 : Int32(q % a.portRings.count),
+                                 handoffPort: own ? nil : a.portRings[q % a.portRings.count],
                                  mayAdvertise: !(a.spec.protection.contains(.ipNospoof) && a.spec.raGuard))
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }

@@ -88,7 +88,7 @@ public final class InMemoryPipeline {
         portRings = .allocate(capacity: 1)
         portRings.initialize(to: QueueRings(rx: portRX.cons, tx: portTX.prod, fill: portFill.prod, comp: portComp.cons,
                                             fd: -1, frames: portPool,
-                                            fillTarget: Dataplane.defaultPortFrames - UInt32(Worker.towardsVM)))
+                                            fillTarget: Dataplane.defaultPortFrames - Worker.towardsVM(Dataplane.defaultPortFrames)))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
         tat = .allocate(capacity: 3); tat.initialize(repeating: 0, count: 3)
         var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)

@@ -40,9 +40,10 @@ final class Worker: @unchecked Sendable {
     /// again: what makes priority matter when the worker is saturated.
     static let loopBudget = 256
     /// A port socket's frames are its own UMEM's (`Dataplane.Options.portFrames`):
-    /// its fill ring holds all of them but these, which carry what goes to the VM
-    /// (its transmit ring gives them back as soon as the kernel copied them).
-    static let towardsVM = 32
+    /// its fill ring holds all of them but a third (at least 64), which carry
+    /// what goes to the VM: a TCP window towards a slow guest, a burst from the
+    /// wire (its transmit ring gives them back as soon as the kernel copied them).
+    static func towardsVM(_ frames: UInt32) -> UInt32 { max(64, frames / 3) }
     /// An entry that moved nothing for this many loops is no longer looked at
     /// every loop; the sweep looks at `sweepWidth` of the others per loop.
     static let hotLoops: UInt32 = 64
@@ -380,9 +381,9 @@ final class Worker: @unchecked Sendable {
 
     /// Copies a frame to the port of every VNIC in `entries` but `except` (-1:
     /// none). A router solicitation goes only to the VNICs whose router
-    /// advertisements would pass (ra-guard drops the others' answers): with
-    /// 1,000 Linux VMs and no router, their retried solicitations were most
-    /// of the idle appliance's work.
+    /// advertisements would pass (ip-nospoof's ra-guard drops the others'
+    /// answers): Linux retries its solicitations for ever, and with 1,000 VMs
+    /// and no router, copying them to every VM was most of an idle worker's work.
     @inline(__always)
     private func flood(_ data: UnsafeRawPointer, len: UInt32, to entries: UnsafeMutablePointer<VNICEntry>,
                        count: Int, except: Int) {
@@ -695,8 +696,17 @@ final class Worker: @unchecked Sendable {
     @inline(never)
     private func handOverFromUplink(_ entry: VNICEntry, first: UInt32, got: UInt32) -> UInt32 {
         let rx = entry.uplinkRX
-        let room = entry.handoff >= 0 && Int(entry.handoff) < table.pointee.outgoingCount
-            ? table.pointee.outgoing[Int(entry.handoff)]?.freeSlots ?? 0 : 0
+        let ring = entry.handoff >= 0 && Int(entry.handoff) < table.pointee.outgoingCount
+            ? table.pointee.outgoing[Int(entry.handoff)] : nil
+        var room = ring?.freeSlots ?? 0
+        // The owning worker copies them into the port's frames: no more than it
+        // has free (its count, read here as a hint, less what already waits in
+        // the ring), so a slow VM's frames wait here instead of being dropped there.
+        if let p = entry.handoffPort, let ring {
+            let count = UnsafeMutableRawPointer(p.pointee.frames.pointer(to: \.count)!).assumingMemoryBound(to: UInt64.self)
+            let free = Int(truncatingIfNeeded: vnic_counter_load(count))   // a relaxed load
+            room = min(room, max(free - (ring.capacity - room), 0))
+        }
         let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, UInt32(room)))   // the rest waits in the VNIC's receive ring
         if n < got { xsk_ring_cons__cancel(rx, got &- n) }
         var inChain = false

@@ -20,7 +20,7 @@ import VnicCore
 struct FramePool {
     var area: UnsafeMutableRawPointer
     var free: UnsafeMutablePointer<UInt64>
-    /// Frames free now, and in all.
+    /// Frames free now (another worker reads it as a hint), and in all.
     var count: Int
     let size: Int
 
@@ -79,8 +79,10 @@ struct VNICEntry {
     var tat: UnsafeMutablePointer<UInt64>
     /// vnic's DHCP server answers this VNIC (its DHCP client messages go to the control thread).
     var dhcp = false
-    /// The worker that delivers to the port when `port` is nil (-1: this one).
+    /// The worker that delivers to the port when `port` is nil (-1: this one),
+    /// and that worker's port rings (read only for how many free frames they have).
     var handoff: Int32 = -1
+    var handoffPort: UnsafeMutablePointer<QueueRings>? = nil
     /// Router advertisements from it pass (not under ip-nospoof with ra-guard):
     /// only such VNICs get other VMs' router solicitations.
     var mayAdvertise = true

@@ -50,11 +50,11 @@ struct VnicD: ParsableCommand {
     var frames: UInt32?
 
     @Option(name: .customLong("port-frames"),
-            help: "Frames of each port socket's own UMEM: a power of two, 64...4096 (default 256: 512 KiB). An idle port's fill ring holds 32 of them, a busy one up to half; the rest carry what goes to the VM.")
+            help: "Frames of each port socket's own UMEM: a multiple of 64, 128...4096 (default 384: 768 KiB). Its fill ring holds two thirds of them (what a VM's burst finds); the rest carry what goes to the VM.")
     var portFrames: UInt32 = Dataplane.defaultPortFrames
 
     @Option(name: .customLong("buffer-memory"),
-            help: ArgumentHelp("The most packet buffer memory (UMEM) vnicd may take: 256M, 2G, ... The workers' UMEMs take at most half of it; a VNIC whose port buffers would pass it stays down, saying so. Default: no limit (32 MiB per worker and 512 KiB per port queue).",
+            help: ArgumentHelp("The most packet buffer memory (UMEM) vnicd may take: 256M, 2G, ... The workers' UMEMs take at most half of it; a VNIC whose port buffers would pass it stays down, saying so. Default: no limit (32 MiB per worker and 768 KiB per port queue).",
                                valueName: "SIZE"))
     var bufferMemory: String?
 
@@ -75,8 +75,8 @@ struct VnicD: ParsableCommand {
             do { _ = try MetricsExporter.Address(parsing: m) } catch { throw ValidationError(error.message) }
         }
         if let f = frames, f < 4096 { throw ValidationError("--frames: '\(f)' is below 4096") }
-        if portFrames < 64 || portFrames > 4096 || portFrames & (portFrames - 1) != 0 {
-            throw ValidationError("--port-frames: '\(portFrames)' is not a power of two in 64...4096")
+        if portFrames < 128 || portFrames > 4096 || portFrames % 64 != 0 {
+            throw ValidationError("--port-frames: '\(portFrames)' is not a multiple of 64 in 128...4096")
         }
         if let m = bufferMemory, ValueSyntax.parseSize(m) == nil {
             throw ValidationError("--buffer-memory: '\(m)' is not a size (256M, 2G, a number of bytes)")
