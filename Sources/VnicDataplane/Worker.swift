@@ -57,7 +57,6 @@ final class Worker: @unchecked Sendable {
     let uplinkSocket: XSKSocket?
     /// The packet buffer area of its UMEM (the uplink side) and its free frames.
     let area: UnsafeMutableRawPointer
-    let frameCount: UInt32
     let frames: UnsafeMutablePointer<FramePool>
     let uplink: UnsafeMutablePointer<QueueRings>
 
@@ -151,7 +150,6 @@ final class Worker: @unchecked Sendable {
         self.umem = umem
         self.uplinkSocket = uplinkSocket
         self.area = area
-        frameCount = frames
         self.frames = FramePool.make(area: area, frames: Int(frames))
         uplink = .allocate(capacity: 1)
         uplink.initialize(to: QueueRings(rx: rx, tx: tx, fill: fill, comp: comp, fd: fd, frames: self.frames,
@@ -760,8 +758,8 @@ final class Worker: @unchecked Sendable {
         // wait in their rings.
         var budget = Worker.loopBudget
 
-        // Uplink, per VNIC: the descriptor moves to the VNIC's port unchanged.
-        // Only as many as maxbw admits and the port's ring can take: the rest wait
+        // Uplink, per VNIC: a copy into the VNIC's port's own frames. Only as many
+        // as maxbw admits and the port's ring and free frames take: the rest wait
         // in the VNIC's receive ring (its inbound VSQ), in order.
         w = 0
         while w < t.hotWords && budget > 0 {
