@@ -11,9 +11,10 @@
 //
 // Invariants: a view is valid only until `endBurst()` (the pages it points at
 // may be reused by a writer after that); a reader is used by one thread at a
-// time. Records are in format 2, whose hot prefix (index, mac, protection,
-// priority, maxbw, allowed-ips, ra-guard) comes first, so each accessor stops
-// within the first seven fields; an older or damaged record reads as defaults, never traps.
+// time. Records are in format 3, whose hot prefix (index, mac, protection,
+// priority, maxbw, allowed-ips and its IPv6 part, ra-guard) comes first, so each
+// accessor stops within the first eight fields; an older or damaged record reads
+// as defaults, never traps.
 import CLMDB
 import VnicCore
 
@@ -242,6 +243,66 @@ public struct VNICView {
             }
             offset = start &+ length
         }
+    }
+}
+
+extension VNICView {
+    /// The allowed-ips property's IPv6 networks (empty: the VNIC's own IPv6 `ip` addresses apply).
+    public var allowedIPs6: CIDR6ListView {
+        @inlinable get { CIDR6ListView(bytes: field(FieldTag.allowedIPs6) ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+    }
+
+    /// Calls `body` with every IPv6 prefix ip-nospoof lets the VNIC send from
+    /// besides its link-local address, as (network high, network low, prefix
+    /// length): its IPv6 allowed-ips, or when there are none its own IPv6
+    /// addresses as /128 (a SLAAC prefix as the address its MAC gives there).
+    /// The same rule as `VNICRecord.effectiveAllowedIPs6`.
+    @inlinable
+    public func forEachSource6(_ body: (UInt64, UInt64, UInt8) -> Void) {
+        let allowed = allowedIPs6
+        if !allowed.isEmpty {
+            for i in allowed.indices { body(allowed[i].hi, allowed[i].lo, allowed[i].prefixLength) }
+            return
+        }
+        let count = bytes.count
+        guard count >= 2, let base = bytes.baseAddress else { return }
+        var iid: UInt64? = nil
+        var offset = 2
+        while offset &+ 4 <= count {
+            let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
+            let start = offset &+ 4
+            guard start &+ length <= count else { return }
+            if t == FieldTag.ip && length == 17 {
+                let hi = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+                var lo = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: start &+ 8, as: UInt64.self))
+                if lo == 0 && base.load(fromByteOffset: start &+ 16, as: UInt8.self) == 64 {   // a SLAAC prefix
+                    if iid == nil { iid = IPv6Address.interfaceIdentifier(mac) }
+                    lo = iid!
+                }
+                body(hi, lo, 128)
+            }
+            offset = start &+ length
+        }
+    }
+}
+
+/// IPv6 networks stored in place (16 bytes network order + 1 byte prefix each).
+@frozen
+public struct CIDR6ListView: RandomAccessCollection {
+    public let bytes: UnsafeRawBufferPointer
+
+    @inlinable
+    public init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    public var startIndex: Int { @inlinable get { 0 } }
+    public var endIndex: Int { @inlinable get { bytes.count / 17 } }
+
+    @inlinable
+    public subscript(i: Int) -> (hi: UInt64, lo: UInt64, prefixLength: UInt8) {
+        let p = bytes.baseAddress! + i &* 17
+        return (UInt64(bigEndian: p.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                p.load(fromByteOffset: 16, as: UInt8.self))
     }
 }
 

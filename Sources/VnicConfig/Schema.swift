@@ -1,9 +1,9 @@
-// Schema: the database's named tables and key layout (schema version 2).
+// Schema: the database's named tables and key layout (schema version 3).
 //
 //   table   key                        value
-//   meta    "schema-version"           u32 LE: 2
+//   meta    "schema-version"           u32 LE: 3
 //   meta    "generation"               u64 LE: bumped by every committed configuration change
-//   vnics   index, u32 big-endian      VNIC record (VNICRecordCodec, format 2)
+//   vnics   index, u32 big-endian      VNIC record (VNICRecordCodec, format 3)
 //   names   VNIC name, UTF-8           index, u32 LE
 //   macs    MAC, 6 bytes wire order    index, u32 LE
 //   ports   port name, UTF-8           index, u32 LE
@@ -24,12 +24,16 @@
 //   1 -> 2: create `audit`; rewrite every record from format 1 to format 2
 //           (new fields at their defaults: protection mac-nospoof, priority
 //           high, no maxbw, every parameter denied to the VM).
+//   2 -> 3: rewrite every record in format 3, which may hold IPv6 addresses
+//           (17-byte `ip` fields, tag 23, 128-bit policy values): a build that
+//           reads only schema 2 must refuse the database rather than drop them
+//           when it rewrites a record. Nothing else changes.
 // Without write access an older database is read as it is (format 1 records
 // decode with the same defaults; no audit log).
 import VnicCore
 
 enum Schema {
-    static let version: UInt32 = 2
+    static let version: UInt32 = 3
     static let schemaVersionKey = "schema-version"
     static let generationKey = "generation"
 
@@ -104,17 +108,22 @@ extension Schema {
     static func migrate(from: UInt32, tables: Tables, _ txn: inout WriteTransaction) throws -> String {
         var steps: [String] = []
         var v = from
+        // Every step rewrites the records in the current format (decoding fills
+        // new fields' defaults), so once is enough however old the database.
+        var records: [(key: [UInt8], value: [UInt8])] = []
+        try txn.forEach(in: tables.vnics) { key, value in
+            let r = try VNICRecordCodec.decode(value)
+            records.append((Array(key), VNICRecordCodec.encode(r)))
+            return true
+        }
+        for (key, value) in records { try txn.put(tables.vnics, key: key, value: value) }
         if v == 1 {
-            // Rewrite every record in format 2 (decoding fills the new fields' defaults).
-            var records: [(key: [UInt8], value: [UInt8])] = []
-            try txn.forEach(in: tables.vnics) { key, value in
-                let r = try VNICRecordCodec.decode(value)
-                records.append((Array(key), VNICRecordCodec.encode(r)))
-                return true
-            }
-            for (key, value) in records { try txn.put(tables.vnics, key: key, value: value) }
-            steps.append("1->2: \(records.count) record(s) rewritten in format 2, audit table created")
+            steps.append("1->2: \(records.count) record(s) rewritten, audit table created")
             v = 2
+        }
+        if v == 2 {
+            steps.append("2->3: \(records.count) record(s) rewritten in format \(VNICRecordCodec.formatVersion) (IPv6 addresses)")
+            v = 3
         }
         try txn.put(tables.meta, key: Array(schemaVersionKey.utf8), value: u32Value(v))
         return steps.joined(separator: "; ")

@@ -46,7 +46,11 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     let check: @Sendable (VNICRecord) throws(VnicError) -> Void
     let encodeField: @Sendable (VNICRecord, inout TLVWriter) -> Void
     let decodeField: @Sendable (UnsafeRawBufferPointer, inout VNICRecord) throws(VnicError) -> Void
-    let atoms: @Sendable (VNICRecord) -> [ClosedRange<UInt64>]
+    let atoms: @Sendable (VNICRecord) -> [ClosedRange<UInt128>]
+    /// A second tag the row stores part of its value under (allowed-ips' IPv6
+    /// networks), decoded by `decodeExtra`.
+    let extraTag: UInt16?
+    let decodeExtra: (@Sendable (UnsafeRawBufferPointer, inout VNICRecord) throws(VnicError) -> Void)?
 
     /// Whether `vnicadm set` may change it (a parameter) or `set-linkprop` (a property).
     public var isSettable: Bool { kind != .identity }
@@ -91,7 +95,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     /// Checks the field's value in `record` (rules that need no other VNIC).
     public func validate(_ record: VNICRecord) throws(VnicError) { try check(record) }
 
-    func policyAtoms(_ record: VNICRecord, _ domain: PolicyDomain) -> [ClosedRange<UInt64>] { atoms(record) }
+    func policyAtoms(_ record: VNICRecord, _ domain: PolicyDomain) -> [ClosedRange<UInt128>] { atoms(record) }
 
     /// Parses a policy (`deny`, `any`, or values); a usage error for a field the VM may never change.
     public func parsePolicy(_ text: String) throws(VnicError) -> PolicyRule {
@@ -166,32 +170,62 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
             try TLV.need(v, 6, "mac")
             r.mac = MACAddress(bytes: (v[0], v[1], v[2], v[3], v[4], v[5]))
         },
-        atoms: { [$0.mac.rawValue...$0.mac.rawValue] })
+        atoms: { [UInt128($0.mac.rawValue)...UInt128($0.mac.rawValue)] })
 
     public static let ip = VNICParameter(
-        "ip", tag: FieldTag.ip, .parameter, syntax: "IPv4 addresses with prefix lengths (e.g. 10.77.0.11/24,10.78.0.11/16)",
-        dataplane: true, policy: .ipv4, repeatable: true,
+        "ip", tag: FieldTag.ip, .parameter,
+        syntax: "IPv4 and IPv6 addresses with prefix lengths (e.g. 10.77.0.11/24,fd00:77::11/64; a /64 with no interface identifier, fd00:77::/64, is a SLAAC prefix)",
+        dataplane: true, policy: .ip, repeatable: true,
         parse: { (t, r) throws(VnicError) in
-            r.ips = try ValueSyntax.items(t).map { (s) throws(VnicError) in try VNICParameter.parseInterface(String(s)) }
+            var v4: [IPv4Interface] = [], v6: [IPv6Interface] = []
+            for s in ValueSyntax.items(t) {
+                if s.contains(":") { v6.append(try VNICParameter.parseInterface6(String(s))) }
+                else { v4.append(try VNICParameter.parseInterface(String(s))) }
+            }
+            r.ips = v4
+            r.ips6 = v6
         },
-        print: { $0.ips.isEmpty ? nil : $0.ips.map(\.description).joined(separator: ",") },
-        reset: { $0.ips = [] },
+        print: { r in
+            let all = r.ips.map(\.description) + r.ips6.map(\.description)
+            return all.isEmpty ? nil : all.joined(separator: ",")
+        },
+        reset: { $0.ips = []; $0.ips6 = [] },
         check: { (r) throws(VnicError) in
-            guard r.ips.count <= VNICRecord.maxAddresses else {
-                throw .usage("ip: \(r.ips.count) addresses given; at most \(VNICRecord.maxAddresses)")
+            guard r.ips.count + r.ips6.count <= VNICRecord.maxAddresses else {
+                throw .usage("ip: \(r.ips.count + r.ips6.count) addresses given; at most \(VNICRecord.maxAddresses)")
             }
             var seen = Set<IPv4Address>()
             for ip in r.ips {
                 try VNICRecord.validateHostAddress(ip)
                 guard seen.insert(ip.address).inserted else { throw .usage("ip: \(ip.address) is given twice") }
             }
+            var seen6 = Set<IPv6Address>()
+            for ip in r.ips6 {
+                try VNICRecord.validateHostAddress(ip)
+                let a = ip.address(for: r.mac)
+                guard seen6.insert(a).inserted else {
+                    throw .usage(ip.isSLAACPrefix ? "ip: \(ip) gives \(a), which is given twice" : "ip: \(a) is given twice")
+                }
+            }
         },
-        encode: { r, w in for ip in r.ips { w.field(FieldTag.ip, TLV.be32(ip.address.rawValue) + [ip.prefixLength]) } },
+        // One field per address: 5 bytes for IPv4, 17 for IPv6 (the length tells the family).
+        encode: { r, w in
+            for ip in r.ips { w.field(FieldTag.ip, TLV.be32(ip.address.rawValue) + [ip.prefixLength]) }
+            for ip in r.ips6 { w.field(FieldTag.ip, ip.address.bytes + [ip.prefixLength]) }
+        },
         decode: { (v, r) throws(VnicError) in
-            try TLV.need(v, 5, "ip")
-            r.ips.append(IPv4Interface(address: IPv4Address(rawValue: TLV.be32(v)), prefixLength: v[4]))
+            switch v.count {
+            case 5: r.ips.append(IPv4Interface(address: IPv4Address(rawValue: TLV.be32(v)), prefixLength: v[4]))
+            case 17:
+                guard v[16] <= 128 else { throw VnicError("field ip has IPv6 prefix length \(v[16])") }
+                r.ips6.append(IPv6Interface(address: IPv6Address(bytes: v[0..<16])!, prefixLength: v[16]))
+            default: throw VnicError("field ip has \(v.count) bytes, expected 5 (IPv4) or 17 (IPv6)")
+            }
         },
-        atoms: { $0.ips.map { UInt64($0.address.rawValue)...UInt64($0.address.rawValue) } })
+        atoms: { r in
+            r.ips.map { UInt128($0.address.rawValue)...UInt128($0.address.rawValue) }
+                + r.ips6.map { let a = $0.address(for: r.mac).value; return a...a }
+        })
 
     public static let gateway = VNICParameter(
         "gateway", tag: FieldTag.gateway, .parameter, syntax: "an IPv4 address (e.g. 10.77.0.1)", policy: .ipv4,
@@ -207,7 +241,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         },
         encode: { r, w in if let g = r.gateway { w.field(FieldTag.gateway, TLV.be32(g.rawValue)) } },
         decode: { (v, r) throws(VnicError) in try TLV.need(v, 4, "gateway"); r.gateway = IPv4Address(rawValue: TLV.be32(v)) },
-        atoms: { r in r.gateway.map { [UInt64($0.rawValue)...UInt64($0.rawValue)] } ?? [] })
+        atoms: { r in r.gateway.map { [UInt128($0.rawValue)...UInt128($0.rawValue)] } ?? [] })
 
     public static let mtu = VNICParameter(
         "mtu", tag: FieldTag.mtu, .parameter,
@@ -228,7 +262,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         },
         encode: { r, w in w.u32(FieldTag.mtu, r.mtu) },
         decode: { (v, r) throws(VnicError) in r.mtu = try TLV.u32(v, "mtu") },
-        atoms: { [UInt64($0.mtu)...UInt64($0.mtu)] })
+        atoms: { [UInt128($0.mtu)...UInt128($0.mtu)] })
 
     public static let tcpPorts = VNICParameter(
         "tcp-ports", tag: FieldTag.tcpPorts, .parameter,
@@ -262,7 +296,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
                 return p
             }
         },
-        atoms: { $0.tcpPorts.map { UInt64($0.lower)...UInt64($0.upper) } })
+        atoms: { $0.tcpPorts.map { UInt128($0.lower)...UInt128($0.upper) } })
 
     public static let transport = VNICParameter.choice(
         "transport", tag: FieldTag.transport, .parameter, Transport.self, keyPath: \.transport, dataplane: true, vm: true,
@@ -291,7 +325,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         },
         encode: { r, w in if let b = r.tcpBuffer { w.u32(FieldTag.tcpBuffer, b) } },
         decode: { (v, r) throws(VnicError) in r.tcpBuffer = try TLV.u32(v, "tcp-buffer") },
-        atoms: { r in r.tcpBuffer.map { [UInt64($0)...UInt64($0)] } ?? [] })
+        atoms: { r in r.tcpBuffer.map { [UInt128($0)...UInt128($0)] } ?? [] })
 
     public static let state = VNICParameter.choice(
         "state", tag: FieldTag.state, .parameter, AdminState.self, keyPath: \.state, dataplane: true, vm: false,
@@ -351,7 +385,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         },
         encode: { r, w in if r.dhcpLease != VNICRecord.defaultDHCPLease { w.u32(FieldTag.dhcpLease, r.dhcpLease) } },
         decode: { (v, r) throws(VnicError) in r.dhcpLease = try TLV.u32(v, "dhcp-lease") },
-        atoms: { r in [UInt64(r.dhcpLease)...UInt64(r.dhcpLease)] })
+        atoms: { r in [UInt128(r.dhcpLease)...UInt128(r.dhcpLease)] })
 
     public static let cpus = VNICParameter(
         "cpus", tag: FieldTag.cpus, .property,
@@ -409,11 +443,20 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 
     public static let allowedIPs = VNICParameter(
         "allowed-ips", tag: FieldTag.allowedIPs, .property,
-        syntax: "IPv4 addresses and CIDRs the VM may send from with ip-nospoof (e.g. 10.77.0.11,10.77.1.0/24); empty: its ip addresses",
+        syntax: "IPv4 and IPv6 addresses and CIDRs the VM may send from with ip-nospoof (e.g. 10.77.0.11,10.77.1.0/24,fd00:77::/64); empty: its ip addresses (each family's list replaces that family's addresses; the IPv6 link-local address always passes)",
         dataplane: true, hotRank: 5,
         parse: { (t, r) throws(VnicError) in
-            r.allowedIPs = try ValueSyntax.items(t).map { (s) throws(VnicError) in
-                if let c = IPv4CIDR(s) { return c }
+            var v4: [IPv4CIDR] = [], v6: [IPv6CIDR] = []
+            for s in ValueSyntax.items(t) {
+                if s.contains(":") {
+                    if let c = IPv6CIDR(s) { v6.append(c); continue }
+                    if let (a, len) = IPv6Address.parseWithPrefix(s) {
+                        let n = IPv6CIDR.network(containing: a, prefixLength: len)
+                        throw .usage("allowed-ips: '\(s)' has host bits set (did you mean \(n.network)/\(n.prefixLength)?)")
+                    }
+                    throw .usage("allowed-ips: '\(s)' is not an IPv6 address or CIDR (e.g. fd00:77::11 or fd00:77::/64)")
+                }
+                if let c = IPv4CIDR(s) { v4.append(c); continue }
                 let parts = s.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
                 if parts.count == 2, let a = IPv4Address(parts[0]), let len = UInt8(parts[1]), len <= 32 {
                     let n = IPv4CIDR.network(containing: a, prefixLength: len)
@@ -421,24 +464,44 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
                 }
                 throw .usage("allowed-ips: '\(s)' is not an IPv4 address or CIDR (e.g. 10.77.0.11 or 10.77.1.0/24)")
             }
+            r.allowedIPs = v4
+            r.allowedIPs6 = v6
         },
-        print: { $0.allowedIPs.isEmpty ? nil : $0.allowedIPs.map(\.description).joined(separator: ",") },
-        reset: { $0.allowedIPs = [] },
+        print: { r in
+            let all = r.allowedIPs.map(\.description) + r.allowedIPs6.map(\.description)
+            return all.isEmpty ? nil : all.joined(separator: ",")
+        },
+        reset: { $0.allowedIPs = []; $0.allowedIPs6 = [] },
         check: { (r) throws(VnicError) in
-            guard r.allowedIPs.count <= VNICRecord.maxAddresses else {
-                throw .usage("allowed-ips: \(r.allowedIPs.count) entries; at most \(VNICRecord.maxAddresses)")
+            guard r.allowedIPs.count + r.allowedIPs6.count <= VNICRecord.maxAddresses else {
+                throw .usage("allowed-ips: \(r.allowedIPs.count + r.allowedIPs6.count) entries; at most \(VNICRecord.maxAddresses)")
             }
             var seen = Set<IPv4CIDR>()
             for c in r.allowedIPs where !seen.insert(c).inserted { throw .usage("allowed-ips: \(c) is given twice") }
+            var seen6 = Set<IPv6CIDR>()
+            for c in r.allowedIPs6 where !seen6.insert(c).inserted { throw .usage("allowed-ips: \(c) is given twice") }
         },
-        // Always (empty when none): the fast path finds it in the hot prefix.
-        encode: { r, w in w.field(FieldTag.allowedIPs, r.allowedIPs.flatMap { TLV.be32($0.network.rawValue) + [$0.prefixLength] }) },
+        // Always, both (empty when none): the fast path finds them in the hot prefix.
+        encode: { r, w in
+            w.field(FieldTag.allowedIPs, r.allowedIPs.flatMap { TLV.be32($0.network.rawValue) + [$0.prefixLength] })
+            w.field(FieldTag.allowedIPs6, r.allowedIPs6.flatMap { $0.network.bytes + [$0.prefixLength] })
+        },
         decode: { (v, r) throws(VnicError) in
             try TLV.needMultiple(v, 5, "allowed-ips")
             r.allowedIPs = try stride(from: 0, to: v.count, by: 5).map { (i) throws(VnicError) in
                 let a = UInt32(v[i]) << 24 | UInt32(v[i + 1]) << 16 | UInt32(v[i + 2]) << 8 | UInt32(v[i + 3])
                 guard let c = IPv4CIDR(network: IPv4Address(rawValue: a), prefixLength: v[i + 4]) else {
                     throw VnicError("field allowed-ips has an invalid network")
+                }
+                return c
+            }
+        },
+        extraTag: FieldTag.allowedIPs6,
+        decodeExtra: { (v, r) throws(VnicError) in
+            try TLV.needMultiple(v, 17, "allowed-ips (IPv6)")
+            r.allowedIPs6 = try stride(from: 0, to: v.count, by: 17).map { (i) throws(VnicError) in
+                guard let c = IPv6CIDR(network: IPv6Address(bytes: v[i..<i + 16])!, prefixLength: v[i + 16]) else {
+                    throw VnicError("field allowed-ips has an invalid IPv6 network")
                 }
                 return c
             }
@@ -454,7 +517,9 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
          check: @escaping @Sendable (VNICRecord) throws(VnicError) -> Void = { _ in },
          encode: @escaping @Sendable (VNICRecord, inout TLVWriter) -> Void,
          decode: @escaping @Sendable (UnsafeRawBufferPointer, inout VNICRecord) throws(VnicError) -> Void,
-         atoms: @escaping @Sendable (VNICRecord) -> [ClosedRange<UInt64>] = { _ in [] }) {
+         atoms: @escaping @Sendable (VNICRecord) -> [ClosedRange<UInt128>] = { _ in [] },
+         extraTag: UInt16? = nil,
+         decodeExtra: (@Sendable (UnsafeRawBufferPointer, inout VNICRecord) throws(VnicError) -> Void)? = nil) {
         rawValue = name
         self.tag = tag
         self.kind = kind
@@ -472,6 +537,8 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         encodeField = encode
         decodeField = decode
         self.atoms = atoms
+        self.extraTag = extraTag
+        self.decodeExtra = decodeExtra
     }
 
     /// A row for an enum-valued field stored as one byte (its raw value).
@@ -499,9 +566,20 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
                 r[keyPath: keyPath] = x
             },
             atoms: { r in
-                let i = UInt64(names.firstIndex(of: r[keyPath: keyPath].description) ?? 0)
+                let i = UInt128(names.firstIndex(of: r[keyPath: keyPath].description) ?? 0)
                 return [i...i]
             })
+    }
+
+    /// Parses one IPv6 `ADDRESS/LEN`; the prefix length is required, as for IPv4.
+    public static func parseInterface6(_ text: String) throws(VnicError) -> IPv6Interface {
+        guard let i = IPv6Interface(text) else {
+            throw .usage("ip: '\(text)' is not an IPv6 address with prefix length (e.g. fd00:77::11/64)")
+        }
+        guard text.contains("/") else {
+            throw .usage("ip: '\(text)' needs a prefix length (e.g. \(text)/64)")
+        }
+        return i
     }
 
     /// Parses one `A.B.C.D/LEN`; the prefix length is required (a bare address
@@ -545,6 +623,9 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 ///  20   dhcp         u8: 0 off, 1 on (absent: off)                         v2
 ///  21   dhcp-lease   u32 LE seconds (absent: 3600)                         v2
 ///  22   ra-guard     u8: 0 on, 1 off (absent: on)                          v2
+///   5   ip (IPv6)    16 bytes address (network order) + 1 byte prefix     v3
+///  23   allowed-ips  (its IPv6 networks) per network: 16 bytes + 1 byte    v3
+///                    prefix; always written right after tag 18
 ///  0x1000 + tag      the VM's policy for that field (VNICRecordCodec)       v2
 public enum FieldTag {
     public static let name: UInt16 = 1
@@ -569,6 +650,7 @@ public enum FieldTag {
     public static let dhcp: UInt16 = 20
     public static let dhcpLease: UInt16 = 21
     public static let raGuard: UInt16 = 22
+    public static let allowedIPs6: UInt16 = 23
     /// Added to a field's tag for the VM's policy on that field.
     public static let policyBase: UInt16 = 0x1000
 }

@@ -8,7 +8,10 @@
 // parameter table: how its values map onto unsigned integers (MACs and IPv4
 // addresses by value, choices by position) and how a requested value breaks into
 // the integer ranges that must all lie in the set ("atoms": each address of an
-// `ip` list, each range of `tcp-ports`). Matching is then domain-free: every atom
+// `ip` list, each range of `tcp-ports`). Integers are 128 bits wide: in the `ip`
+// domain an IPv4 address is its 32-bit value and an IPv6 address its 128-bit one
+// (IPv6 values below 2^32, ::/96, are no host's and are refused, so the two never
+// meet). Matching is then domain-free: every atom
 // must be covered by the union of the set's items. A request whose value has no
 // atoms (clearing the gateway, an empty `ip` list) matches any value set.
 import VnicCore
@@ -19,19 +22,19 @@ public struct PolicyItem: Hashable, Sendable {
     public enum Form: Hashable, Sendable {
         case single
         case range
-        /// An IPv4 network of this prefix length.
+        /// An IPv4 or IPv6 network of this prefix length.
         case cidr(UInt8)
     }
-    public var lower: UInt64
-    public var upper: UInt64
+    public var lower: UInt128
+    public var upper: UInt128
     public var form: Form
 
-    public init(lower: UInt64, upper: UInt64, form: Form) {
+    public init(lower: UInt128, upper: UInt128, form: Form) {
         self.lower = lower
         self.upper = upper
         self.form = form
     }
-    public static func single(_ v: UInt64) -> PolicyItem { PolicyItem(lower: v, upper: v, form: .single) }
+    public static func single(_ v: UInt128) -> PolicyItem { PolicyItem(lower: v, upper: v, form: .single) }
 }
 
 /// What the VM may do with one parameter.
@@ -44,7 +47,7 @@ public enum PolicyRule: Hashable, Sendable {
     case values([PolicyItem])
 
     /// Whether every atom lies inside the rule (deny: none does; any: all do).
-    public func covers(_ atoms: [ClosedRange<UInt64>]) -> Bool {
+    public func covers(_ atoms: [ClosedRange<UInt128>]) -> Bool {
         switch self {
         case .deny: return false
         case .any: return true
@@ -55,8 +58,8 @@ public enum PolicyRule: Hashable, Sendable {
     }
 
     /// The union of the items as disjoint, non-adjacent ranges in order.
-    static func merge(_ items: [PolicyItem]) -> [ClosedRange<UInt64>] {
-        var out: [ClosedRange<UInt64>] = []
+    static func merge(_ items: [PolicyItem]) -> [ClosedRange<UInt128>] {
+        var out: [ClosedRange<UInt128>] = []
         for item in items.sorted(by: { $0.lower < $1.lower }) {
             if let last = out.last, last.upperBound == .max || item.lower <= last.upperBound + 1 {
                 out[out.count - 1] = last.lowerBound...max(last.upperBound, item.upper)
@@ -74,8 +77,10 @@ public enum PolicyRule: Hashable, Sendable {
 public enum PolicyDomain: Sendable {
     /// MAC addresses (`02:00:00:00:01:00-02:00:00:00:01:ff`).
     case mac
-    /// IPv4 addresses, ranges and CIDRs.
+    /// IPv4 addresses, ranges and CIDRs (gateway).
     case ipv4
+    /// IPv4 and IPv6 addresses, ranges and CIDRs (ip).
+    case ip
     /// Plain numbers within a range (mtu: `1280-9000`).
     case number(ClosedRange<UInt64>)
     /// Byte sizes with binary units within a range (tcp-buffer: `64K-4M`).
@@ -85,10 +90,19 @@ public enum PolicyDomain: Sendable {
     /// One of the names, by position.
     case choice([String])
 
+    /// ipv4 or ip.
+    var isAddress: Bool {
+        switch self {
+        case .ipv4, .ip: true
+        default: false
+        }
+    }
+
     var example: String {
         switch self {
         case .mac: "02:00:00:00:01:00-02:00:00:00:01:ff"
         case .ipv4: "10.0.0.20-10.0.0.29 or 10.0.1.0/24"
+        case .ip: "10.0.0.20-10.0.0.29, 10.0.1.0/24 or fd00:77::/64"
         case .number(let r): "\(r.lowerBound)-\(r.upperBound)"
         case .size: "64K-4M"
         case .port: "8000-8080"
@@ -100,6 +114,7 @@ public enum PolicyDomain: Sendable {
         switch self {
         case .mac: "a MAC address or range"
         case .ipv4: "an IPv4 address, range or CIDR"
+        case .ip: "an IPv4 or IPv6 address, range or CIDR"
         case .number: "a number or range"
         case .size: "a size or range"
         case .port: "a port or range"
@@ -108,23 +123,27 @@ public enum PolicyDomain: Sendable {
     }
 
     /// Parses one scalar value of the domain.
-    func scalar(_ s: Substring) -> UInt64? {
+    func scalar(_ s: Substring) -> UInt128? {
         switch self {
-        case .mac: return MACAddress(s).map(\.rawValue)
-        case .ipv4: return IPv4Address(s).map { UInt64($0.rawValue) }
-        case .number(let r): return ValueSyntax.parseUnsigned(s).flatMap { r.contains($0) ? $0 : nil }
-        case .size(let r): return ValueSyntax.parseSize(String(s)).flatMap { r.contains($0) ? $0 : nil }
-        case .port: return PortRange(s).flatMap { $0.lower == $0.upper ? UInt64($0.lower) : nil }
-        case .choice(let names): return names.firstIndex(of: String(s)).map(UInt64.init)
+        case .mac: return MACAddress(s).map { UInt128($0.rawValue) }
+        case .ipv4: return IPv4Address(s).map { UInt128($0.rawValue) }
+        case .ip:
+            if let a = IPv4Address(s) { return UInt128(a.rawValue) }
+            return IPv6Address(s).flatMap { $0.value > UInt128(UInt32.max) ? $0.value : nil }
+        case .number(let r): return ValueSyntax.parseUnsigned(s).flatMap { r.contains($0) ? UInt128($0) : nil }
+        case .size(let r): return ValueSyntax.parseSize(String(s)).flatMap { r.contains($0) ? UInt128($0) : nil }
+        case .port: return PortRange(s).flatMap { $0.lower == $0.upper ? UInt128($0.lower) : nil }
+        case .choice(let names): return names.firstIndex(of: String(s)).map { UInt128($0) }
         }
     }
 
-    func format(_ v: UInt64) -> String {
+    func format(_ v: UInt128) -> String {
         switch self {
-        case .mac: MACAddress(rawValue: v).description
+        case .mac: MACAddress(rawValue: UInt64(truncatingIfNeeded: v)).description
         case .ipv4: IPv4Address(rawValue: UInt32(truncatingIfNeeded: v)).description
+        case .ip: v <= UInt128(UInt32.max) ? IPv4Address(rawValue: UInt32(v)).description : IPv6Address(value: v).description
         case .number, .port: String(v)
-        case .size: ValueSyntax.formatSize(v)
+        case .size: ValueSyntax.formatSize(UInt64(truncatingIfNeeded: v))
         case .choice(let names): v < names.count ? names[Int(v)] : String(v)
         }
     }
@@ -154,7 +173,18 @@ public enum PolicyDomain: Sendable {
         if token == "deny" || token == "any" {
             throw .usage("\(parameter): '\(token)' cannot be combined with values (give it alone)")
         }
-        if case .ipv4 = self, token.contains("/") {
+        if case .ip = self, token.contains(":"), token.contains("/") {
+            guard let cidr = IPv6CIDR(token) else {
+                if let (a, len) = IPv6Address.parseWithPrefix(token) {
+                    let n = IPv6CIDR.network(containing: a, prefixLength: len)
+                    throw .usage("\(parameter): '\(token)' has host bits set (did you mean \(n.network)/\(n.prefixLength)?)")
+                }
+                throw bad()
+            }
+            guard cidr.network.value > UInt128(UInt32.max) else { throw bad("a host's IPv6 network (::/96 is no host's)") }
+            return PolicyItem(lower: cidr.first.value, upper: cidr.last.value, form: .cidr(cidr.prefixLength))
+        }
+        if self.isAddress, token.contains("/") {
             guard let cidr = IPv4CIDR(token) else {
                 if let i = IPv4Interface(token), i.prefixLength <= 32, token.split(separator: "/").count == 2,
                    let a = IPv4Address(token.split(separator: "/")[0]) {
@@ -163,7 +193,7 @@ public enum PolicyDomain: Sendable {
                 }
                 throw bad()
             }
-            return PolicyItem(lower: UInt64(cidr.first.rawValue), upper: UInt64(cidr.last.rawValue), form: .cidr(cidr.prefixLength))
+            return PolicyItem(lower: UInt128(cidr.first.rawValue), upper: UInt128(cidr.last.rawValue), form: .cidr(cidr.prefixLength))
         }
         // A range's '-' is the one that splits it into two valid scalars (MACs may be written with '-').
         if let v = scalar(token) { return .single(v) }
@@ -171,6 +201,9 @@ public enum PolicyDomain: Sendable {
         for d in dashes {
             if let lo = scalar(token[..<d]), let hi = scalar(token[token.index(after: d)...]) {
                 guard lo <= hi else { throw bad("a range: \(token[..<d]) is above \(token[token.index(after: d)...])") }
+                if case .ip = self, (lo <= UInt128(UInt32.max)) != (hi <= UInt128(UInt32.max)) {
+                    throw bad("a range: its ends are of two address families")
+                }
                 return PolicyItem(lower: lo, upper: hi, form: .range)
             }
         }
@@ -187,7 +220,7 @@ public enum PolicyDomain: Sendable {
                 switch item.form {
                 case .single: format(item.lower)
                 case .range: format(item.lower) + "-" + format(item.upper)
-                case .cidr(let len): len == 32 ? format(item.lower) + "/32" : format(item.lower) + "/\(len)"
+                case .cidr(let len): format(item.lower) + "/\(len)"
                 }
             }.joined(separator: ",")
         }

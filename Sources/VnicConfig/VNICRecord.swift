@@ -11,8 +11,12 @@ public struct VNICRecord: Equatable, Sendable {
     public var port: String?
     /// The VNIC's own MAC: unicast, non-zero, unique in the database.
     public var mac: MACAddress
-    /// The VM's addresses with their prefix lengths, in the order given.
+    /// The VM's IPv4 addresses with their prefix lengths, in the order given.
     public var ips: [IPv4Interface]
+    /// The VM's IPv6 addresses with their prefix lengths, in the order given
+    /// (the `ip` parameter holds both families). A /64 with no interface
+    /// identifier is a SLAAC prefix: the VM's address there is its MAC's EUI-64.
+    public var ips6: [IPv6Interface] = []
     /// The VM's default route.
     public var gateway: IPv4Address?
     public var mtu: UInt32
@@ -45,8 +49,12 @@ public struct VNICRecord: Equatable, Sendable {
     public var cpus: [Int] = []
     /// Anti-spoof checks on the VNIC's outbound frames (default: mac-nospoof).
     public var protection: Protection = .default
-    /// Addresses the VM may send from under ip-nospoof; empty: its `ips`.
+    /// IPv4 networks the VM may send from under ip-nospoof; empty: its `ips`.
     public var allowedIPs: [IPv4CIDR] = []
+    /// IPv6 networks the VM may send from under ip-nospoof; empty: its `ips6`
+    /// (the `allowed-ips` property holds both families; each family's list
+    /// replaces that family's addresses only). Its link-local address always passes.
+    public var allowedIPs6: [IPv6CIDR] = []
 
     /// What the VM may change, and to what.
     public var policy = VNICPolicy()
@@ -88,6 +96,13 @@ public struct VNICRecord: Equatable, Sendable {
         allowedIPs.isEmpty ? ips.map { IPv4CIDR.network(containing: $0.address, prefixLength: 32) } : allowedIPs
     }
 
+    /// The IPv6 networks ip-nospoof lets the VM send from besides its link-local
+    /// address: `allowedIPs6`, or when that is empty its own `ips6` (a SLAAC
+    /// prefix as the address its MAC gives there), each as a /128.
+    public var effectiveAllowedIPs6: [IPv6CIDR] {
+        allowedIPs6.isEmpty ? ips6.map { IPv6CIDR(network: $0.address(for: mac), prefixLength: 128)! } : allowedIPs6
+    }
+
     /// Checks everything about the record that does not depend on other VNICs
     /// (uniqueness is the store's job): each field's rule from the parameter
     /// table, in table order. Throws a usage error naming the field.
@@ -127,6 +142,20 @@ public struct VNICRecord: Equatable, Sendable {
             let host = ip.address.rawValue & hostMask
             if host == 0 { throw .usage("ip: \(ip) is the network address of its subnet") }
             if host == hostMask { throw .usage("ip: \(ip) is the broadcast address of its subnet") }
+        }
+    }
+
+    /// An IPv6 address a VM may own (IPv6Address.isUnicastHost), prefix 1...128;
+    /// a SLAAC prefix is a /64 with no interface identifier.
+    static func validateHostAddress(_ ip: IPv6Interface) throws(VnicError) {
+        if ip.address.isLinkLocal {
+            throw .usage("ip: \(ip) is a link-local address (every VNIC has its own, fe80:: with its MAC's EUI-64)")
+        }
+        guard ip.address.isUnicastHost else { throw .usage("ip: \(ip) is not a unicast host address") }
+        guard ip.prefixLength >= 1 else { throw .usage("ip: \(ip) has prefix length 0") }
+        let cidr = IPv6CIDR.network(containing: ip.address, prefixLength: ip.prefixLength)
+        if cidr.network == ip.address && ip.prefixLength < 127 && !ip.isSLAACPrefix {
+            throw .usage("ip: \(ip) is the subnet-router anycast address of its subnet (a /64 with no interface identifier is a SLAAC prefix)")
         }
     }
 

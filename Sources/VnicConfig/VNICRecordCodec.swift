@@ -1,6 +1,6 @@
 // VNICRecordCodec: the binary form of a VNICRecord in the database.
 //
-//   u16 format version (little-endian: 2; format 1 is still read)
+//   u16 format version (little-endian: 3; formats 1 and 2 are still read)
 //   then fields, each: u16 tag, u16 length (both little-endian), `length` bytes
 //
 // Tags and value encodings are listed once, at `FieldTag` (VNICParameter.swift);
@@ -8,7 +8,10 @@
 // Format 2 begins with the hot prefix the fast path reads, always present and in
 // this order: index, mac, protection, priority, maxbw, allowed-ips, ra-guard (rows with a
 // `hotRank`); then the other fields in table order; then the VM's policies
-// (tag 0x1000 + the field's tag; deny is absent).
+// (tag 0x1000 + the field's tag; deny is absent). Format 3 (schema 3) adds IPv6:
+// `ip` fields of 17 bytes, allowed-ips' IPv6 networks (tag 23, right after tag
+// 18 in the hot prefix) and policy rules of 128-bit values (rule 3); a format 2
+// reader would refuse such a record as corrupt, so the version says it first.
 //
 // Numbers are little-endian, addresses in wire order, so a reader on the fast
 // path takes fields straight out of the map (VNICView). A decoder skips tags it
@@ -18,9 +21,9 @@
 import VnicCore
 
 public enum VNICRecordCodec {
-    public static let formatVersion: UInt16 = 2
+    public static let formatVersion: UInt16 = 3
     /// The formats this build decodes.
-    public static let readableFormats: ClosedRange<UInt16> = 1...2
+    public static let readableFormats: ClosedRange<UInt16> = 1...3
 
     /// The rows in encoding order: the hot prefix, then the rest in table order.
     static let encodingOrder: [VNICParameter] = {
@@ -30,7 +33,7 @@ public enum VNICRecordCodec {
 
     public static func encode(_ r: VNICRecord) -> [UInt8] {
         var w = TLVWriter()
-        w.bytes.reserveCapacity(128 + 9 * r.ips.count)
+        w.bytes.reserveCapacity(128 + 9 * r.ips.count + 21 * r.ips6.count)
         w.append16(formatVersion)
         // Lengths fit u16: names are validated to 31 bytes, lists to a few hundred items.
         for p in encodingOrder { p.encodeField(r, &w) }
@@ -66,6 +69,11 @@ public enum VNICRecordCodec {
                 do { r.policy[p] = try decodePolicy(value) } catch { throw corrupt("policy \(p.rawValue): \(error.message)") }
                 continue
             }
+            if let p = VNICParameter.allCases.first(where: { $0.extraTag == tag }), let decodeExtra = p.decodeExtra {
+                guard seen.insert(tag).inserted else { throw corrupt("field \(p.rawValue) occurs twice") }
+                do { try decodeExtra(value, &r) } catch { throw corrupt(error.message) }
+                continue
+            }
             guard let p = VNICParameter(tag: tag) else { continue }   // a newer writer's field
             guard seen.insert(tag).inserted || p.repeatable else { throw corrupt("field \(p.rawValue) occurs twice") }
             do { try p.decodeField(value, &r) } catch { throw corrupt(error.message) }
@@ -88,23 +96,28 @@ public enum VNICRecordCodec {
 
     // MARK: policies
     //
-    //   u8 rule: 1 any, 2 values
-    //   values: per item 18 bytes: u8 form (0 value, 1 range, 2 CIDR), u8 prefix
-    //   length (CIDR), u64 LE lower, u64 LE upper
+    //   u8 rule: 1 any, 2 values of 64 bits, 3 values of 128 bits (an IPv6 one)
+    //   values: per item 18 (rule 2) or 34 (rule 3) bytes: u8 form (0 value,
+    //   1 range, 2 CIDR), u8 prefix length (CIDR), LE lower, LE upper
 
     static func encodePolicy(_ rule: PolicyRule) -> [UInt8] {
         switch rule {
         case .deny: return []
         case .any: return [1]
         case .values(let items):
-            var out: [UInt8] = [2]
+            let wide = items.contains { $0.upper > UInt128(UInt64.max) }
+            var out: [UInt8] = [wide ? 3 : 2]
             for item in items {
                 switch item.form {
                 case .single: out += [0, 0]
                 case .range: out += [1, 0]
                 case .cidr(let len): out += [2, len]
                 }
-                out += TLV.le64(item.lower) + TLV.le64(item.upper)
+                if wide {
+                    out += TLV.le128(item.lower) + TLV.le128(item.upper)
+                } else {
+                    out += TLV.le64(UInt64(item.lower)) + TLV.le64(UInt64(item.upper))
+                }
             }
             return out
         }
@@ -116,20 +129,22 @@ public enum VNICRecordCodec {
         case 1:
             guard v.count == 1 else { throw VnicError("'any' with \(v.count - 1) extra bytes") }
             return .any
-        case 2:
-            guard (v.count - 1) % 18 == 0 else { throw VnicError("\(v.count - 1) bytes of values, not a multiple of 18") }
+        case 2, 3:
+            let size = kind == 2 ? 18 : 34
+            guard (v.count - 1) % size == 0 else { throw VnicError("\(v.count - 1) bytes of values, not a multiple of \(size)") }
             var items: [PolicyItem] = []
-            for i in stride(from: 1, to: v.count, by: 18) {
+            for i in stride(from: 1, to: v.count, by: size) {
                 let form: PolicyItem.Form
                 switch v[i] {
                 case 0: form = .single
                 case 1: form = .range
                 case 2:
-                    guard v[i + 1] <= 32 else { throw VnicError("CIDR prefix length \(v[i + 1])") }
+                    guard v[i + 1] <= (kind == 2 ? 32 : 128) else { throw VnicError("CIDR prefix length \(v[i + 1])") }
                     form = .cidr(v[i + 1])
                 default: throw VnicError("unknown value form \(v[i])")
                 }
-                let lo = TLV.u64(v, at: i + 2), hi = TLV.u64(v, at: i + 10)
+                let lo = kind == 2 ? UInt128(TLV.u64(v, at: i + 2)) : TLV.u128(v, at: i + 2)
+                let hi = kind == 2 ? UInt128(TLV.u64(v, at: i + 10)) : TLV.u128(v, at: i + 18)
                 guard lo <= hi else { throw VnicError("range \(lo)-\(hi) is empty") }
                 items.append(PolicyItem(lower: lo, upper: hi, form: form))
             }
@@ -171,6 +186,8 @@ enum TLV {
     static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
     static func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
     static func be32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) } }
+    static func le128(_ v: UInt128) -> [UInt8] { le64(UInt64(truncatingIfNeeded: v)) + le64(UInt64(truncatingIfNeeded: v >> 64)) }
+    static func u128(_ b: UnsafeRawBufferPointer, at i: Int) -> UInt128 { UInt128(u64(b, at: i + 8)) << 64 | UInt128(u64(b, at: i)) }
 
     static func u16(_ b: UnsafeRawBufferPointer, at i: Int) -> UInt16 { UInt16(b[i]) | UInt16(b[i + 1]) << 8 }
     static func u64(_ b: UnsafeRawBufferPointer, at i: Int) -> UInt64 {

@@ -26,6 +26,9 @@ public struct VNICSpec: Equatable, Sendable {
     /// The IPv4 prefixes its frames may come from under ip-nospoof (allowed-ips,
     /// which default to its own addresses).
     public var sources: [IPv4CIDR] = []
+    /// The IPv6 prefixes its frames may come from under ip-nospoof besides its
+    /// link-local address (its IPv6 allowed-ips, which default to its own IPv6 addresses).
+    public var sources6: [IPv6CIDR] = []
     /// maxbw in bits/s, each direction; 0: unlimited.
     public var maxbw: UInt64 = 0
     public var priority: Priority = .default
@@ -40,6 +43,14 @@ public struct VNICSpec: Equatable, Sendable {
     /// The (network, mask) pairs its IPv4 sources may match.
     var sourcePrefixes: [(UInt32, UInt32)] {
         sources.map { ($0.network.rawValue, IPv4CIDR.mask($0.prefixLength)) }
+    }
+
+    /// The (network high, low, mask high, low) of its IPv6 sources.
+    var sourcePrefixes6: [(UInt64, UInt64, UInt64, UInt64)] {
+        sources6.map { c in
+            let (mh, ml) = IPv6CIDR.mask(c.prefixLength)
+            return (c.network.hi, c.network.lo, mh, ml)
+        }
     }
 }
 
@@ -87,31 +98,34 @@ public final class Dataplane {
         /// Rate state, shared by the VNIC's workers: maxbw [0] towards the VM,
         /// [1] from it; [2] its configuration requests.
         let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
-        /// IPv6 prefixes for allowed-ips (none yet: IPv6 sources pass as link-local only).
-        let ipv6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
         /// The spec's source prefixes, for the workers' checks; replaced when the
-        /// spec changes (the old buffer is kept until no table can name it).
+        /// spec changes (the old buffers are kept until no table can name them).
         var prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
+        var prefixes6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
         var retiredPrefixes: [UnsafeMutablePointer<(UInt32, UInt32)>] = []
+        var retiredPrefixes6: [UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>] = []
         init(spec: VNICSpec, portIfindex: UInt32) {
             self.spec = spec; self.portIfindex = portIfindex
             tat.initialize(repeating: 0, count: 3)
             prefixes = Active.allocate(spec.sourcePrefixes)
+            prefixes6 = Active.allocate(spec.sourcePrefixes6)
         }
-        static func allocate(_ list: [(UInt32, UInt32)]) -> UnsafeMutablePointer<(UInt32, UInt32)> {
-            let p = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: max(list.count, 1))
+        static func allocate<T>(_ list: [T]) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: max(list.count, 1))
             p.initialize(from: list, count: list.count)
             return p
         }
         /// Takes a changed spec in place (same index and port).
         func update(_ new: VNICSpec) {
             retiredPrefixes.append(prefixes)
+            retiredPrefixes6.append(prefixes6)
             prefixes = Active.allocate(new.sourcePrefixes)
+            prefixes6 = Active.allocate(new.sourcePrefixes6)
             spec = new
         }
         func policy() -> SpoofPolicy {
             SpoofPolicy(mac: MACKey.from(spec.mac.bytes), protection: spec.protection, raGuard: spec.raGuard, ipv4: prefixes,
-                        ipv4Count: spec.sources.count, ipv6: ipv6, ipv6Count: 0)
+                        ipv4Count: spec.sources.count, ipv6: UnsafePointer(prefixes6), ipv6Count: spec.sources6.count)
         }
         deinit {
             portLink = nil
@@ -121,9 +135,10 @@ public final class Dataplane {
             portRings.forEach { $0.deallocate() }
             counters.forEach { $0.deallocate() }
             tat.deallocate()
-            ipv6.deallocate()
             prefixes.deallocate()
+            prefixes6.deallocate()
             retiredPrefixes.forEach { $0.deallocate() }
+            retiredPrefixes6.forEach { $0.deallocate() }
         }
     }
 

@@ -16,9 +16,13 @@ struct RecordPolicy: SourcePolicy {
     let count: Int
     /// More prefixes than the scratch holds: ask the record per packet.
     let overflow: Bool
+    /// The IPv6 prefixes, (network high, network low, mask high, mask low), besides the link-local address.
+    let prefixes6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
+    let count6: Int
 
     @inline(__always)
-    init(_ view: VNICView, scratch: UnsafeMutablePointer<(UInt32, UInt32)>) {
+    init(_ view: VNICView, scratch: UnsafeMutablePointer<(UInt32, UInt32)>,
+         scratch6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>) {
         self.view = view
         mac = MACKey.from(view.mac)
         protection = view.protection
@@ -36,6 +40,18 @@ struct RecordPolicy: SourcePolicy {
         }
         count = min(n, RecordPolicy.scratchCapacity)
         overflow = n > RecordPolicy.scratchCapacity
+        // The record holds at most VNICRecord.maxAddresses (64) of each family: the scratch holds them all.
+        var n6 = 0
+        prefixes6 = scratch6
+        if protection.contains(.ipNospoof) {
+            view.forEachSource6 { hi, lo, length in
+                guard n6 < RecordPolicy.scratchCapacity else { return }
+                let (mh, ml) = IPv6CIDR.mask(length)
+                scratch6[n6] = (hi & mh, lo & ml, mh, ml)
+                n6 += 1
+            }
+        }
+        count6 = n6
     }
 
     @inline(__always)
@@ -45,9 +61,11 @@ struct RecordPolicy: SourcePolicy {
         return false
     }
 
-    /// Its EUI-64 link-local address (records hold no IPv6 addresses yet).
+    /// Its EUI-64 link-local address, or one of its IPv6 prefixes.
     @inline(__always)
     func allowsIPv6(_ hi: UInt64, _ lo: UInt64) -> Bool {
-        hi == 0xFE80_0000_0000_0000 && lo == AntiSpoof.eui64(mac)
+        if hi == 0xFE80_0000_0000_0000 && lo == AntiSpoof.eui64(mac) { return true }
+        for i in 0..<count6 where hi & prefixes6[i].2 == prefixes6[i].0 && lo & prefixes6[i].3 == prefixes6[i].1 { return true }
+        return false
     }
 }

@@ -111,6 +111,7 @@ final class Worker: @unchecked Sendable {
     private var handedTo: UInt64 = 0
     /// Where a burst's record policy resolves its source prefixes.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
+    private let sourceScratch6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: RecordPolicy.scratchCapacity)
     /// Where a chain of descriptors (a guest's TSO frame, up to 64 KiB) is gathered before it is cut.
     static let chainCapacity = 65536 + 256
     private let chainScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.chainCapacity, alignment: 64)
@@ -169,6 +170,7 @@ final class Worker: @unchecked Sendable {
         if epollFD >= 0 { close(epollFD) }
         readyTags.deallocate()
         sourceScratch.deallocate()
+        sourceScratch6.deallocate()
         chainScratch.deallocate()
         segmentScratch.deallocate()
         uplink.deallocate(); FramePool.destroy(frames)
@@ -854,7 +856,7 @@ final class Worker: @unchecked Sendable {
                 }
                 if let view {
                     toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                             mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch))
+                                             mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch, scratch6: sourceScratch6))
                 } else {
                     toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
                                              mtu: 1500, entry.policy)

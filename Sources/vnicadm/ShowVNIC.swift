@@ -53,7 +53,7 @@ struct ShowVNIC: ParsableCommand {
         if format.json {
             func value(_ f: String, _ r: VNICRecord) -> JSONValue {
                 switch f {
-                case "ip": .array(r.ips.map { .string($0.description) })
+                case "ip": .array(r.ips.map { .string($0.description) } + r.ips6.map { .string($0.description) })
                 case "mtu": .number(UInt64(r.mtu))
                 case "index": .number(UInt64(r.index))
                 default: text(f, r).map(JSONValue.string) ?? .null

@@ -249,6 +249,7 @@ struct VnicD: ParsableCommand {
             var s = VNICSpec(name: r.name, index: r.index, mac: r.mac, port: r.port)
             s.protection = r.protection
             s.sources = r.effectiveAllowedIPs
+            s.sources6 = r.effectiveAllowedIPs6
             s.maxbw = r.maxbw ?? 0
             s.priority = r.priority
             s.dhcp = r.dhcp == .on

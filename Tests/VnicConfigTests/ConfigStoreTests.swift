@@ -209,11 +209,11 @@ final class ConfigStoreTests: XCTestCase {
         do {
             let store = try ConfigStore.open(path: path, create: true)
             try store.environment.write { txn in
-                try txn.put(store.tables.meta, key: Array("schema-version".utf8), value: [3, 0, 0, 0])
+                try txn.put(store.tables.meta, key: Array("schema-version".utf8), value: [4, 0, 0, 0])
             }
         }
-        assertVnicError(try ConfigStore.open(path: path, create: false), exitCode: 1, path, "schema version 3")
-        assertVnicError(try ConfigStore.open(path: path, create: true), exitCode: 1, path, "schema version 3")
+        assertVnicError(try ConfigStore.open(path: path, create: false), exitCode: 1, path, "schema version 4")
+        assertVnicError(try ConfigStore.open(path: path, create: true), exitCode: 1, path, "schema version 4")
     }
 
     func testCorruptRecordIsARuntimeErrorNamingTheIndex() throws {
@@ -258,7 +258,7 @@ final class ConfigStoreTests: XCTestCase {
         let r = try store.create(sampleRecord(1))
         try store.environment.read { txn in
             let t = store.tables
-            XCTAssertEqual(try txn.get(t.meta, key: "schema-version").map(Array.init), [2, 0, 0, 0])
+            XCTAssertEqual(try txn.get(t.meta, key: "schema-version").map(Array.init), [3, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.meta, key: "generation").map(Array.init), [2, 0, 0, 0, 0, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.names, key: r.name).map(Array.init), [1, 0, 0, 0])
             XCTAssertEqual(try txn.get(t.macs, key: r.mac.bytes).map(Array.init), [1, 0, 0, 0])

@@ -119,7 +119,7 @@ final class PolicyTests: XCTestCase {
     func testBadPoliciesNameTheToken() {
         // Wrong type for the parameter.
         assertVnicError(try VNICParameter.mtu.parsePolicy("10.0.0.1"), exitCode: 2, "mtu: '10.0.0.1' is not a number or range")
-        assertVnicError(try VNICParameter.ip.parsePolicy("1280-9000"), exitCode: 2, "ip: '1280-9000' is not an IPv4 address, range or CIDR")
+        assertVnicError(try VNICParameter.ip.parsePolicy("1280-9000"), exitCode: 2, "ip: '1280-9000' is not an IPv4 or IPv6 address, range or CIDR")
         assertVnicError(try VNICParameter.mac.parsePolicy("10.0.0.0/24"), exitCode: 2, "mac: '10.0.0.0/24'")
         assertVnicError(try VNICParameter.transport.parsePolicy("fast"), exitCode: 2, "transport: 'fast' is not one of tcp, udp, both")
         assertVnicError(try VNICParameter.tcpPorts.parsePolicy("0-80"), exitCode: 2, "tcp-ports: '0-80'")
@@ -143,9 +143,9 @@ final class PolicyTests: XCTestCase {
     }
 
     func testMergeOfItems() {
-        func item(_ a: UInt64, _ b: UInt64) -> PolicyItem { PolicyItem(lower: a, upper: b, form: .range) }
+        func item(_ a: UInt128, _ b: UInt128) -> PolicyItem { PolicyItem(lower: a, upper: b, form: .range) }
         XCTAssertEqual(PolicyRule.merge([item(5, 9), item(1, 3), item(4, 4), item(20, 30), item(25, 26)]), [1...9, 20...30])
-        XCTAssertEqual(PolicyRule.merge([item(0, .max), item(5, 6)]), [0...UInt64.max], "no overflow at the top")
+        XCTAssertEqual(PolicyRule.merge([item(0, .max), item(5, 6)]), [0...UInt128.max], "no overflow at the top")
         XCTAssertEqual(PolicyRule.merge([]), [])
         XCTAssertFalse(PolicyRule.values([]).covers([1...1]))
         XCTAssertTrue(PolicyRule.values([]).covers([]))

@@ -62,7 +62,7 @@ final class SchemaMigrationTests: XCTestCase {
     func testV1DatabaseIsMigratedOnOpen() throws {
         try writeV1Database()
         let store = try ConfigStore.open(path: path, create: false)
-        XCTAssertEqual(try store.storedSchemaVersion(), 2)
+        XCTAssertEqual(try store.storedSchemaVersion(), Schema.version)
         XCTAssertEqual(try store.generation(), 8, "the migration is a commit: generation 7 -> 8")
         XCTAssertNotNil(store.tables.audit, "the audit table exists")
         let vnics = try store.vnics()
@@ -78,7 +78,7 @@ final class SchemaMigrationTests: XCTestCase {
             XCTAssertNil(r.maxbw)
             XCTAssertEqual(r.policy, VNICPolicy())
             let raw = try XCTUnwrap(try rawRecord(store, r.index))
-            XCTAssertEqual(Array(raw[0..<2]), [2, 0], "\(r.name): rewritten in format 2")
+            XCTAssertEqual(Array(raw[0..<2]), [3, 0], "\(r.name): rewritten in the current format")
             XCTAssertEqual(raw, VNICRecordCodec.encode(r))
         }
         XCTAssertEqual(try store.consistencyProblems(), [])

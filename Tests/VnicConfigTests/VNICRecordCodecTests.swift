@@ -29,21 +29,22 @@ final class VNICRecordCodecTests: XCTestCase {
         let r = VNICRecord(name: "ab", link: "l", mac: MACAddress("02:11:22:33:44:55")!,
                            ips: [IPv4Interface("10.0.0.1/24")!], mtu: 1500, index: 0x0102)
         let bytes = VNICRecordCodec.encode(r)
-        XCTAssertEqual(Array(bytes[0..<2]), [2, 0], "format version u16 LE")
+        XCTAssertEqual(Array(bytes[0..<2]), [3, 0], "format version u16 LE")
         XCTAssertEqual(Array(bytes[2..<10]), [8, 0, 4, 0, 0x02, 0x01, 0, 0], "index first: tag 8, length 4, u32 LE")
         XCTAssertEqual(Array(bytes[10..<20]), [4, 0, 6, 0, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55], "mac in wire order")
         let f = fields(bytes)
-        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 22, 1, 2, 5, 7, 10, 11, 13, 19, 20],
-                       "hot prefix (index mac protection priority maxbw allowed-ips ra-guard), then table order; no port, gateway, tcp-ports, tcp-buffer, cpus")
+        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 23, 22, 1, 2, 5, 7, 10, 11, 13, 19, 20],
+                       "hot prefix (index mac protection priority maxbw allowed-ips and its IPv6 part, ra-guard), then table order; no port, gateway, tcp-ports, tcp-buffer, cpus")
         XCTAssertEqual(f[2].1, [1], "protection: mac-nospoof")
         XCTAssertEqual(f[3].1, [2], "priority: high")
         XCTAssertEqual(f[4].1, [0, 0, 0, 0, 0, 0, 0, 0], "maxbw: 0 = unlimited")
         XCTAssertEqual(f[5].1, [], "allowed-ips: present and empty")
-        XCTAssertEqual(f[6].1, [0], "ra-guard: on")
-        XCTAssertEqual(f[7].1, [0x61, 0x62], "name UTF-8")
-        XCTAssertEqual(f[9].1, [10, 0, 0, 1, 24], "ip: address in network order, prefix")
-        XCTAssertEqual(f[10].1, [0xDC, 0x05, 0, 0], "mtu u32 LE")
-        XCTAssertEqual(f[11].1, [3], "transport both")
+        XCTAssertEqual(f[6].1, [], "allowed-ips (IPv6): present and empty")
+        XCTAssertEqual(f[7].1, [0], "ra-guard: on")
+        XCTAssertEqual(f[8].1, [0x61, 0x62], "name UTF-8")
+        XCTAssertEqual(f[10].1, [10, 0, 0, 1, 24], "ip: address in network order, prefix")
+        XCTAssertEqual(f[11].1, [0xDC, 0x05, 0, 0], "mtu u32 LE")
+        XCTAssertEqual(f[12].1, [3], "transport both")
     }
 
     func testNewFieldsAndPoliciesEncoding() throws {
@@ -126,8 +127,8 @@ final class VNICRecordCodecTests: XCTestCase {
                         exitCode: 1, "mac", "5 bytes")
         assertVnicError(try VNICRecordCodec.decode(record([[1, 0, 2, 0, 0xC3, 0x28], link, mac, index])),
                         exitCode: 1, "UTF-8")
-        assertVnicError(try VNICRecordCodec.decode([3, 0] + Array(record([name, link, mac, index]).dropFirst(2))),
-                        exitCode: 1, "format 3")
+        assertVnicError(try VNICRecordCodec.decode([4, 0] + Array(record([name, link, mac, index]).dropFirst(2))),
+                        exitCode: 1, "format 4")
         assertVnicError(try VNICRecordCodec.decode([0, 0] + Array(record([name, link, mac, index]).dropFirst(2))),
                         exitCode: 1, "format 0")
         // New fields: wrong sizes and values.
@@ -141,8 +142,19 @@ final class VNICRecordCodecTests: XCTestCase {
                         exitCode: 1, "allowed-ips", "invalid network")
         assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [9, 0, 3, 0, 1, 0, 2]])),
                         exitCode: 1, "tcp-ports", "multiple of 4")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [0x07, 0x10, 2, 0, 4, 0]])),
+                        exitCode: 1, "policy mtu", "unknown rule 4")
         assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [0x07, 0x10, 2, 0, 3, 0]])),
-                        exitCode: 1, "policy mtu", "unknown rule 3")
+                        exitCode: 1, "policy mtu", "multiple of 34")
+        // IPv6 fields: an ip of neither 5 nor 17 bytes, a prefix over 128, allowed-ips' IPv6 part with host bits.
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [5, 0, 6, 0, 1, 2, 3, 4, 5, 6]])),
+                        exitCode: 1, "ip", "expected 5 (IPv4) or 17 (IPv6)")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [5, 0, 17, 0, 0xFD] + Array(repeating: 0, count: 15) + [129]])),
+                        exitCode: 1, "ip", "prefix length 129")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [23, 0, 17, 0, 0xFD] + Array(repeating: 0, count: 14) + [1, 64]])),
+                        exitCode: 1, "allowed-ips", "invalid IPv6 network")
+        assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [23, 0, 0, 0], [23, 0, 0, 0]])),
+                        exitCode: 1, "allowed-ips", "twice")
         assertVnicError(try VNICRecordCodec.decode(record([name, link, mac, index, [0x07, 0x10, 5, 0, 2, 0, 0, 0, 0]])),
                         exitCode: 1, "policy mtu", "multiple of 18")
         // A policy tag for a field the VM may never change is a newer writer's: skipped.

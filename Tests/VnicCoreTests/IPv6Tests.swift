@@ -1,0 +1,69 @@
+// IPv6 text (RFC 4291 2.2 in, RFC 5952 out), networks, and the EUI-64 and
+// SLAAC addresses a MAC gives.
+import VnicCore
+import XCTest
+
+final class IPv6Tests: XCTestCase {
+    func testParsesAndPrintsCanonically() {
+        let cases: [(String, String)] = [
+            ("::", "::"), ("::1", "::1"), ("fd00::11", "fd00::11"), ("FD00:0:0:0:0:0:0:11", "fd00::11"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),          // the first of two equal runs (RFC 5952 4.2.3)
+            ("2001:0db8:0000:0001:0000:0000:0000:0001", "2001:db8:0:1::1"),
+            ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),          // one zero group is not shortened (4.2.2)
+            ("1::", "1::"), ("1:2:3:4:5:6:7::", "1:2:3:4:5:6:7:0"), ("::ffff:10.0.0.1", "::ffff:a00:1"),
+            ("fe80::ff:fe00:101", "fe80::ff:fe00:101"),
+        ]
+        for (text, canonical) in cases {
+            let a = IPv6Address(text)
+            XCTAssertEqual(a?.description, canonical, text)
+            XCTAssertEqual(a.flatMap { IPv6Address($0.description) }, a, "\(text) round trip")
+        }
+        XCTAssertEqual(IPv6Address("2001:db8::1")?.hi, 0x2001_0DB8_0000_0000)
+        XCTAssertEqual(IPv6Address("2001:db8::1")?.lo, 1)
+        XCTAssertEqual(IPv6Address("2001:db8::1")?.bytes, [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1])
+        XCTAssertEqual(IPv6Address(bytes: IPv6Address("fd00::11")!.bytes), IPv6Address("fd00::11"))
+    }
+
+    func testRejectsMalformedText() {
+        for bad in ["", ":", ":::", "1:::2", "1::2::3", "12345::", "g::1", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7",
+                    "::1:2:3:4:5:6:7:8", ":1::", "1::2:", "fe80::1%eth0", "[::1]", "10.0.0.1", "::10.0.0.256", "1.2.3.4::"] {
+            XCTAssertNil(IPv6Address(bad), bad)
+        }
+        XCTAssertNil(IPv6Interface("fd00::1/129"))
+        XCTAssertNil(IPv6Interface("fd00::1/064"))
+        XCTAssertNil(IPv6CIDR("fd00::1/64"), "host bits set")
+    }
+
+    func testNetworksAndMasks() {
+        let c = IPv6CIDR("fd00:77::/64")!
+        XCTAssertTrue(c.contains(IPv6Address("fd00:77::abcd")!))
+        XCTAssertFalse(c.contains(IPv6Address("fd00:78::1")!))
+        XCTAssertEqual(c.last, IPv6Address("fd00:77::ffff:ffff:ffff:ffff"))
+        XCTAssertEqual(IPv6CIDR("fd00::5")?.prefixLength, 128)
+        XCTAssertEqual(IPv6CIDR("fd00::5")?.description, "fd00::5")
+        XCTAssertTrue(IPv6CIDR("::/0")!.contains(IPv6Address("2001:db8::1")!))
+        XCTAssertEqual(IPv6CIDR.mask(0).0, 0)
+        XCTAssertEqual(IPv6CIDR.mask(64).1, 0)
+        XCTAssertEqual(IPv6CIDR.mask(72).1, 0xFF00_0000_0000_0000)
+        XCTAssertEqual(IPv6CIDR.mask(128).1, .max)
+        XCTAssertEqual(IPv6CIDR.network(containing: IPv6Address("fd00:77::1:2")!, prefixLength: 112).description, "fd00:77::1:0/112")
+    }
+
+    func testMACGivesLinkLocalAndSLAACAddresses() {
+        let mac = MACAddress("02:00:00:00:01:01")!
+        XCTAssertEqual(IPv6Address.linkLocal(mac).description, "fe80::ff:fe00:101", "what Linux makes (captured)")
+        XCTAssertEqual(IPv6Address.linkLocal(MACAddress("52:54:00:12:34:56")!).description, "fe80::5054:ff:fe12:3456")
+        let prefix = IPv6Interface("fd00:77::/64")!
+        XCTAssertTrue(prefix.isSLAACPrefix)
+        XCTAssertEqual(prefix.address(for: mac).description, "fd00:77::ff:fe00:101")
+        let fixed = IPv6Interface("fd00:77::11/64")!
+        XCTAssertFalse(fixed.isSLAACPrefix)
+        XCTAssertEqual(fixed.address(for: mac), fixed.address)
+        XCTAssertTrue(IPv6Address("fe80::1")!.isLinkLocal)
+        XCTAssertTrue(IPv6Address("ff02::1")!.isMulticast)
+        for notHost in ["::", "::1", "::ffff:10.0.0.1", "ff02::1", "fe80::1", "::10.0.0.1"] {
+            XCTAssertFalse(IPv6Address(notHost)!.isUnicastHost, notHost)
+        }
+        XCTAssertTrue(IPv6Address("2001:db8::1")!.isUnicastHost)
+    }
+}
