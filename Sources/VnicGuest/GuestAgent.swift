@@ -46,7 +46,7 @@ public enum GuestAgent {
     /// Returns the line to print; exit 3 (a VnicError) for a denial or no answer.
     public static func request(_ assignment: GuestAssignment, interface: String?, timeout: Double) throws(VnicError) -> String {
         let facts = try InterfaceFacts.read(interface)
-        let a = assignment.completed(current: facts.addresses)
+        let a = assignment.completed(current: facts.addresses, current6: facts.addresses6)
         let socket = try PacketSocket(ifindex: facts.index, ifname: facts.name)
         var id: UInt32 = 0
         while id == 0 { id = UInt32.random(in: 1...UInt32.max) }

@@ -41,12 +41,16 @@ public struct GuestAssignment: Equatable, Sendable {
     }
 
     /// The value to send: for `ip`, every bare address of the comma list gets the
-    /// prefix length of `current`'s first address (else /32); others unchanged.
-    public func completed(current: [IPv4Interface]) -> GuestAssignment {
+    /// prefix length of `current`'s first address of its family (else /32 for
+    /// IPv4, /64 for IPv6); others unchanged.
+    public func completed(current: [IPv4Interface], current6: [IPv6Interface] = []) -> GuestAssignment {
         guard parameter == .ip else { return self }
-        let length = current.first?.prefixLength ?? 32
+        let length = current.first?.prefixLength ?? 32, length6 = current6.first?.prefixLength ?? 64
         let items = value.split(separator: ",", omittingEmptySubsequences: false).map { item in
-            item.contains("/") || IPv4Address(item) == nil ? String(item) : "\(item)/\(length)"
+            if item.contains("/") { return String(item) }
+            if IPv4Address(item) != nil { return "\(item)/\(length)" }
+            if IPv6Address(item) != nil { return "\(item)/\(length6)" }
+            return String(item)
         }
         return GuestAssignment(parameter: .ip, value: items.joined(separator: ","))
     }

@@ -11,6 +11,8 @@ public struct InterfaceFacts: Equatable, Sendable {
     public var isUp: Bool
     public var isLoopback: Bool
     public var addresses: [IPv4Interface]
+    /// Its global IPv6 addresses that someone configured (not SLAAC's or temporary ones: the kernel keeps those).
+    public var addresses6: [IPv6Interface] = []
 
     /// The interface's first IPv4 address, or 0.0.0.0.
     public var sourceAddress: IPv4Address { addresses.first?.address ?? IPv4Address(rawValue: 0) }
@@ -29,11 +31,18 @@ public struct InterfaceFacts: Equatable, Sendable {
                       let ip = IPv4Address(local), let len = a["prefixlen"] as? Int, (0...32).contains(len) else { return nil }
                 return IPv4Interface(address: ip, prefixLength: UInt8(len))
             }
+            let addrs6: [IPv6Interface] = infos.compactMap { a in
+                guard a["family"] as? String == "inet6", a["scope"] as? String == "global",
+                      a["dynamic"] as? Bool != true, a["temporary"] as? Bool != true,
+                      let local = a["local"] as? String, let ip = IPv6Address(local),
+                      let len = a["prefixlen"] as? Int, (0...128).contains(len) else { return nil }
+                return IPv6Interface(address: ip, prefixLength: UInt8(len))
+            }
             return InterfaceFacts(name: name, index: Int32(index),
                                   mac: (o["address"] as? String).flatMap { MACAddress($0) } ?? MACAddress(rawValue: 0),
                                   mtu: o["mtu"] as? Int ?? 0, isUp: flags.contains("UP"),
                                   isLoopback: flags.contains("LOOPBACK") || o["link_type"] as? String == "loopback",
-                                  addresses: addrs)
+                                  addresses: addrs, addresses6: addrs6)
         }
     }
 
@@ -73,6 +82,6 @@ public struct InterfaceFacts: Equatable, Sendable {
     public func state() throws(VnicError) -> InterfaceState {
         let r = try Subprocess.run(["ip", "-j", "route", "show", "default", "dev", name])
         let gw = r.status == 0 ? InterfaceFacts.parse(defaultRouteJSON: Data(r.stdout.utf8)) : nil
-        return InterfaceState(name: name, addresses: addresses, defaultGateway: gw)
+        return InterfaceState(name: name, addresses: addresses, defaultGateway: gw, addresses6: addresses6, mac: mac)
     }
 }

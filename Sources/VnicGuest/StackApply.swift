@@ -9,11 +9,18 @@ public struct InterfaceState: Equatable, Sendable {
     public var addresses: [IPv4Interface]
     /// The gateway of the default route through this interface, if there is one.
     public var defaultGateway: IPv4Address?
+    /// Its configured global IPv6 addresses (InterfaceFacts.addresses6).
+    public var addresses6: [IPv6Interface]
+    /// Its MAC: the interface identifier of an address in a SLAAC prefix.
+    public var mac: MACAddress?
 
-    public init(name: String, addresses: [IPv4Interface], defaultGateway: IPv4Address?) {
+    public init(name: String, addresses: [IPv4Interface], defaultGateway: IPv4Address?,
+                addresses6: [IPv6Interface] = [], mac: MACAddress? = nil) {
         self.name = name
         self.addresses = addresses
         self.defaultGateway = defaultGateway
+        self.addresses6 = addresses6
+        self.mac = mac
     }
 }
 
@@ -43,14 +50,27 @@ public enum StackApply {
         let dev = state.name
         switch parameter {
         case .ip:
-            var wanted: [IPv4Interface] = []
+            // The whole list of both families: what is not in it goes.
+            var wanted: [IPv4Interface] = [], wanted6: [IPv6Interface] = []
             for item in value.split(separator: ",") {
+                if item.contains(":") {
+                    guard item.contains("/"), let a = IPv6Interface(item) else {
+                        throw .usage("ip: '\(item)' is not an address with a prefix length (e.g. fd00:77::21/64)")
+                    }
+                    // A SLAAC prefix: the address the MAC gives there, as the database's anti-spoof expects.
+                    let own = a.isSLAACPrefix && state.mac != nil
+                        ? IPv6Interface(address: a.address(for: state.mac!), prefixLength: 64) : a
+                    if !wanted6.contains(own) { wanted6.append(own) }
+                    continue
+                }
                 guard item.contains("/"), let a = IPv4Interface(item) else {
                     throw .usage("ip: '\(item)' is not an address with a prefix length (e.g. 10.77.0.21/24)")
                 }
                 if !wanted.contains(a) { wanted.append(a) }
             }
             var steps = wanted.map { ApplyStep(["ip", "addr", "replace", $0.description, "dev", dev]) }
+            steps += wanted6.map { ApplyStep(["ip", "-6", "addr", "replace", $0.description, "dev", dev]) }
+            steps += state.addresses6.filter { !wanted6.contains($0) }.map { ApplyStep(["ip", "-6", "addr", "del", $0.description, "dev", dev]) }
             let old = state.addresses.filter { !wanted.contains($0) }
             if !old.isEmpty {
                 // Deleting a primary address would take its secondaries (the new

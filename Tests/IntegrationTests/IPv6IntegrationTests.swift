@@ -96,4 +96,60 @@ final class IPv6IntegrationTests: XCTestCase {
         let allowed = try lab.run(in: vm1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "-I", "fd00:77::99", Self.wire6)
         XCTAssertTrue(allowed.succeeded, "fd00:77::99 inside allowed-ips fd00:77::/64: \(allowed.diagnostic)")
     }
+
+    /// In-band: VM1's agent asks for an IPv6 address inside its policy
+    /// (accepted, applied in the guest, enforced by anti-spoof) and for one
+    /// outside (denied, audited); the host's `vnicadm set` of an IPv6 address
+    /// reaches the listening agent, which applies it.
+    func testInBandIPv6Changes() throws {
+        let lab = try LabFixture(test: self, vms: 2, queues: 1)
+        let t = lab.topology
+        try lab.createVNICs()
+        let v4 = t.vmIP(1).description
+        try lab.vnicadm("set", "vnic1", "ip=\(v4),fd00:77::11/64")
+        try lab.vnicadm("set-policy", "-p", "ip=\(t.vmIP(1).address),fd00:77::20-fd00:77::2f", "vnic1")
+        try lab.vnicadm("set-linkprop", "-p", "protection=mac-nospoof,ip-nospoof", "vnic1")
+        _ = try lab.startVnicd()
+        let vm1 = t.vmNamespace(1)
+        try addAddress(lab, t.wireNamespace, t.wire, "\(Self.wire6)/64")
+        func guest(_ args: String...) throws -> CommandResult {
+            try lab.run(in: vm1, [try lab.bin("vnic-guest")] + args, timeout: .seconds(20))
+        }
+        func shown() throws -> String {
+            try lab.vnicadm("show-vnic", "-p", "-o", "ip", "vnic1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func addresses6() throws -> [String] {
+            try lab.link(t.vmInterface, in: vm1).addresses.filter { $0.family == "inet6" && !$0.description.hasPrefix("fe80") }.map(\.description)
+        }
+
+        // Inside the policy: the database, the guest's stack and anti-spoof follow.
+        let ok = try guest("request", "ip=\(v4),fd00:77::21")
+        XCTAssertEqual(ok.status, 0, ok.diagnostic)
+        XCTAssertEqual(try shown(), "\(v4),fd00:77::21/64", "show-vnic: the bare IPv6 address got /64")
+        XCTAssertEqual(try addresses6(), ["fd00:77::21/64"], "VM1's interface")
+        var ping = try lab.run(in: t.wireNamespace, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", "fd00:77::21")
+        XCTAssertTrue(ping.succeeded, "the wire reaches the new address (after DAD): \(ping.diagnostic)")
+        try addAddress(lab, vm1, t.vmInterface, "fd00:77::11/64", nodad: true)
+        ping = try lab.run(in: vm1, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "1", "-I", "fd00:77::11", Self.wire6)
+        XCTAssertFalse(ping.succeeded, "the old address is no longer the VM's: \(ping.stdout)")
+        XCTAssertGreaterThanOrEqual(try drops(lab, "vnic1")["spoof-ipv6"] ?? 0, 3)
+
+        // Outside the policy: no answer, nothing changes, audited.
+        let denied = try guest("request", "ip=\(v4),fd00:99::1/64", "--timeout", "1")
+        XCTAssertEqual(denied.status, 3, denied.diagnostic)
+        XCTAssertEqual(try shown(), "\(v4),fd00:77::21/64")
+        let events = try lab.vnicadm("show-events", "-p", "-o", "origin,parameter,new,verdict", "vnic1").stdout
+        XCTAssertTrue(events.contains("vm:ip:\(v4),fd00\\:99\\:\\:1/64:denied"), events)
+        XCTAssertTrue(events.contains("vm:ip:\(v4),fd00\\:77\\:\\:21/64:accepted"), events)
+
+        // The host sets an IPv6 address: the listening agent applies it and the old one goes.
+        _ = try lab.run(in: vm1, "ip", "-6", "addr", "del", "fd00:77::11/64", "dev", t.vmInterface)
+        _ = try lab.start(in: vm1, try lab.bin("vnic-guest"), "listen")
+        usleep(300_000)
+        let set = try lab.vnicadm("set", "vnic1", "ip=\(v4),fd00:77::22/64")
+        XCTAssertTrue(set.stdout.contains("guest acknowledged"), set.stdout)
+        XCTAssertEqual(try addresses6(), ["fd00:77::22/64"], "VM1's interface after vnicadm set")
+        ping = try lab.run(in: t.wireNamespace, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", "fd00:77::22")
+        XCTAssertTrue(ping.succeeded, ping.diagnostic)
+    }
 }

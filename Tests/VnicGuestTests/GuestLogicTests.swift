@@ -109,6 +109,32 @@ final class StackApplyTests: XCTestCase {
         XCTAssertEqual(try argv(.transport, "udp"), [])
     }
 
+    func testIPv6AddressesAreAppliedAndTheOldOnesGo() throws {
+        var s = state
+        s.addresses6 = [IPv6Interface("fd00:77::11/64")!, IPv6Interface("fd00:78::5/64")!]
+        s.mac = MACAddress("02:00:00:00:01:01")
+        XCTAssertEqual(try argv(.ip, "10.77.0.11/24,fd00:77::21/64,fd00:78::5/64", s), [
+            ["ip", "addr", "replace", "10.77.0.11/24", "dev", "vnic0"],
+            ["ip", "-6", "addr", "replace", "fd00:77::21/64", "dev", "vnic0"],
+            ["ip", "-6", "addr", "replace", "fd00:78::5/64", "dev", "vnic0"],
+            ["ip", "-6", "addr", "del", "fd00:77::11/64", "dev", "vnic0"],
+        ])
+        // A SLAAC prefix: the address the MAC gives there. An IPv6-only list takes the IPv4 address away.
+        XCTAssertEqual(try argv(.ip, "fd00:79::/64", s).prefix(1).map { $0 }, [["ip", "-6", "addr", "replace", "fd00:79::ff:fe00:101/64", "dev", "vnic0"]])
+        XCTAssertTrue(try argv(.ip, "fd00:79::/64", s).contains(["ip", "addr", "del", "10.77.0.11/24", "dev", "vnic0"]))
+        XCTAssertThrowsError(try argv(.ip, "fd00:77::21", s))
+        XCTAssertThrowsError(try argv(.ip, "fd00:77:::21/64", s))
+    }
+
+    func testInterfaceFactsKeepConfiguredIPv6Addresses() throws {
+        let json = #"[{"ifindex":3,"ifname":"vnic0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"address":"02:00:00:00:01:01","addr_info":[{"family":"inet","local":"10.1.1.1","prefixlen":24,"scope":"global"},{"family":"inet6","local":"fd00::5","prefixlen":64,"scope":"global","valid_life_time":4294967295},{"family":"inet6","local":"fd00:1::ff:fe00:101","prefixlen":64,"scope":"global","dynamic":true,"mngtmpaddr":true},{"family":"inet6","local":"fd00:1::1234","prefixlen":64,"scope":"global","temporary":true,"dynamic":true},{"family":"inet6","local":"fe80::ff:fe00:101","prefixlen":64,"scope":"link"}]}]"#
+        let f = try XCTUnwrap(try InterfaceFacts.parse(addrJSON: Data(json.utf8)).first)
+        XCTAssertEqual(f.addresses, [IPv4Interface("10.1.1.1/24")!])
+        XCTAssertEqual(f.addresses6, [IPv6Interface("fd00::5/64")!], "not link-local, not SLAAC's, not temporary")
+        XCTAssertEqual(try GuestAssignment(parsing: "ip=fd00::9,10.1.1.2").completed(current: f.addresses, current6: f.addresses6).value,
+                       "fd00::9/64,10.1.1.2/24")
+    }
+
     func testSysctlKeyForDottedInterfaceNames() throws {
         let s = InterfaceState(name: "eth0.100", addresses: [], defaultGateway: nil)
         XCTAssertEqual(try argv(.routing, "on", s), [["sysctl", "-q", "-w", "net/ipv4/conf/eth0.100/forwarding=1"]])
