@@ -111,7 +111,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     /// Every field, in the order the CLI lists them.
     public static let allCases: [VNICParameter] = [
         .name, .link, .port, .mac, .ip, .gateway, .mtu, .tcpPorts, .transport, .routing, .tcpBuffer, .state,
-        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .dhcp, .dhcpLease, .raGuard, .index,
+        .maxbw, .priority, .cpus, .protection, .allowedIPs, .deniedRequests, .dhcp, .dhcpLease, .raGuard, .ipv6RA, .index,
     ]
     public static var parameters: [VNICParameter] { allCases.filter { $0.kind == .parameter } }
     public static var properties: [VNICParameter] { allCases.filter { $0.kind == .property } }
@@ -228,20 +228,56 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         })
 
     public static let gateway = VNICParameter(
-        "gateway", tag: FieldTag.gateway, .parameter, syntax: "an IPv4 address (e.g. 10.77.0.1)", policy: .ipv4,
+        "gateway", tag: FieldTag.gateway, .parameter,
+        syntax: "an IPv4 and/or an IPv6 address (e.g. 10.77.0.1 or 10.77.0.1,fe80::1; an IPv6 gateway router advertisements name must be link-local)",
+        policy: .ip, repeatable: true,
         parse: { (t, r) throws(VnicError) in
-            if t.isEmpty { r.gateway = nil; return }
-            guard let a = IPv4Address(t) else { throw .usage("gateway: '\(t)' is not an IPv4 address (e.g. 10.77.0.1)") }
-            r.gateway = a
+            var v4: IPv4Address?, v6: IPv6Address?
+            for s in ValueSyntax.items(t) {
+                if s.contains(":") {
+                    guard let a = IPv6Address(s) else { throw .usage("gateway: '\(s)' is not an IPv6 address (e.g. fe80::1)") }
+                    guard v6 == nil else { throw .usage("gateway: two IPv6 gateways given; one per family") }
+                    v6 = a
+                } else {
+                    guard let a = IPv4Address(s) else { throw .usage("gateway: '\(s)' is not an IPv4 address (e.g. 10.77.0.1)") }
+                    guard v4 == nil else { throw .usage("gateway: two IPv4 gateways given; one per family") }
+                    v4 = a
+                }
+            }
+            r.gateway = v4
+            r.gateway6 = v6
         },
-        print: { $0.gateway?.description },
-        reset: { $0.gateway = nil },
+        print: { r in
+            let all = [r.gateway?.description, r.gateway6?.description].compactMap { $0 }
+            return all.isEmpty ? nil : all.joined(separator: ",")
+        },
+        reset: { $0.gateway = nil; $0.gateway6 = nil },
         check: { (r) throws(VnicError) in
             if let g = r.gateway, !g.isUnicastHost { throw .usage("gateway: \(g) is not a unicast host address") }
+            if let g = r.gateway6, !(g.isUnicastHost || (g.isLinkLocal && g.lo != 0)) {
+                throw .usage("gateway: \(g) is not a unicast address")
+            }
         },
-        encode: { r, w in if let g = r.gateway { w.field(FieldTag.gateway, TLV.be32(g.rawValue)) } },
-        decode: { (v, r) throws(VnicError) in try TLV.need(v, 4, "gateway"); r.gateway = IPv4Address(rawValue: TLV.be32(v)) },
-        atoms: { r in r.gateway.map { [UInt128($0.rawValue)...UInt128($0.rawValue)] } ?? [] })
+        // One field per family: 4 bytes for IPv4, 16 for IPv6.
+        encode: { r, w in
+            if let g = r.gateway { w.field(FieldTag.gateway, TLV.be32(g.rawValue)) }
+            if let g = r.gateway6 { w.field(FieldTag.gateway, g.bytes) }
+        },
+        decode: { (v, r) throws(VnicError) in
+            switch v.count {
+            case 4:
+                guard r.gateway == nil else { throw VnicError("field gateway has two IPv4 gateways") }
+                r.gateway = IPv4Address(rawValue: TLV.be32(v))
+            case 16:
+                guard r.gateway6 == nil else { throw VnicError("field gateway has two IPv6 gateways") }
+                r.gateway6 = IPv6Address(bytes: v)
+            default: throw VnicError("field gateway has \(v.count) bytes, expected 4 (IPv4) or 16 (IPv6)")
+            }
+        },
+        atoms: { r in
+            (r.gateway.map { [UInt128($0.rawValue)...UInt128($0.rawValue)] } ?? [])
+                + (r.gateway6.map { [$0.value...$0.value] } ?? [])
+        })
 
     public static let mtu = VNICParameter(
         "mtu", tag: FieldTag.mtu, .parameter,
@@ -368,6 +404,10 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         "ra-guard", tag: FieldTag.raGuard, .property, RAGuard.self, keyPath: \.raGuard, dataplane: true, vm: false,
         syntax: "on or off: under ip-nospoof the VM sends no router advertisement or redirect (IPv6 RA and Redirect, IPv4 ICMP redirect and router advertisement); off for a VM that is a router",
         hotRank: 6)
+
+    public static let ipv6RA = VNICParameter.choice(
+        "ipv6-ra", tag: FieldTag.ipv6RA, .property, IPv6RA.self, keyPath: \.ipv6RA, dataplane: true, vm: false,
+        syntax: "off, slaac or managed: vnicd answers the VM's router solicitations (and every 200 s) with its IPv6 prefixes, MTU and IPv6 gateway; slaac: the VM makes its address in a SLAAC prefix itself; managed: the M flag, a DHCPv6 server gives it")
 
     public static let dhcpLease = VNICParameter(
         "dhcp-lease", tag: FieldTag.dhcpLease, .property,
@@ -626,6 +666,8 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 ///   5   ip (IPv6)    16 bytes address (network order) + 1 byte prefix     v3
 ///  23   allowed-ips  (its IPv6 networks) per network: 16 bytes + 1 byte    v3
 ///                    prefix; always written right after tag 18
+///   6   gateway (IPv6) 16 bytes, network order                            v3
+///  24   ipv6-ra      u8: 0 off, 1 slaac, 2 managed (absent: off)           v3
 ///  0x1000 + tag      the VM's policy for that field (VNICRecordCodec)       v2
 public enum FieldTag {
     public static let name: UInt16 = 1
@@ -651,6 +693,7 @@ public enum FieldTag {
     public static let dhcpLease: UInt16 = 21
     public static let raGuard: UInt16 = 22
     public static let allowedIPs6: UInt16 = 23
+    public static let ipv6RA: UInt16 = 24
     /// Added to a field's tag for the VM's policy on that field.
     public static let policyBase: UInt16 = 0x1000
 }

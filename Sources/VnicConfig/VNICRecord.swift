@@ -19,6 +19,9 @@ public struct VNICRecord: Equatable, Sendable {
     public var ips6: [IPv6Interface] = []
     /// The VM's default route.
     public var gateway: IPv4Address?
+    /// The VM's IPv6 default route (a link-local address is what router
+    /// advertisements can name; the `gateway` parameter holds both families).
+    public var gateway6: IPv6Address?
     public var mtu: UInt32
     /// The dataplane slot: assigned by the store at create (the smallest free
     /// one in `indexRange`), unique, stable for the VNIC's life. Ignored on input.
@@ -43,6 +46,8 @@ public struct VNICRecord: Equatable, Sendable {
     public var deniedRequests: DeniedRequests = .default
     public var dhcp: DHCPServer = .default
     public var raGuard: RAGuard = .default
+    /// Router advertisements from vnicd to the VM (`ipv6-ra`).
+    public var ipv6RA: IPv6RA = .default
     /// Seconds a DHCP lease lasts (the `dhcp-lease` property).
     public var dhcpLease: UInt32 = VNICRecord.defaultDHCPLease
     /// CPUs for the VNIC's processing, sorted; empty: any.

@@ -220,3 +220,21 @@ public enum DHCPServer: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     public static let `default`: DHCPServer = .off
     public var description: String { self == .off ? "off" : "on" }
 }
+
+/// The `ipv6-ra` link property: whether vnicd sends the VM router
+/// advertisements (answers to its router solicitations, and one every 200 s)
+/// with its IPv6 prefixes, MTU and IPv6 gateway, like OVN's ipv6_ra_configs
+/// address_mode: `slaac` (the VM makes its address in a SLAAC prefix itself),
+/// `managed` (the M flag: a DHCPv6 server gives the addresses). Under `off` the
+/// VM's solicitations go where its other multicast goes.
+public enum IPv6RA: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case off = 0, slaac = 1, managed = 2
+    public static let `default`: IPv6RA = .off
+    public var description: String {
+        switch self {
+        case .off: "off"
+        case .slaac: "slaac"
+        case .managed: "managed"
+        }
+    }
+}

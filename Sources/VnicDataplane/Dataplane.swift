@@ -36,6 +36,8 @@ public struct VNICSpec: Equatable, Sendable {
     public var dhcp = false
     /// Under ip-nospoof, no router advertisements or redirects (`ra-guard`).
     public var raGuard = true
+    /// vnicd answers the VM's router solicitations (`ipv6-ra` on): they go to the control thread.
+    public var answersRouterSolicitations = false
     public init(name: String, index: UInt32, mac: MACAddress, port: String?) {
         self.name = name; self.index = index; self.mac = mac; self.port = port
     }
@@ -656,7 +658,8 @@ public final class Dataplane {
                                  dhcp: a.spec.dhcp,
                                  handoff: own ? -1 : Int32(q % a.portRings.count),
                                  handoffPort: own ? nil : a.portRings[q % a.portRings.count],
-                                 mayAdvertise: !(a.spec.protection.contains(.ipNospoof) && a.spec.raGuard))
+                                 mayAdvertise: !(a.spec.protection.contains(.ipNospoof) && a.spec.raGuard),
+                                 answersRS: a.spec.answersRouterSolicitations)
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }
             let t = WorkerTable.make(generation: gen, entries: entries, outgoing: handoffRings[q], incoming: incoming)

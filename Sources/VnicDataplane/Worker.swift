@@ -545,6 +545,11 @@ final class Worker: @unchecked Sendable {
             countDrop(entry.counters, vnic_drop_reason(verdict.rawValue))
             return
         }
+        if entry.answersRS && Worker.isRouterSolicitation(data, len: len) {
+            // vnicd sends this VM its router advertisements: the solicitation is answered, not forwarded.
+            toControlThread(entry, data, len: Int(len))
+            return
+        }
         // A checksum the VM's stack left to the device (ChecksumCompletion).
         _ = ChecksumCompletion.complete(data, len: Int(len))
         accepted &+= 1; bytes &+= UInt64(len)
@@ -606,7 +611,7 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    /// A guest protocol or DHCP datagram from VNIC `entry`: to the control
+    /// A guest protocol or DHCP datagram, or a router solicitation, from VNIC `entry`: to the control
     /// thread, tagged with the VNIC's index (the port it came in on, never what
     /// it claims), within the VNIC's request rate; the excess is dropped and counted.
     @inline(never)

@@ -86,6 +86,8 @@ struct VNICEntry {
     /// Router advertisements from it pass (not under ip-nospoof with ra-guard):
     /// only such VNICs get other VMs' router solicitations.
     var mayAdvertise = true
+    /// vnicd answers its router solicitations (`ipv6-ra`): they go to the control thread, not to other VMs.
+    var answersRS = false
 }
 
 struct WorkerTable {

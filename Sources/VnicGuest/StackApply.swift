@@ -89,9 +89,22 @@ public enum StackApply {
             }
             return [ApplyStep(["ip", "link", "set", "dev", dev, "address", m.description])]
         case .gateway:
-            if value.isEmpty { return [ApplyStep(["ip", "route", "del", "default"], bestEffort: true)] }
-            guard let gw = IPv4Address(value) else { throw .usage("gateway: '\(value)' is not an IPv4 address") }
-            return [ApplyStep(["ip", "route", "replace", "default", "via", gw.description, "dev", dev])]
+            // An IPv4 and/or an IPv6 gateway; a family not in the value is left as it is, an empty value removes both.
+            if value.isEmpty {
+                return [ApplyStep(["ip", "route", "del", "default"], bestEffort: true),
+                        ApplyStep(["ip", "-6", "route", "del", "default", "dev", dev], bestEffort: true)]
+            }
+            var steps: [ApplyStep] = []
+            for item in value.split(separator: ",") {
+                if let gw = IPv4Address(item) {
+                    steps.append(ApplyStep(["ip", "route", "replace", "default", "via", gw.description, "dev", dev]))
+                } else if let gw = IPv6Address(item) {
+                    steps.append(ApplyStep(["ip", "-6", "route", "replace", "default", "via", gw.description, "dev", dev]))
+                } else {
+                    throw .usage("gateway: '\(item)' is not an IPv4 or IPv6 address")
+                }
+            }
+            return steps
         case .mtu:
             guard let n = UInt32(value), String(n) == value, (68...65535).contains(n) else {
                 throw .usage("mtu: '\(value)' is not a number 68-65535")

@@ -16,6 +16,9 @@
 // or 3 s passed; the outcome goes to the audit log, where `vnicadm set` reads it.
 // Notifications are signed with the VNIC's notification key, which the guest
 // agent gets by a hello on its port (GuestProtocol says what that rests on).
+//
+// Router solicitations from VMs whose VNIC has ipv6-ra on come up the same way
+// and go to the RouterAdvertiser.
 import Foundation
 import VnicConfig
 import VnicCore
@@ -49,17 +52,24 @@ final class GuestService {
     /// Each VNIC's notification key (GuestProtocol), handed out on a hello; in
     /// memory, like the DHCP keys.
     var notifyKeys: [UInt32: [UInt8]] = [:]
+    /// Router advertisements to the VMs with ipv6-ra on.
+    let advertiser: RouterAdvertiser
 
     init(store: ConfigStore, dataplane: Dataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
         self.store = store
         dp = dataplane
         self.reconcile = reconcile
+        advertiser = RouterAdvertiser(dataplane: dataplane)
         known = Dictionary(records.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: VM to appliance
 
     func handle(index: UInt32, queue: Int, frame: [UInt8]) {
+        if let source = RouterAdvertisement.solicitation(frame) {
+            guard let r = known[index] else { return }
+            return advertiser.solicited(r, queue: queue, source: source, frame: frame)
+        }
         guard let udp = FrameBuilder.udpPayload(frame), frame.count >= 12 else { return count("malformed") }
         if udp.dstPort == 67 { return dhcp(index: index, queue: queue, payload: udp.payload) }   // DHCPService
         let message: GuestMessage
@@ -145,6 +155,7 @@ final class GuestService {
                 forceRenew(r, held: held)
             }
         }
+        advertiser.configChanged(old: known, new: records, now: now)
         known = next
     }
 
@@ -170,6 +181,7 @@ final class GuestService {
 
     /// Retransmits what is not acknowledged; gives up after the timeout.
     func tick(now: UInt64) {
+        advertiser.tick(known, now: now)
         guard !pending.isEmpty else { return }
         var expired: [Pending] = []
         pending.removeAll { p in

@@ -207,7 +207,7 @@ struct VnicD: ParsableCommand {
             if now >= nextStatus {
                 nextStatus = now + 250_000_000
                 var status = dp.status(generation: generation)
-                status.requests = guest?.counts
+                status.requests = guest.map { $0.counts.merging($0.advertiser.counts) { a, _ in a } }
                 try? status.write(database: path)
                 exporter?.update(status)
                 if now >= nextSecond {
@@ -254,6 +254,7 @@ struct VnicD: ParsableCommand {
             s.priority = r.priority
             s.dhcp = r.dhcp == .on
             s.raGuard = r.raGuard == .on
+            s.answersRouterSolicitations = r.ipv6RA != .off
             return s
         }
     }

@@ -75,7 +75,12 @@ final class IPv6ConfigTests: XCTestCase {
         assertVnicError(try VNICParameter.ip.parsePolicy("10.0.0.1-fd00::1"), exitCode: 2, "two address families")
         assertVnicError(try VNICParameter.ip.parsePolicy("fd00::1/64"), exitCode: 2, "host bits set", "fd00::/64")
         assertVnicError(try VNICParameter.ip.parsePolicy("::5"), exitCode: 2, "ip: '::5'")
-        assertVnicError(try VNICParameter.gateway.parsePolicy("fd00::1"), exitCode: 2, "gateway: 'fd00::1'")
+        // The gateway's policy takes both families too.
+        p[.gateway] = try VNICParameter.gateway.parsePolicy("10.77.0.1,fe80::1")
+        try VNICParameter.gateway.parse("10.77.0.1,fe80::1", into: &r)
+        XCTAssertTrue(p.allows(.gateway, in: r))
+        try VNICParameter.gateway.parse("fe80::2", into: &r)
+        XCTAssertFalse(p.allows(.gateway, in: r))
     }
 
     func testRecordsRoundTripWithIPv6() throws {

@@ -29,15 +29,17 @@ final class ParameterTableTests: XCTestCase {
                      invalidValues: [("01:00:5e:00:00:01", "multicast"), ("00:00:00:00:00:00", "not an assignable"),
                                      ("ff:ff:ff:ff:ff:ff", "multicast")]),
         "ip": Cases(valid: [("10.0.0.1/24", "10.0.0.1/24"), ("10.0.0.1/24,10.1.0.1/16", "10.0.0.1/24,10.1.0.1/16"),
-                            ("", nil), ("10.0.0.0/31", "10.0.0.0/31")],
+                            ("", nil), ("10.0.0.0/31", "10.0.0.0/31"), ("FD00:77:0::11/64,10.0.0.1/24", "10.0.0.1/24,fd00:77::11/64"),
+                            ("fd00:77::/64", "fd00:77::/64")],
                     invalid: [("10.0.0.1", "needs a prefix length"), ("10.0.0.1/33", "'10.0.0.1/33'"), ("10.0.0.1/24,", "ip: ''"),
-                              ("010.0.0.1/24", "ip:")],
+                              ("010.0.0.1/24", "ip:"), ("fd00::1", "needs a prefix length"), ("fd00::1/129", "ip: 'fd00::1/129'")],
                     invalidValues: [("10.0.0.0/24", "network address"), ("10.0.0.255/24", "broadcast address"),
                                     ("10.0.0.1/0", "prefix length 0"), ("127.0.0.1/8", "unicast"),
                                     ("10.0.0.1/24,10.0.0.1/16", "twice")]),
-        "gateway": Cases(valid: [("10.77.0.1", "10.77.0.1"), ("", nil)],
-                         invalid: [("10.77.0.1/24", "gateway: '10.77.0.1/24'"), ("x", "gateway:")],
-                         invalidValues: [("0.0.0.0", "unicast"), ("239.1.1.1", "unicast")]),
+        "gateway": Cases(valid: [("10.77.0.1", "10.77.0.1"), ("", nil), ("fe80::1,10.77.0.1", "10.77.0.1,fe80::1"), ("fd00:77::1", "fd00:77::1")],
+                         invalid: [("10.77.0.1/24", "gateway: '10.77.0.1/24'"), ("x", "gateway:"), ("fe80::1,fe80::2", "one per family"),
+                                   ("10.0.0.1,10.0.0.2", "one per family"), ("fe80::1/64", "gateway: 'fe80::1/64'")],
+                         invalidValues: [("0.0.0.0", "unicast"), ("239.1.1.1", "unicast"), ("ff02::2", "unicast"), ("fe80::", "unicast")]),
         "mtu": Cases(valid: [("68", "68"), ("9216", "9216"), ("1500", "1500")],
                      invalid: [("+9000", "mtu: '+9000'"), ("", "mtu: ''"), ("99999999999", "mtu:"), ("09000", "mtu:"), ("1.5", "mtu:")],
                      invalidValues: [("67", "68-9216"), ("9217", "out of range")]),
@@ -80,6 +82,8 @@ final class ParameterTableTests: XCTestCase {
                             invalid: [("1h", "dhcp-lease: '1h' is not a number of seconds")],
                             invalidValues: [("59", "dhcp-lease: 59 s is out of range")]),
         "ra-guard": Cases(valid: [("on", "on"), ("off", "off")], invalid: [("no", "ra-guard: 'no' is not on or off")]),
+        "ipv6-ra": Cases(valid: [("off", "off"), ("slaac", "slaac"), ("managed", "managed")],
+                         invalid: [("on", "ipv6-ra: 'on' is not off, slaac or managed")]),
         "index": Cases(valid: [], invalid: [("3", "index: is assigned by the database")]),
     ]
 
@@ -133,14 +137,14 @@ final class ParameterTableTests: XCTestCase {
     }
 
     func testRowAttributes() {
-        XCTAssertEqual(VNICParameter.properties.map(\.rawValue), ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease", "ra-guard"])
+        XCTAssertEqual(VNICParameter.properties.map(\.rawValue), ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease", "ra-guard", "ipv6-ra"])
         XCTAssertEqual(VNICParameter.parameters.map(\.rawValue),
                        ["mac", "ip", "gateway", "mtu", "tcp-ports", "transport", "routing", "tcp-buffer", "state"])
         XCTAssertEqual(VNICParameter.policyParameters.map(\.rawValue),
                        ["mac", "ip", "gateway", "mtu", "tcp-ports", "transport", "routing", "tcp-buffer"])
         XCTAssertTrue(VNICParameter.properties.allSatisfy { !$0.vmMayChange }, "link properties are admin-only")
         XCTAssertEqual(VNICParameter.allCases.filter(\.affectsDataplane).map(\.rawValue),
-                       ["mac", "ip", "mtu", "transport", "state", "maxbw", "priority", "cpus", "protection", "allowed-ips", "dhcp", "ra-guard"])
+                       ["mac", "ip", "mtu", "transport", "state", "maxbw", "priority", "cpus", "protection", "allowed-ips", "dhcp", "ra-guard", "ipv6-ra"])
         XCTAssertEqual(VNICParameter.protection.defaultText, "mac-nospoof")
         XCTAssertEqual(VNICParameter.priority.defaultText, "high")
         XCTAssertNil(VNICParameter.maxbw.defaultText)
@@ -186,10 +190,10 @@ final class ParameterTableTests: XCTestCase {
     func fullRecord(_ n: Int = 1) throws -> VNICRecord {
         var r = sampleRecord(n)
         let p: [(VNICParameter, String)] = [
-            (.mac, "02:00:00:00:99:01"), (.ip, "10.77.99.11/24,10.78.0.5/16"), (.gateway, "10.77.0.1"), (.mtu, "9000"), (.tcpPorts, "22,8000-8080"), (.transport, "tcp"), (.routing, "on"),
+            (.mac, "02:00:00:00:99:01"), (.ip, "10.77.99.11/24,10.78.0.5/16,fd00:77::11/64"), (.gateway, "10.77.0.1,fe80::1"), (.mtu, "9000"), (.tcpPorts, "22,8000-8080"), (.transport, "tcp"), (.routing, "on"),
             (.tcpBuffer, "4M"), (.state, "down"), (.maxbw, "1.5G"), (.priority, "low"), (.cpus, "0,2-3"),
-            (.protection, "mac-nospoof,ip-nospoof,dhcp-nospoof,restricted"), (.allowedIPs, "10.77.0.11,10.77.1.0/24"),
-            (.deniedRequests, "reply"), (.dhcp, "on"), (.dhcpLease, "600"), (.raGuard, "off"),
+            (.protection, "mac-nospoof,ip-nospoof,dhcp-nospoof,restricted"), (.allowedIPs, "10.77.0.11,10.77.1.0/24,fd00:77::/64"),
+            (.deniedRequests, "reply"), (.dhcp, "on"), (.dhcpLease, "600"), (.raGuard, "off"), (.ipv6RA, "slaac"),
         ]
         for (param, value) in p { try param.parse(value, into: &r) }
         r.policy[.ip] = try VNICParameter.ip.parsePolicy("10.77.0.20-10.77.0.29,10.77.1.0/24")

@@ -33,7 +33,7 @@ final class VNICRecordCodecTests: XCTestCase {
         XCTAssertEqual(Array(bytes[2..<10]), [8, 0, 4, 0, 0x02, 0x01, 0, 0], "index first: tag 8, length 4, u32 LE")
         XCTAssertEqual(Array(bytes[10..<20]), [4, 0, 6, 0, 0x02, 0x11, 0x22, 0x33, 0x44, 0x55], "mac in wire order")
         let f = fields(bytes)
-        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 23, 22, 1, 2, 5, 7, 10, 11, 13, 19, 20],
+        XCTAssertEqual(f.map(\.0), [8, 4, 17, 15, 14, 18, 23, 22, 1, 2, 5, 7, 10, 11, 13, 19, 20, 24],
                        "hot prefix (index mac protection priority maxbw allowed-ips and its IPv6 part, ra-guard), then table order; no port, gateway, tcp-ports, tcp-buffer, cpus")
         XCTAssertEqual(f[2].1, [1], "protection: mac-nospoof")
         XCTAssertEqual(f[3].1, [2], "priority: high")

@@ -88,7 +88,7 @@ final class VNICRecordTests: XCTestCase {
 
 final class VNICParameterTests: XCTestCase {
     func testTagsAreUniqueAndStable() {
-        XCTAssertEqual(VNICParameter.allCases.map(\.tag), [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 8])
+        XCTAssertEqual(VNICParameter.allCases.map(\.tag), [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24, 8])
         XCTAssertEqual(Set(VNICParameter.allCases.map(\.tag)).count, VNICParameter.allCases.count)
         XCTAssertEqual(Set(VNICParameter.allCases.map(\.rawValue)).count, VNICParameter.allCases.count)
         for p in VNICParameter.allCases { XCTAssertEqual(VNICParameter(tag: p.tag), p) }

@@ -67,3 +67,64 @@ final class IPv6Tests: XCTestCase {
         XCTAssertTrue(IPv6Address("2001:db8::1")!.isUnicastHost)
     }
 }
+
+final class RouterAdvertisementTests: XCTestCase {
+    let appliance = MACAddress("02:a9:fe:a9:fe:01")!
+    let vm = MACAddress("02:00:00:00:01:01")!
+
+    /// The ICMPv6 checksum verifies (summing the pseudo-header and the message, checksum included, gives 0).
+    func verifies(_ f: [UInt8]) -> Bool {
+        let src = IPv6Address(bytes: f[22..<38])!, dst = IPv6Address(bytes: f[38..<54])!
+        return RouterAdvertisement.checksum(src: src, dst: dst, next: 58, Array(f[54...])) == 0
+    }
+
+    func testSLAACAdvertisementWithALinkLocalGateway() throws {
+        let prefixes = RouterAdvertisement.prefixes(of: [IPv6Interface("fd00:77::/64")!, IPv6Interface("fd00:78::11/64")!,
+                                                         IPv6Interface("fd00:77::5/64")!], mode: .slaac)
+        XCTAssertEqual(prefixes, [.init(network: IPv6CIDR("fd00:77::/64")!, autonomous: true),
+                                  .init(network: IPv6CIDR("fd00:78::/64")!, autonomous: false)],
+                       "once each; autonomous only where the VNIC has a SLAAC prefix")
+        let f = RouterAdvertisement.frame(mode: .slaac, prefixes: prefixes, mtu: 1400, gateway: IPv6Address("fe80::1"),
+                                          applianceMAC: appliance, dstMAC: vm, dstIP: IPv6Address.linkLocal(vm))
+        XCTAssertEqual(Array(f[0..<14]), vm.bytes + appliance.bytes + [0x86, 0xDD])
+        XCTAssertEqual(f[20], 58); XCTAssertEqual(f[21], 255, "hop limit 255")
+        XCTAssertEqual(IPv6Address(bytes: f[22..<38]), IPv6Address("fe80::1"), "the gateway is the router")
+        XCTAssertEqual(f[54], 134)
+        XCTAssertEqual(f[59], 0, "no M or O flag")
+        XCTAssertEqual(UInt16(f[60]) << 8 | UInt16(f[61]), 1800, "router lifetime: a default router")
+        XCTAssertTrue(verifies(f))
+        // Options after the 16-byte fixed part: MTU (no source link-layer address: the gateway's MAC is not known), 2 prefixes.
+        XCTAssertEqual(Array(f[70..<78]), [5, 1, 0, 0, 0, 0, 0x05, 0x78])
+        XCTAssertEqual(Array(f[78..<82]), [3, 4, 64, 0xC0])
+        XCTAssertEqual(Array(f[94..<110]), IPv6Address("fd00:77::")!.bytes)
+        XCTAssertEqual(Array(f[110..<114]), [3, 4, 64, 0x80])
+        XCTAssertEqual(f.count, 142)
+        XCTAssertEqual(f.count - 54, Int(f[18]) << 8 | Int(f[19]), "payload length")
+    }
+
+    func testManagedWithoutGatewayAndWithdrawnPrefix() {
+        let f = RouterAdvertisement.frame(mode: .managed, prefixes: [.init(network: IPv6CIDR("fd00:77::/64")!, autonomous: false, withdrawn: true)],
+                                          mtu: 1500, gateway: IPv6Address("fd00:77::1"), applianceMAC: appliance,
+                                          dstMAC: MACAddress("33:33:00:00:00:01")!, dstIP: RouterAdvertisement.allNodes)
+        XCTAssertEqual(IPv6Address(bytes: f[22..<38]), IPv6Address.linkLocal(appliance), "a global gateway cannot be an RA's source")
+        XCTAssertEqual(f[59], 0xC0, "M and O")
+        XCTAssertEqual(Array(f[60..<62]), [0, 0], "router lifetime 0: no default route")
+        XCTAssertEqual(Array(f[70..<78]), [1, 1] + appliance.bytes, "the sender's link-layer address")
+        XCTAssertEqual(Array(f[86..<98]), [3, 4, 64, 0x80, 0, 0, 0, 0, 0, 0, 0, 0], "withdrawn: lifetimes 0")
+        XCTAssertTrue(verifies(f))
+    }
+
+    func testSolicitationIsRecognised() {
+        // Captured: router solicitation from fe80::ff:fe00:101 (AntiSpoofTests).
+        let rs: [UInt8] = [
+            0x33, 0x33, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x86, 0xdd, 0x60, 0x00, 0x00, 0x00,
+            0x00, 0x10, 0x3a, 0xff, 0xfe, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xfe, 0x00,
+            0x01, 0x01, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+            0x85, 0x00, 0x79, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01]
+        XCTAssertEqual(RouterAdvertisement.solicitation(rs), IPv6Address("fe80::ff:fe00:101"))
+        XCTAssertTrue(verifies(rs), "the checksum routine agrees with the kernel's")
+        var hop = rs; hop[21] = 64
+        XCTAssertNil(RouterAdvertisement.solicitation(hop), "hop limit below 255: not from the link")
+        XCTAssertNil(RouterAdvertisement.solicitation(Array(rs.prefix(60))))
+    }
+}

@@ -92,8 +92,10 @@ final class StackApplyTests: XCTestCase {
         XCTAssertEqual(try argv(.mac, "02:00:00:00:01:AA"), [["ip", "link", "set", "dev", "vnic0", "address", "02:00:00:00:01:aa"]])
         XCTAssertThrowsError(try argv(.mac, "01:00:5e:00:00:01"))
         XCTAssertEqual(try argv(.gateway, "10.77.0.254"), [["ip", "route", "replace", "default", "via", "10.77.0.254", "dev", "vnic0"]])
-        XCTAssertEqual(try argv(.gateway, ""), [["ip", "route", "del", "default"]])
+        XCTAssertEqual(try argv(.gateway, ""), [["ip", "route", "del", "default"], ["ip", "-6", "route", "del", "default", "dev", "vnic0"]])
         XCTAssertThrowsError(try argv(.gateway, "10.77.0"))
+        XCTAssertEqual(try argv(.gateway, "10.77.0.1,fe80::1"), [["ip", "route", "replace", "default", "via", "10.77.0.1", "dev", "vnic0"],
+                                                                  ["ip", "-6", "route", "replace", "default", "via", "fe80::1", "dev", "vnic0"]])
         XCTAssertEqual(try argv(.mtu, "1400"), [["ip", "link", "set", "dev", "vnic0", "mtu", "1400"]])
         XCTAssertThrowsError(try argv(.mtu, "14x"))
         XCTAssertThrowsError(try argv(.mtu, "01400"))
