@@ -152,4 +152,56 @@ final class IPv6IntegrationTests: XCTestCase {
         ping = try lab.run(in: t.wireNamespace, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", "fd00:77::22")
         XCTAssertTrue(ping.succeeded, ping.diagnostic)
     }
+
+    /// A guest at the kernel's defaults (accept_ra on, no static address) on a
+    /// VNIC with a SLAAC prefix and ipv6-ra=slaac under ip-nospoof: it
+    /// configures itself from vnicd's router advertisement (sent when vnicd
+    /// starts, and as the answer to its solicitation when its link comes up
+    /// again), takes the default route via the gateway on the wire, and its
+    /// traffic passes. VM2, without ipv6-ra, gets nothing of it.
+    func testSLAACGuestConfiguresItselfFromTheAppliancesAdvertisement() throws {
+        let lab = try LabFixture(test: self, vms: 2, queues: 1)
+        let t = lab.topology
+        try lab.createVNICs()
+        try lab.vnicadm("set", "vnic1", "ip=\(t.vmIP(1)),fd00:77::/64", "gateway=fe80::1", "mtu=1400")
+        try lab.vnicadm("set-linkprop", "-p", "protection=mac-nospoof,ip-nospoof,dhcp-nospoof", "-p", "ipv6-ra=slaac", "vnic1")
+        let vm1 = t.vmNamespace(1)
+        // The gateway on the wire: fe80::1, and a global address to ping.
+        try addAddress(lab, t.wireNamespace, t.wire, "fe80::1/64")
+        try addAddress(lab, t.wireNamespace, t.wire, "\(Self.wire6)/64")
+        _ = try lab.startVnicd()
+        let slaac = IPv6Interface(address: IPv6Interface("fd00:77::/64")!.address(for: t.vmMAC(1)), prefixLength: 64).description
+
+        func waitForAddress(_ what: String) throws {
+            let deadline = Date().addingTimeInterval(10)
+            var show = ""
+            while Date() < deadline {
+                show = try lab.run(in: vm1, "ip", "-6", "addr", "show", "dev", t.vmInterface).stdout
+                if show.contains(slaac) && !show.contains("tentative") { return }
+                usleep(100_000)
+            }
+            XCTFail("\(what): VM1 has no \(slaac) within 10 s: \(show)")
+        }
+        try waitForAddress("the advertisement vnicd sends when it starts")
+        let route = try lab.run(in: vm1, "ip", "-6", "route", "show", "default").stdout
+        XCTAssertTrue(route.contains("via fe80::1"), "default route via the gateway: \(route)")
+        XCTAssertEqual(try lab.link(t.vmInterface, in: vm1).mtu, 1500, "the link's MTU is its own")
+        let mtu6 = try lab.run(in: vm1, "sysctl", "-n", "net.ipv6.conf.\(t.vmInterface).mtu").stdout
+        XCTAssertEqual(mtu6.trimmingCharacters(in: .whitespacesAndNewlines), "1400", "the RA's MTU")
+        for (ns, target) in [(vm1, Self.wire6), (t.wireNamespace, String(slaac.prefix { $0 != "/" }))] {
+            let r = try lab.run(in: ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", target)
+            XCTAssertTrue(r.succeeded, "\(ns) -> \(target): \(r.diagnostic)")
+        }
+
+        // Its link goes down and up: the address goes, its solicitation is answered, the address comes back.
+        _ = try lab.run(in: vm1, "ip", "-6", "addr", "flush", "dev", t.vmInterface, "scope", "global")
+        _ = try lab.run(in: vm1, "ip", "link", "set", "dev", t.vmInterface, "down")
+        _ = try lab.run(in: vm1, "ip", "link", "set", "dev", t.vmInterface, "up")
+        try waitForAddress("the answer to its router solicitation")
+        XCTAssertGreaterThanOrEqual(try lab.freshStatus().requests?["ra-solicited"] ?? 0, 1, "vnicd answered a solicitation")
+
+        let vm2 = try lab.run(in: t.vmNamespace(2), "ip", "-6", "addr", "show", "dev", t.vmInterface, "scope", "global").stdout
+        XCTAssertEqual(vm2.trimmingCharacters(in: .whitespacesAndNewlines), "", "VM2 (ipv6-ra off) got no prefix")
+        XCTAssertEqual(try drops(lab, "vnic1"), [:], "no false positive: DAD, ND and traffic from the SLAAC address pass")
+    }
 }
