@@ -98,8 +98,8 @@ public final class Dataplane {
         /// The port's own transmit drops when it was attached (status shows what came after).
         var portDropBase: UInt64 = 0
         /// Rate state, shared by the VNIC's workers: maxbw [0] towards the VM,
-        /// [1] from it; [2] its configuration requests.
-        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
+        /// [1] from it; [2] its configuration requests; [3] its last router advertisement.
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
         /// The spec's source prefixes, for the workers' checks; replaced when the
         /// spec changes (the old buffers are kept until no table can name them).
         var prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
@@ -108,7 +108,7 @@ public final class Dataplane {
         var retiredPrefixes6: [UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>] = []
         init(spec: VNICSpec, portIfindex: UInt32) {
             self.spec = spec; self.portIfindex = portIfindex
-            tat.initialize(repeating: 0, count: 3)
+            tat.initialize(repeating: 0, count: 4)
             prefixes = Active.allocate(spec.sourcePrefixes)
             prefixes6 = Active.allocate(spec.sourcePrefixes6)
         }
@@ -658,7 +658,6 @@ public final class Dataplane {
                                  dhcp: a.spec.dhcp,
                                  handoff: own ? -1 : Int32(q % a.portRings.count),
                                  handoffPort: own ? nil : a.portRings[q % a.portRings.count],
-                                 mayAdvertise: !(a.spec.protection.contains(.ipNospoof) && a.spec.raGuard),
                                  answersRS: a.spec.answersRouterSolicitations)
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }

@@ -90,7 +90,7 @@ public final class InMemoryPipeline {
                                             fd: -1, frames: portPool,
                                             fillTarget: Dataplane.defaultPortFrames - Worker.towardsVM(Dataplane.defaultPortFrames)))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
-        tat = .allocate(capacity: 3); tat.initialize(repeating: 0, count: 3)
+        tat = .allocate(capacity: 4); tat.initialize(repeating: 0, count: 4)
         var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)
         spec.sources = sources
         let list = spec.sourcePrefixes

@@ -380,17 +380,24 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Copies a frame to the port of every VNIC in `entries` but `except` (-1:
-    /// none). A router solicitation goes only to the VNICs whose router
-    /// advertisements would pass (ip-nospoof's ra-guard drops the others'
-    /// answers): Linux retries its solicitations for ever, and with 1,000 VMs
-    /// and no router, copying them to every VM was most of an idle worker's work.
+    /// none). A router solicitation goes only to the VNICs that are routers:
+    /// those that sent a router advertisement (one that passed their checks)
+    /// in the last hour, as a bridge learns its multicast router ports. Linux
+    /// retries its solicitations for ever, and with 1,000 VMs and no router,
+    /// copying them to every VM was most of an idle worker's work. A router
+    /// VM announces itself unsolicited when it starts and at least every 30
+    /// minutes (RFC 4861's MaxRtrAdvInterval), which reaches every VM.
     @inline(__always)
     private func flood(_ data: UnsafeRawPointer, len: UInt32, to entries: UnsafeMutablePointer<VNICEntry>,
                        count: Int, except: Int) {
         let routersOnly = Worker.isRouterSolicitation(data, len: len)
+        let now = routersOnly ? monotonicNanos() : 0
         for e in 0..<count where e != except {
             let entry = entries[e]
-            if routersOnly && !entry.mayAdvertise { continue }
+            if routersOnly {
+                let advertised = vnic_counter_load(entry.tat + Worker.lastAdvertisement)
+                if advertised == 0 || now &- advertised > Worker.routerMemory { continue }
+            }
             guard let port = entry.port else { _ = handOver(entry, data, len: len); continue }
             if enqueueCopy(port, from: data, len: len) {
                 table.pointee.markBusy(e, loop: loops)
@@ -405,10 +412,22 @@ final class Worker: @unchecked Sendable {
 
     /// An untagged ICMPv6 router solicitation (type 133, no extension header).
     @inline(__always)
-    static func isRouterSolicitation(_ f: UnsafeRawPointer, len: UInt32) -> Bool {
+    static func isRouterSolicitation(_ f: UnsafeRawPointer, len: UInt32) -> Bool { isICMPv6(f, len: len, type: 133) }
+
+    /// An untagged ICMPv6 router advertisement (type 134, no extension header).
+    @inline(__always)
+    static func isRouterAdvertisement(_ f: UnsafeRawPointer, len: UInt32) -> Bool { isICMPv6(f, len: len, type: 134) }
+
+    @inline(__always)
+    static func isICMPv6(_ f: UnsafeRawPointer, len: UInt32, type: UInt8) -> Bool {
         len >= 58 && f.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x86DD).bigEndian
-            && f.load(fromByteOffset: 20, as: UInt8.self) == 58 && f.load(fromByteOffset: 54, as: UInt8.self) == 133
+            && f.load(fromByteOffset: 20, as: UInt8.self) == 58 && f.load(fromByteOffset: 54, as: UInt8.self) == type
     }
+
+    /// The slot of a VNIC's shared state (`VNICEntry.tat`) holding when it last
+    /// sent a router advertisement (monotonic ns; 0: never), and how long that makes it a router.
+    static let lastAdvertisement = 3
+    static let routerMemory: UInt64 = 3_600_000_000_000
 
     /// Copies a frame for VNIC `entry`, whose port this worker has no socket
     /// on, into the ring to the worker that has one; false (counted) when that
@@ -557,7 +576,12 @@ final class Worker: @unchecked Sendable {
         let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)
         if local < 0 {
             // Broadcast/multicast: to every other VNIC too. Anything not local: the wire.
-            if MACKey.isGroup(dst) { flood(data, len: len, to: entries, count: count, except: e) }
+            if MACKey.isGroup(dst) {
+                if Worker.isRouterAdvertisement(data, len: len) {   // it is a router: solicitations reach it
+                    vnic_store_u64_relaxed(entry.tat + Worker.lastAdvertisement, monotonicNanos())
+                }
+                flood(data, len: len, to: entries, count: count, except: e)
+            }
             if enqueueCopy(uplink, from: data, len: len) { toWire &+= 1 } else {
                 countDrop(entry.counters, frames.pointee.count == 0 ? VNIC_DROP_NO_BUFFER : VNIC_DROP_TX_FULL)
             }

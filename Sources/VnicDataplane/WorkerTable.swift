@@ -74,7 +74,8 @@ struct VNICEntry {
     /// What the VNIC's outbound frames are checked against.
     var policy: SpoofPolicy
     /// maxbw, and its state: [0] towards the VM, [1] from the VM, shared by the
-    /// VNIC's workers.
+    /// VNIC's workers; [2] its requests' rate; [3] when it last sent a router
+    /// advertisement (Worker.lastAdvertisement).
     var limiter: RateLimiter
     var tat: UnsafeMutablePointer<UInt64>
     /// vnic's DHCP server answers this VNIC (its DHCP client messages go to the control thread).
@@ -83,9 +84,6 @@ struct VNICEntry {
     /// and that worker's port rings (read only for how many free frames they have).
     var handoff: Int32 = -1
     var handoffPort: UnsafeMutablePointer<QueueRings>? = nil
-    /// Router advertisements from it pass (not under ip-nospoof with ra-guard):
-    /// only such VNICs get other VMs' router solicitations.
-    var mayAdvertise = true
     /// vnicd answers its router solicitations (`ipv6-ra`): they go to the control thread, not to other VMs.
     var answersRS = false
 }

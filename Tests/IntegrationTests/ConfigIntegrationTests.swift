@@ -94,7 +94,7 @@ final class ConfigIntegrationTests: XCTestCase {
             XCTAssertEqual(f, [e.name, e.mac, e.port, e.ip], "VNIC \(e.name) is not wholly there", file: file, line: line)
             XCTAssertEqual(values[e.name], ["maxbw": e.maxbw, "priority": e.priority, "cpus": "",
                                             "protection": "mac-nospoof,ip-nospoof", "allowed-ips": e.allowed,
-                                            "denied-requests": "drop", "dhcp": "off", "dhcp-lease": "3600", "ra-guard": "on"],
+                                            "denied-requests": "drop", "dhcp": "off", "dhcp-lease": "3600", "ra-guard": "on", "ipv6-ra": "off"],
                            "properties of \(e.name)", file: file, line: line)
             found.append(i)
         }
@@ -367,9 +367,9 @@ final class ConfigIntegrationTests: XCTestCase {
         try makeTwoVNICs()
         let lines = ok(try adm("show-linkprop")).split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         XCTAssertEqual(lines.first, ["LINK", "PROPERTY", "PERM", "VALUE", "DEFAULT", "POSSIBLE"])
-        XCTAssertEqual(lines.count, 1 + 2 * 9)
-        XCTAssertEqual(lines.dropFirst().prefix(9).map { $0[1] },
-                       ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease", "ra-guard"])
+        XCTAssertEqual(lines.count, 1 + 2 * 10)
+        XCTAssertEqual(lines.dropFirst().prefix(10).map { $0[1] },
+                       ["maxbw", "priority", "cpus", "protection", "allowed-ips", "denied-requests", "dhcp", "dhcp-lease", "ra-guard", "ipv6-ra"])
         XCTAssertEqual(lines[1], ["vnic1", "maxbw", "rw", "100M", "--", "--"])
         XCTAssertEqual(lines[2], ["vnic1", "priority", "rw", "high", "high", "low,medium,high"])
         XCTAssertEqual(lines[3], ["vnic1", "cpus", "rw", "0,2,3", "--", "--"])
@@ -379,7 +379,8 @@ final class ConfigIntegrationTests: XCTestCase {
         XCTAssertEqual(lines[7], ["vnic1", "dhcp", "rw", "off", "off", "off,on"])
         XCTAssertEqual(lines[8], ["vnic1", "dhcp-lease", "rw", "3600", "3600", "--"])
         XCTAssertEqual(lines[9], ["vnic1", "ra-guard", "rw", "on", "on", "on,off"])
-        XCTAssertEqual(lines[10], ["vnic2", "maxbw", "rw", "--", "--", "--"])
+        XCTAssertEqual(lines[10], ["vnic1", "ipv6-ra", "rw", "off", "off", "off,slaac,managed"])
+        XCTAssertEqual(lines[11], ["vnic2", "maxbw", "rw", "--", "--", "--"])
         // Columns line up: every row's VALUE starts where the header's does.
         let raw = ok(try adm("show-linkprop", "vnic1")).split(separator: "\n")
         let column = raw[0].range(of: "VALUE")!.lowerBound.utf16Offset(in: raw[0])
@@ -401,7 +402,7 @@ final class ConfigIntegrationTests: XCTestCase {
         ok(try adm("set-linkprop", "-p", "maxbw=1.5G", "-p", "protection=mac-nospoof,restricted,priority=low", "vnic2"))
         XCTAssertEqual(ok(try adm("show-linkprop", "-c", "-o", "property,value", "vnic2")),
                        "maxbw:1.5G\npriority:low\ncpus:\nprotection:mac-nospoof,restricted\nallowed-ips:\n"
-                       + "denied-requests:drop\ndhcp:off\ndhcp-lease:3600\nra-guard:on\n")
+                       + "denied-requests:drop\ndhcp:off\ndhcp-lease:3600\nra-guard:on\nipv6-ra:off\n")
         ok(try adm("reset-linkprop", "-p", "maxbw,protection", "vnic2"))
         XCTAssertEqual(ok(try adm("show-linkprop", "-c", "-o", "value", "-p", "maxbw,priority,protection", "vnic2")), "\nlow\nmac-nospoof\n")
         ok(try adm("reset-linkprop", "vnic2"))

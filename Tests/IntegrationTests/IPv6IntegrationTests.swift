@@ -204,4 +204,49 @@ final class IPv6IntegrationTests: XCTestCase {
         XCTAssertEqual(vm2.trimmingCharacters(in: .whitespacesAndNewlines), "", "VM2 (ipv6-ra off) got no prefix")
         XCTAssertEqual(try drops(lab, "vnic1"), [:], "no false positive: DAD, ND and traffic from the SLAAC address pass")
     }
+
+    /// A router solicitation reaches the wire and the VMs that are routers:
+    /// none until VM1 sends a router advertisement, then VM1 and not VM2
+    /// (VNICs at the default protection, where any VM may answer).
+    func testSolicitationsReachOnlyTheVMsThatAdvertised() throws {
+        let lab = try LabFixture(test: self, vms: 3, queues: 1)
+        let t = lab.topology
+        try lab.createVNICs()
+        _ = try lab.startVnicd()
+        func hex(_ f: [UInt8]) -> String { f.map { String(format: "%02x", $0) }.joined() }
+        func send(from vm: Int, _ frame: [UInt8], count: Int) throws {
+            let r = try lab.run(in: t.vmNamespace(vm), try lab.bin("vnic-pktgen"), "-i", t.vmInterface, "--frame-hex", hex(frame),
+                                "--count", "\(count)", "--rate", "1000")
+            XCTAssertTrue(r.succeeded, r.diagnostic)
+        }
+        // VM3's solicitation: from its link-local address to all-routers, with its link-layer address.
+        let src = IPv6Address.linkLocal(t.vmMAC(3)), allRouters = IPv6Address(hi: 0xFF02_0000_0000_0000, lo: 2)
+        var icmp: [UInt8] = [133, 0, 0, 0, 0, 0, 0, 0, 1, 1] + t.vmMAC(3).bytes
+        let sum = RouterAdvertisement.checksum(src: src, dst: allRouters, next: 58, icmp)
+        icmp[2] = UInt8(sum >> 8); icmp[3] = UInt8(sum & 0xFF)
+        let rs = FrameBuilder.ethernet(dst: MACAddress("33:33:00:00:00:02")!, src: t.vmMAC(3), type: 0x86DD,
+                                       payload: [0x60, 0, 0, 0, 0, UInt8(icmp.count), 58, 255] + src.bytes + allRouters.bytes + icmp)
+        func received() throws -> [Int: UInt64] {
+            let s = try lab.freshStatus()
+            return [1: s.vnics["vnic1"]?.rxPackets ?? 0, 2: s.vnics["vnic2"]?.rxPackets ?? 0]
+        }
+        var before = try received()
+        try send(from: 3, rs, count: 50)
+        usleep(300_000)
+        var after = try received()
+        for vm in [1, 2] { XCTAssertLessThan(after[vm]! - before[vm]!, 10, "VM\(vm) is no router: the 50 solicitations do not reach it") }
+
+        // VM1 advertises (a router with a link-local address, as radvd sends on start).
+        let ra = RouterAdvertisement.frame(mode: .slaac, prefixes: [], mtu: 1500, gateway: IPv6Address.linkLocal(t.vmMAC(1)),
+                                           applianceMAC: t.vmMAC(1), dstMAC: MACAddress("33:33:00:00:00:01")!,
+                                           dstIP: RouterAdvertisement.allNodes)
+        try send(from: 1, ra, count: 1)
+        usleep(100_000)
+        before = try received()
+        try send(from: 3, rs, count: 50)
+        usleep(300_000)
+        after = try received()
+        XCTAssertGreaterThanOrEqual(after[1]! - before[1]!, 50, "VM1 advertised: every solicitation reaches it")
+        XCTAssertLessThan(after[2]! - before[2]!, 10, "VM2 still does not get them")
+    }
 }

@@ -21,7 +21,7 @@ final class WorkerTableTests: XCTestCase {
         let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
         let port = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
         let counters = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
-        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
         let prefixes = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: 1)
         let v6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
         defer { rx.deallocate(); port.deallocate(); counters.deallocate(); tat.deallocate(); prefixes.deallocate(); v6.deallocate() }
@@ -47,7 +47,7 @@ final class WorkerTableTests: XCTestCase {
     func testHotBitmapStartsFullAndMarksEntries() {
         let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
         let counters = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
-        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 3)
+        let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
         let prefixes = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: 1)
         let v6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
         defer { rx.deallocate(); counters.deallocate(); tat.deallocate(); prefixes.deallocate(); v6.deallocate() }
