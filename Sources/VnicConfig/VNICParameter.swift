@@ -398,7 +398,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
 
     public static let dhcp = VNICParameter.choice(
         "dhcp", tag: FieldTag.dhcp, .property, DHCPServer.self, keyPath: \.dhcp, dataplane: true, vm: false,
-        syntax: "off or on: vnic's DHCP server answers the VM with its address, prefix, gateway, MTU and lease (its DHCP never reaches the wire)")
+        syntax: "off or on: vnic's DHCP servers answer the VM: DHCPv4 with its address, prefix, gateway, MTU and lease, DHCPv6 with its IPv6 addresses (its DHCP never reaches the wire)")
 
     public static let raGuard = VNICParameter.choice(
         "ra-guard", tag: FieldTag.raGuard, .property, RAGuard.self, keyPath: \.raGuard, dataplane: true, vm: false,

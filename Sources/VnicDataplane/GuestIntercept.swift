@@ -1,7 +1,7 @@
 // GuestIntercept: recognising what a VM's port hands to the control thread:
 // the guest protocol's datagrams (IPv4 to 169.254.169.254; requests and acks to
 // UDP port 7177) and, for VNICs served by vnic's DHCP server, DHCP client
-// messages (IPv4/UDP to port 67). Bounds-checked loads only; see VnicCore's
+// messages (IPv4/UDP to port 67, IPv6/UDP to port 547). Bounds-checked loads only; see VnicCore's
 // GuestProtocol and DHCP for the protocols.
 import VnicCore
 
@@ -19,6 +19,12 @@ enum GuestIntercept {
         let ihl = Int(f.load(fromByteOffset: 14, as: UInt8.self) & 0x0F) * 4
         guard ihl >= 20, f.load(fromByteOffset: 23, as: UInt8.self) == 17, len >= 14 + ihl + 8 else { return false }
         return be16(f, 14 + ihl + 2) == 67
+    }
+
+    /// IPv6 (untagged, no extension header) UDP to port 547, the DHCPv6 server port, header inside the frame.
+    @inline(__always)
+    static func isDHCPv6ToServer(_ f: UnsafeRawPointer, len: Int) -> Bool {
+        len >= 62 && be16(f, 12) == 0x86DD && f.load(fromByteOffset: 20, as: UInt8.self) == 17 && be16(f, 56) == 547
     }
 
     /// UDP to the service port, with the header inside the frame.

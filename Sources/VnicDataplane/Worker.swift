@@ -554,7 +554,7 @@ final class Worker: @unchecked Sendable {
             if GuestIntercept.isRequestPort(data, len: Int(len)) { toControlThread(entry, data, len: Int(len)) }
             return
         }
-        if entry.dhcp && GuestIntercept.isDHCPToServer(data, len: Int(len)) {
+        if entry.dhcp && (GuestIntercept.isDHCPToServer(data, len: Int(len)) || GuestIntercept.isDHCPv6ToServer(data, len: Int(len))) {
             // vnic's DHCP server answers this VNIC: its DHCP stays off the wire.
             toControlThread(entry, data, len: Int(len))
             return

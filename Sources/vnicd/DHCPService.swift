@@ -77,7 +77,8 @@ extension GuestService {
     private func changeRequest(_ record: VNICRecord, queue: Int, _ m: DHCPMessage, _ wanted: IPv4Interface) {
         let outcome: VMRequestOutcome
         do {
-            outcome = try store.handleVMRequest(index: record.index, parameter: "ip", value: "\(wanted)", via: "DHCP request")
+            outcome = try store.handleVMRequest(index: record.index, parameter: "ip", value: Self.ipValue(record, wanted),
+                                                via: "DHCP request")
         } catch {
             logger.error("vnic \(record.name): DHCP request for \(wanted): \(error.message)")
             return count("dhcp-error")
@@ -94,10 +95,16 @@ extension GuestService {
         }
     }
 
+    /// The `ip` value a DHCPv4 client's request for `wanted` stands for: that
+    /// address instead of the VNIC's IPv4 ones, its IPv6 addresses kept.
+    static func ipValue(_ record: VNICRecord, _ wanted: IPv4Interface) -> String {
+        (["\(wanted)"] + record.ips6.map(\.description)).joined(separator: ",")
+    }
+
     private func allows(_ record: VNICRecord, _ address: IPv4Interface) -> Bool {
         var candidate = record
         do {
-            try VNICParameter.ip.parse("\(address)", into: &candidate)
+            try VNICParameter.ip.parse(Self.ipValue(record, address), into: &candidate)
             try VNICParameter.ip.validate(candidate)
         } catch {
             return false

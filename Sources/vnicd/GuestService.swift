@@ -70,6 +70,7 @@ final class GuestService {
             guard let r = known[index] else { return }
             return advertiser.solicited(r, queue: queue, source: source, frame: frame)
         }
+        if DHCPv6Message.clientDatagram(frame) != nil { return dhcp6(index: index, queue: queue, frame: frame) }   // DHCPv6Service
         guard let udp = FrameBuilder.udpPayload(frame), frame.count >= 12 else { return count("malformed") }
         if udp.dstPort == 67 { return dhcp(index: index, queue: queue, payload: udp.payload) }   // DHCPService
         let message: GuestMessage

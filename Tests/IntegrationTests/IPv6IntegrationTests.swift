@@ -105,6 +105,13 @@ final class IPv6IntegrationTests: XCTestCase {
         let lab = try LabFixture(test: self, vms: 2, queues: 1)
         let t = lab.topology
         try lab.createVNICs()
+        // What the issue saw refused: an IPv6 address at create-vnic, an IPv6 allowed-ips.
+        try lab.vnicadm("create-vnic", "-l", t.uplink, "-m", "02:00:00:00:09:01", "-i", "fd00::11/64", "vnic9")
+        try lab.vnicadm("set-linkprop", "-p", "allowed-ips=fd00::11/128", "vnic9")
+        XCTAssertEqual(try lab.vnicadm("show-linkprop", "-c", "-o", "value", "-p", "allowed-ips", "vnic9").stdout, "fd00::11\n")
+        let json = try lab.vnicadm("show-vnic", "--json", "-o", "name,ip", "vnic9").stdout
+        XCTAssertTrue(json.contains("\"fd00::11/64\""), json)
+        try lab.vnicadm("delete-vnic", "vnic9")
         let v4 = t.vmIP(1).description
         try lab.vnicadm("set", "vnic1", "ip=\(v4),fd00:77::11/64")
         try lab.vnicadm("set-policy", "-p", "ip=\(t.vmIP(1).address),fd00:77::20-fd00:77::2f", "vnic1")
@@ -151,6 +158,11 @@ final class IPv6IntegrationTests: XCTestCase {
         XCTAssertEqual(try addresses6(), ["fd00:77::22/64"], "VM1's interface after vnicadm set")
         ping = try lab.run(in: t.wireNamespace, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", "fd00:77::22")
         XCTAssertTrue(ping.succeeded, ping.diagnostic)
+        // And an IPv6 default route.
+        let gw = try lab.vnicadm("set", "vnic1", "gateway=fe80::1")
+        XCTAssertTrue(gw.stdout.contains("guest acknowledged"), gw.stdout)
+        let route = try lab.run(in: vm1, "ip", "-6", "route", "show", "default").stdout
+        XCTAssertTrue(route.contains("via fe80::1"), "VM1's IPv6 default route: \(route)")
     }
 
     /// A guest at the kernel's defaults (accept_ra on, no static address) on a
@@ -248,5 +260,40 @@ final class IPv6IntegrationTests: XCTestCase {
         after = try received()
         XCTAssertGreaterThanOrEqual(after[1]! - before[1]!, 50, "VM1 advertised: every solicitation reaches it")
         XCTAssertLessThan(after[2]! - before[2]!, 10, "VM2 still does not get them")
+    }
+
+    /// dhcpcd (IPv6 only, its defaults) on a VNIC with dhcp=on and
+    /// ipv6-ra=managed under ip-nospoof and dhcp-nospoof: the RA's M flag sends
+    /// it to DHCPv6, vnicd's server gives the VNIC's address, dhcpcd configures
+    /// it, and traffic from it passes. Its DHCPv6 never reaches the wire.
+    func testDhcpcdGetsItsAddressFromVnicsDHCPv6Server() throws {
+        for tool in ["dhcpcd", "unshare", "tcpdump"] where Command.find(tool) == nil {
+            throw TestEnvironment.unavailable("\(tool) not installed (apt-get install dhcpcd-base util-linux tcpdump)")
+        }
+        let lab = try LabFixture(test: self, vms: 2, queues: 1)
+        let t = lab.topology
+        try lab.createVNICs()
+        try lab.vnicadm("set", "vnic1", "ip=\(t.vmIP(1)),fd00:77::11/64")
+        try lab.vnicadm("set-linkprop", "-p", "protection=mac-nospoof,ip-nospoof,dhcp-nospoof", "-p", "dhcp=on",
+                        "-p", "ipv6-ra=managed", "vnic1")
+        try addAddress(lab, t.wireNamespace, t.wire, "\(Self.wire6)/64")
+        _ = try lab.startVnicd()
+        let capture = try lab.start(in: t.wireNamespace, "tcpdump", "-n", "-l", "-i", t.wire, "udp port 547 or udp port 546")
+        defer { _ = capture.terminate() }
+        let leases = lab.path("dhcpcd6-leases")
+        try FileManager.default.createDirectory(atPath: leases, withIntermediateDirectories: true)
+        let sh = "mkdir -p /run/dhcpcd && mount -t tmpfs none /run/dhcpcd && mount --bind \(leases) /var/lib/dhcpcd && "
+            + "exec dhcpcd -f /dev/null -6 -1 -B -d -t 20 --nohook resolv.conf -c /bin/true \(t.vmInterface)"
+        let r = try lab.run(in: t.vmNamespace(1), ["unshare", "-m", "sh", "-c", sh], timeout: .seconds(40))
+        XCTAssertTrue(r.succeeded, "dhcpcd -6: \(r.diagnostic)")
+        let show = try lab.run(in: t.vmNamespace(1), "ip", "-6", "addr", "show", "dev", t.vmInterface, "scope", "global").stdout
+        XCTAssertTrue(show.contains("fd00:77::11/"), "dhcpcd configured the VNIC's address: \(show)\n\(r.stderr.suffix(2000))")
+        let ping = try lab.run(in: t.vmNamespace(1), "ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", "-I", "fd00:77::11", Self.wire6)
+        XCTAssertTrue(ping.succeeded, "from the leased address to the wire: \(ping.diagnostic)")
+        let s = try lab.freshStatus()
+        XCTAssertGreaterThanOrEqual(s.requests?["dhcp6-reply"] ?? 0, 1, "vnicd replied: \(s.requests ?? [:])")
+        XCTAssertEqual(try drops(lab, "vnic1"), [:], "no false positive")
+        usleep(200_000)
+        XCTAssertFalse(capture.terminate().stdout.contains("dhcp6"), "the VM's DHCPv6 stays off the wire")
     }
 }

@@ -128,3 +128,59 @@ final class RouterAdvertisementTests: XCTestCase {
         XCTAssertNil(RouterAdvertisement.solicitation(Array(rs.prefix(60))))
     }
 }
+
+final class DHCPv6MessageTests: XCTestCase {
+    func testRoundTripAndWhatAClientSends() throws {
+        var m = DHCPv6Message(kind: .reply, transactionID: 0xABCDEF)
+        m.clientID = [0, 1, 0, 1, 1, 2, 3, 4, 2, 0, 0, 0, 1, 1]
+        m.serverID = DHCPv6Message.duid(MACAddress("02:a9:fe:a9:fe:01")!)
+        m.iaNA = [DHCPv6Message.IANA(iaid: 7, t1: 1800, t2: 2880, addresses: [(IPv6Address("fd00:77::11")!, 3600, 3600)])]
+        m.status = (.success, "")
+        let bytes = m.encoded()
+        XCTAssertEqual(Array(bytes[0..<4]), [7, 0xAB, 0xCD, 0xEF])
+        XCTAssertEqual(DHCPv6Message.parse(bytes), m)
+        XCTAssertEqual(m.serverID, [0, 3, 0, 1, 0x02, 0xa9, 0xfe, 0xa9, 0xfe, 0x01])
+        // A SOLICIT as dhcpcd sends it: client id, an IA_NA without addresses, elapsed time, option request.
+        let solicit: [UInt8] = [1, 0x12, 0x34, 0x56,
+                                0, 1, 0, 4, 0, 3, 0, 1,                      // client id (truncated DUID, as opaque bytes)
+                                0, 3, 0, 12, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0,   // IA_NA iaid 9
+                                0, 8, 0, 2, 0, 0,                            // elapsed time
+                                0, 6, 0, 2, 0, 23]                           // option request: DNS
+        let s = try XCTUnwrap(DHCPv6Message.parse(solicit))
+        XCTAssertEqual(s.kind, .solicit)
+        XCTAssertEqual(s.transactionID, 0x123456)
+        XCTAssertEqual(s.clientID, [0, 3, 0, 1])
+        XCTAssertEqual(s.iaNA.map(\.iaid), [9])
+        XCTAssertTrue(s.iaNA[0].addresses.isEmpty)
+    }
+
+    func testMalformedIsNil() {
+        XCTAssertNil(DHCPv6Message.parse([1, 0, 0]), "no room for the header")
+        XCTAssertNil(DHCPv6Message.parse([99, 0, 0, 0]), "unknown type")
+        XCTAssertNil(DHCPv6Message.parse([1, 0, 0, 0, 0, 1, 0, 9, 1]), "an option past the end")
+        XCTAssertNil(DHCPv6Message.parse([1, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 1]), "an IA_NA shorter than 12")
+        XCTAssertNil(DHCPv6Message.parse([1, 0, 0, 0, 0, 3, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0]),
+                     "an IA address shorter than 24")
+    }
+
+    func testServerFrameIsAValidDatagram() throws {
+        var m = DHCPv6Message(kind: .advertise, transactionID: 1)
+        m.clientID = [1]
+        let vm = MACAddress("02:00:00:00:01:01")!, appliance = MACAddress("02:a9:fe:a9:fe:01")!
+        let f = DHCPv6Message.serverFrame(m, applianceMAC: appliance, dstMAC: vm, dstIP: IPv6Address.linkLocal(vm))
+        XCTAssertEqual(Array(f[0..<12]), vm.bytes + appliance.bytes)
+        XCTAssertEqual(f[20], 17)
+        XCTAssertEqual(Array(f[54..<58]), [0x02, 0x23, 0x02, 0x22], "547 -> 546")
+        let udp = Array(f[54...])
+        XCTAssertEqual(RouterAdvertisement.checksum(src: IPv6Address(bytes: f[22..<38])!, dst: IPv6Address(bytes: f[38..<54])!, next: 17, udp), 0,
+                       "the UDP checksum verifies")
+        // What a client sends back is recognised as one.
+        var request = f
+        request.replaceSubrange(54..<58, with: [0x02, 0x22, 0x02, 0x23])
+        let d = try XCTUnwrap(DHCPv6Message.clientDatagram(request))
+        XCTAssertEqual(d.sourcePort, 546)
+        XCTAssertEqual(DHCPv6Message.parse(d.payload)?.clientID, [1])
+        request[20] = 0   // behind a hop-by-hop header: not looked at
+        XCTAssertNil(DHCPv6Message.clientDatagram(request))
+    }
+}
