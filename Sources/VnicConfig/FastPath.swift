@@ -129,18 +129,30 @@ public struct VNICView {
     /// The value bytes of the first field with `tag`, or nil.
     @inlinable
     public func field(_ tag: UInt16) -> UnsafeRawBufferPointer? {
+        var found: UnsafeRawBufferPointer? = nil
+        forEachField { t, value in
+            guard t == tag else { return true }
+            found = value
+            return false
+        }
+        return found
+    }
+
+    /// Walks the fields in order, each (tag, value bytes), while `body` returns
+    /// true; stops at the first field that runs past the record.
+    @inlinable
+    public func forEachField(_ body: (UInt16, UnsafeRawBufferPointer) -> Bool) {
         let count = bytes.count
-        guard count >= 2, let base = bytes.baseAddress else { return nil }
+        guard count >= 2, let base = bytes.baseAddress else { return }
         var offset = 2
         while offset &+ 4 <= count {
             let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
             let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
             let start = offset &+ 4
-            guard start &+ length <= count else { return nil }
-            if t == tag { return UnsafeRawBufferPointer(start: base + start, count: length) }
+            guard start &+ length <= count else { return }
+            if !body(t, UnsafeRawBufferPointer(start: base + start, count: length)) { return }
             offset = start &+ length
         }
-        return nil
     }
 
     @inlinable
@@ -230,18 +242,9 @@ public struct VNICView {
             for i in allowed.indices { body(allowed[i].network, allowed[i].prefixLength) }
             return
         }
-        let count = bytes.count
-        guard count >= 2, let base = bytes.baseAddress else { return }
-        var offset = 2
-        while offset &+ 4 <= count {
-            let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
-            let start = offset &+ 4
-            guard start &+ length <= count else { return }
-            if t == FieldTag.ip && length == 5 {
-                body(UInt32(bigEndian: base.loadUnaligned(fromByteOffset: start, as: UInt32.self)), 32)
-            }
-            offset = start &+ length
+        forEachField { t, v in
+            if t == FieldTag.ip && v.count == 5, let p = v.baseAddress { body(UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)), 32) }
+            return true
         }
     }
 }
@@ -264,25 +267,17 @@ extension VNICView {
             for i in allowed.indices { body(allowed[i].hi, allowed[i].lo, allowed[i].prefixLength) }
             return
         }
-        let count = bytes.count
-        guard count >= 2, let base = bytes.baseAddress else { return }
         var iid: UInt64? = nil
-        var offset = 2
-        while offset &+ 4 <= count {
-            let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
-            let start = offset &+ 4
-            guard start &+ length <= count else { return }
-            if t == FieldTag.ip && length == 17 {
-                let hi = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: start, as: UInt64.self))
-                var lo = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: start &+ 8, as: UInt64.self))
-                if lo == 0 && base.load(fromByteOffset: start &+ 16, as: UInt8.self) == 64 {   // a SLAAC prefix
-                    if iid == nil { iid = IPv6Address.interfaceIdentifier(mac) }
-                    lo = iid!
-                }
-                body(hi, lo, 128)
+        forEachField { t, v in
+            guard t == FieldTag.ip && v.count == 17, let p = v.baseAddress else { return true }
+            let hi = UInt64(bigEndian: p.loadUnaligned(as: UInt64.self))
+            var lo = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            if lo == 0 && p.load(fromByteOffset: 16, as: UInt8.self) == 64 {   // a SLAAC prefix
+                if iid == nil { iid = IPv6Address.interfaceIdentifier(mac) }
+                lo = iid!
             }
-            offset = start &+ length
+            body(hi, lo, 128)
+            return true
         }
     }
 }

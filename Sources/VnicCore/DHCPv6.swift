@@ -95,7 +95,7 @@ public struct DHCPv6Message: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         var out: [UInt8] = [kind.rawValue, UInt8(transactionID >> 16 & 0xFF), UInt8(transactionID >> 8 & 0xFF), UInt8(transactionID & 0xFF)]
         func option(_ code: UInt16, _ value: [UInt8]) -> [UInt8] { FrameBuilder.be16(code) + FrameBuilder.be16(UInt16(value.count)) + value }
-        func statusOption(_ s: (Status, String)) -> [UInt8] { option(Option.statusCode, FrameBuilder.be16(s.0.rawValue) + Array(s.1.utf8.prefix(200))) }
+        func statusOption(_ s: (Status, String)) -> [UInt8] { option(Option.statusCode, FrameBuilder.be16(s.0.rawValue) + Array(s.1.utf8)) }
         if let c = clientID { out += option(Option.clientID, c) }
         if let s = serverID { out += option(Option.serverID, s) }
         if rapidCommit { out += option(Option.rapidCommit, []) }

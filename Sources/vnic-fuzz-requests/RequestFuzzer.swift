@@ -1,8 +1,10 @@
 // vnic-fuzz-requests: libFuzzer target for the parsers of what a VM asks the
 // appliance (the control thread's side): FrameBuilder.udpPayload on the frame,
-// GuestMessage.decode and DHCPMessage.parse on a UDP payload. Every input is
-// tried three ways: as a guest-protocol message, as a DHCP datagram, and as a
-// whole frame whose UDP payload then goes to the parser its port selects.
+// GuestMessage.decode and DHCPMessage.parse on a UDP payload, and
+// DHCPv6Message.clientDatagram/parse and RouterAdvertisement.solicitation for
+// IPv6. Every input is tried as a guest-protocol message, as a DHCP and a
+// DHCPv6 message, and as a whole frame whose payload then goes to the parser
+// its port selects.
 //
 // Built two ways (scripts/fuzz.sh): with -sanitize=fuzzer,address -DVNIC_FUZZ
 // (and the experimental feature Extern) for libFuzzer, or plain as a replayer `vnic-fuzz-requests FILE|DIR...`.
@@ -12,7 +14,10 @@
 //     parsed DHCPMessage re-parses from `encoded()` to an equal message;
 //   - the DHCP parser gives the same answer on a slice that does not start at
 //     index 0 (how vnicd calls it, on udpPayload's slice);
-//   - udpPayload's payload lies inside the frame and agrees with its ports.
+//   - udpPayload's payload lies inside the frame and agrees with its ports;
+//   - a parsed DHCPv6Message re-parses from `encoded()` to an equal message
+//     (unknown options dropped), on any slice; clientDatagram's payload lies
+//     inside the frame.
 import Foundation
 import VnicCore
 
@@ -39,10 +44,23 @@ func dhcpMessage(_ b: ArraySlice<UInt8>, _ other: ArraySlice<UInt8>?, _ input: [
     guard let again = DHCPMessage.parse(m.encoded()), again == m else { fail("DHCPMessage round trip", input) }
 }
 
-/// One input, three ways.
+func dhcpv6Message(_ b: ArraySlice<UInt8>, _ input: [UInt8]) {
+    let m = DHCPv6Message.parse(b)
+    if m != DHCPv6Message.parse(Array(b)) { fail("DHCPv6Message.parse depends on the slice's start index", input) }
+    guard let m else { return }
+    guard let again = DHCPv6Message.parse(m.encoded()), again == m else { fail("DHCPv6Message round trip", input) }
+}
+
+/// One input, every way.
 func checkRequest(_ input: [UInt8]) {
     guestMessage(input, input)
     dhcpMessage(input[...], nil, input)
+    dhcpv6Message(input[...], input)
+    if let d = DHCPv6Message.clientDatagram(input) {
+        guard d.payload.startIndex >= 62, d.payload.endIndex <= input.count else { fail("clientDatagram outside the frame", input) }
+        dhcpv6Message(d.payload, input)
+    }
+    _ = RouterAdvertisement.solicitation(input)
     if let u = FrameBuilder.udpPayload(input) {
         guard u.payload.startIndex >= 42, u.payload.endIndex <= input.count,
               u.srcPort == UInt16(input[u.payload.startIndex - 8]) << 8 | UInt16(input[u.payload.startIndex - 7]),

@@ -109,6 +109,16 @@ requests["frame-guest-request"] = frames["guest-request"]
 requests["frame-dhcp-discover"] = frames["dhcp-discover"]
 requests["frame-ipv4-options-guest"] = eth(GW, VM, 0x0800, ipv4("10.77.0.11", "169.254.169.254", 17,
                                            udp(40000, 7177, guest(1, 4, "ip", "10.77.0.11")), ihl=6, options=b"\x94\x04\0\0"))
+# DHCPv6 (RFC 8415): a SOLICIT as dhcpcd sends it, a REQUEST with an address hint, and the same in frames.
+def opt6(code, value): return struct.pack("!HH", code, len(value)) + value
+CLIENT = opt6(1, bytes([0, 3, 0, 1]) + VM)
+IA_HINT = opt6(3, struct.pack("!III", 9, 0, 0) + opt6(5, v6("fd000077000000000000000000000021") + struct.pack("!II", 0, 0)))
+requests["dhcp6-solicit"] = bytes([1, 0x12, 0x34, 0x56]) + CLIENT + opt6(3, struct.pack("!III", 9, 0, 0)) + opt6(8, b"\0\0") + opt6(6, b"\0\x17")
+requests["dhcp6-request-hint"] = bytes([3, 0, 0, 7]) + CLIENT + opt6(2, bytes([0, 3, 0, 1, 2, 0xa9, 0xfe, 0xa9, 0xfe, 1])) + IA_HINT
+ALL_DHCP = v6("ff020000000000000000000000010002")
+requests["frame-dhcp6-solicit"] = eth(bytes([0x33, 0x33, 0, 1, 0, 2]), VM, 0x86DD, ipv6(LL, ALL_DHCP, 17, udp(546, 547, requests["dhcp6-solicit"])))
+requests["frame-router-solicitation"] = frames["router-solicitation"] if "router-solicitation" in frames else eth(
+    bytes([0x33, 0x33, 0, 0, 0, 2]), VM, 0x86DD, ipv6(LL, v6("ff020000000000000000000000000002"), 58, bytes([133, 0, 0, 0, 0, 0, 0, 0])))
 
 for sub, items in (("frames", frames), ("requests", requests)):
     d = os.path.join(root, sub)
