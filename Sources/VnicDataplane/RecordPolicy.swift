@@ -16,13 +16,15 @@ struct RecordPolicy: SourcePolicy {
     let count: Int
     /// More prefixes than the scratch holds: ask the record per packet.
     let overflow: Bool
-    /// The IPv6 prefixes, (network high, network low, mask high, mask low), besides the link-local address.
+    /// The IPv6 prefixes, (network high, network low, mask high, mask low),
+    /// besides the link-local address: resolved at the burst's first IPv6
+    /// source check (`count6` -1 until then), so IPv4 bursts never pay for them.
     let prefixes6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
-    let count6: Int
+    let count6: UnsafeMutablePointer<Int>
 
     @inline(__always)
     init(_ view: VNICView, scratch: UnsafeMutablePointer<(UInt32, UInt32)>,
-         scratch6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>) {
+         scratch6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>, count6: UnsafeMutablePointer<Int>) {
         self.view = view
         mac = MACKey.from(view.mac)
         protection = view.protection
@@ -40,18 +42,23 @@ struct RecordPolicy: SourcePolicy {
         }
         count = min(n, RecordPolicy.scratchCapacity)
         overflow = n > RecordPolicy.scratchCapacity
-        // The record holds at most VNICRecord.maxAddresses (64) of each family: the scratch holds them all.
-        var n6 = 0
         prefixes6 = scratch6
-        if protection.contains(.ipNospoof) {
-            view.forEachSource6 { hi, lo, length in
-                guard n6 < RecordPolicy.scratchCapacity else { return }
-                let (mh, ml) = IPv6CIDR.mask(length)
-                scratch6[n6] = (hi & mh, lo & ml, mh, ml)
-                n6 += 1
-            }
+        self.count6 = count6
+        count6.pointee = -1
+    }
+
+    /// Resolves the IPv6 prefixes into the scratch. The record holds at most
+    /// VNICRecord.maxAddresses (64) of each family: the scratch holds them all.
+    @inline(never)
+    func resolve6() {
+        var n = 0
+        view.forEachSource6 { hi, lo, length in
+            guard n < RecordPolicy.scratchCapacity else { return }
+            let (mh, ml) = IPv6CIDR.mask(length)
+            prefixes6[n] = (hi & mh, lo & ml, mh, ml)
+            n += 1
         }
-        count6 = n6
+        count6.pointee = n
     }
 
     @inline(__always)
@@ -65,7 +72,8 @@ struct RecordPolicy: SourcePolicy {
     @inline(__always)
     func allowsIPv6(_ hi: UInt64, _ lo: UInt64) -> Bool {
         if hi == 0xFE80_0000_0000_0000 && lo == AntiSpoof.eui64(mac) { return true }
-        for i in 0..<count6 where hi & prefixes6[i].2 == prefixes6[i].0 && lo & prefixes6[i].3 == prefixes6[i].1 { return true }
+        if count6.pointee < 0 { resolve6() }
+        for i in 0..<count6.pointee where hi & prefixes6[i].2 == prefixes6[i].0 && lo & prefixes6[i].3 == prefixes6[i].1 { return true }
         return false
     }
 }

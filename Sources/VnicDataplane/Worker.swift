@@ -112,6 +112,7 @@ final class Worker: @unchecked Sendable {
     /// Where a burst's record policy resolves its source prefixes.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
     private let sourceScratch6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: RecordPolicy.scratchCapacity)
+    private let sourceCount6 = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     /// Where a chain of descriptors (a guest's TSO frame, up to 64 KiB) is gathered before it is cut.
     static let chainCapacity = 65536 + 256
     private let chainScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.chainCapacity, alignment: 64)
@@ -171,6 +172,7 @@ final class Worker: @unchecked Sendable {
         readyTags.deallocate()
         sourceScratch.deallocate()
         sourceScratch6.deallocate()
+        sourceCount6.deallocate()
         chainScratch.deallocate()
         segmentScratch.deallocate()
         uplink.deallocate(); FramePool.destroy(frames)
@@ -885,7 +887,7 @@ final class Worker: @unchecked Sendable {
                 }
                 if let view {
                     toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                             mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch, scratch6: sourceScratch6))
+                                             mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch, scratch6: sourceScratch6, count6: sourceCount6))
                 } else {
                     toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
                                              mtu: 1500, entry.policy)
