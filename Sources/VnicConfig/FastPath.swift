@@ -2,15 +2,20 @@
 //
 // A `ConfigReader` owns one LMDB read transaction (the environment is opened
 // with MDB_NOTLS, so the transaction belongs to the reader, not to a thread).
-// A worker brackets each burst with `beginBurst()` (mdb_txn_renew: a snapshot of
-// the latest commit) and `endBurst()` (mdb_txn_reset: releases the snapshot so
-// writers can reuse pages), and in between looks VNICs up by index:
+// A worker brackets each burst with `beginBurst()` and `endBurst()`, and in
+// between looks VNICs up by index. `beginBurst()` takes a snapshot of the
+// latest commit (mdb_txn_renew) only when there was a commit since the one it
+// holds: the last transaction id, read from the map's meta pages
+// (mdb_env_info, no syscall), tells; otherwise the held snapshot serves, so a
+// burst of one frame does not pay an LMDB round. `releaseSnapshot()`
+// (mdb_txn_reset) lets writers reuse the snapshot's pages; a worker calls it
+// before it sleeps. In a burst it looks VNICs up by index:
 // `vnic(index:)` is one `mdb_get` that returns a `VNICView` over the record's
 // bytes in the map. Nothing here allocates: keys live on the stack, the view is
 // a pointer and a length, and its accessors decode the TLV fields in place.
 //
 // Invariants: a view is valid only until `endBurst()` (the pages it points at
-// may be reused by a writer after that); a reader is used by one thread at a
+// may be reused by a writer once the snapshot is let go); a reader is used by one thread at a
 // time. Records are in format 3, whose hot prefix (index, mac, protection,
 // priority, maxbw, allowed-ips and its IPv6 part, ra-guard) comes first, so each
 // accessor stops within the first eight fields; an older or damaged record reads
@@ -25,6 +30,10 @@ public final class ConfigReader: @unchecked Sendable {
     @usableFromInline let vnicsDBI: MDB_dbi
     @usableFromInline let metaDBI: MDB_dbi
     @usableFromInline var inBurst = false
+    /// Whether the transaction holds a snapshot (renewed, not reset), and of which commit.
+    @usableFromInline var held = false
+    @usableFromInline var heldTxnID = 0
+    @usableFromInline let env: OpaquePointer
     private var txn: ReadTransaction
     /// Keeps the environment (and its map) alive as long as the reader.
     public let store: ConfigStore
@@ -42,25 +51,44 @@ public final class ConfigReader: @unchecked Sendable {
         }
         vnicsDBI = store.tables.vnics.dbi
         metaDBI = store.tables.meta.dbi
+        env = store.environment.handle
     }
 
-    /// Takes a snapshot of the latest commit for this burst (the corresponding C
+    /// Starts a burst on a snapshot of the latest commit: the one held when
+    /// nothing was committed since, else a new one (the corresponding C
     /// function is `mdb_txn_renew`). Throws only when the database cannot be
     /// read; the worker should then keep its cached configuration.
     @inlinable
     public func beginBurst() throws(VnicError) {
+        if held {
+            var info = MDB_envinfo()
+            mdb_env_info(env, &info)
+            if info.me_last_txnid == heldTxnID { inBurst = true; return }
+            mdb_txn_reset(handle)
+            held = false
+        }
         let rc = mdb_txn_renew(handle)
         if rc != MDB_SUCCESS { try renewFailed(rc) }
+        held = true
+        heldTxnID = mdb_txn_id(handle)
         inBurst = true
     }
 
-    /// Releases the burst's snapshot; every view taken in it becomes invalid
-    /// (the corresponding C function is `mdb_txn_reset`).
+    /// Ends the burst: every view taken in it becomes invalid. The snapshot is
+    /// kept for the next burst unless something is committed meanwhile.
     @inlinable
     public func endBurst() {
-        if inBurst {
+        inBurst = false
+    }
+
+    /// Lets go of the held snapshot (the corresponding C function is
+    /// `mdb_txn_reset`), so writers may reuse its pages: before a worker sleeps.
+    @inlinable
+    public func releaseSnapshot() {
+        inBurst = false
+        if held {
             mdb_txn_reset(handle)
-            inBurst = false
+            held = false
         }
     }
 
@@ -105,13 +133,13 @@ public final class ConfigReader: @unchecked Sendable {
         if rc == MDB_MAP_RESIZED {   // another process grew the map: adopt it once
             rc = mdb_env_set_mapsize(store.environment.handle, 0)
             if rc == MDB_SUCCESS { rc = mdb_txn_renew(handle) }
-            if rc == MDB_SUCCESS { return }
+            if rc == MDB_SUCCESS { held = true; heldTxnID = mdb_txn_id(handle); return }
         }
         throw VnicError(LMDBError(code: rc, operation: "renew read transaction on database \(store.path)").description)
     }
 
     deinit {
-        endBurst()
+        releaseSnapshot()
     }
 }
 

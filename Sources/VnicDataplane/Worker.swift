@@ -256,6 +256,8 @@ final class Worker: @unchecked Sendable {
                     // wait on: announce the sleep, look once more, and that worker wakes us.
                     let t = table.pointee
                     vnic_store_u64_relaxed(sleeping, 1)
+                    // Writers may reuse the pages of the database snapshot while it sleeps.
+                    reader?._withUnsafeGuaranteedRef { $0.releaseSnapshot() }
                     vnic_fence_seq_cst()
                     var handed = false
                     for i in 0..<t.incomingCount where !t.incoming[i].isEmpty { handed = true }

@@ -103,6 +103,34 @@ final class FastPathTests: XCTestCase {
         reader.endBurst()   // a second end is harmless
     }
 
+    /// A burst renews the snapshot only after a commit: without one the held
+    /// snapshot serves (no LMDB round for a one-frame burst); after releaseSnapshot
+    /// the next burst takes a new one.
+    func testABurstRenewsOnlyAfterACommit() throws {
+        let stored = try store.create(sampleRecord(1))
+        let reader = try ConfigReader(store: store)
+        try reader.beginBurst()
+        let first = reader.heldTxnID
+        reader.endBurst()
+        for _ in 0..<3 {
+            try reader.beginBurst()
+            XCTAssertEqual(reader.heldTxnID, first, "nothing committed: the same snapshot")
+            XCTAssertEqual(reader.vnic(index: stored.index)?.mtu, 1500)
+            reader.endBurst()
+        }
+        try store.update { (tx) throws(VnicError) in
+            try tx.update(name: stored.name, reason: "test") { r in r.mtu = 9000 }
+        }
+        try reader.beginBurst()
+        XCTAssertGreaterThan(reader.heldTxnID, first, "a commit: a new snapshot")
+        XCTAssertEqual(reader.vnic(index: stored.index)?.mtu, 9000)
+        reader.endBurst()
+        reader.releaseSnapshot()
+        XCTAssertFalse(reader.held)
+        try reader.withBurst { XCTAssertEqual($0.vnic(index: stored.index)?.mtu, 9000) }
+        XCTAssertTrue(reader.held)
+    }
+
     func testMalformedRecordsReadAsDefaultsWithoutTrapping() throws {
         try store.create(sampleRecord(1))
         let bad: [[UInt8]] = [[], [2], [2, 0], [2, 0, 4, 0, 6], [2, 0, 4, 0, 200, 0, 1, 2], [2, 0, 17, 0, 2, 0, 1, 1],
