@@ -34,6 +34,46 @@ final class RateLimiterTests: XCTestCase {
         }
     }
 
+    /// Exact to within 1% at 64 and 1,500 B, 1 Mbit/s to 100 Gbit/s: frames
+    /// offered faster than the limit in bursts of up to 64, the rate measured
+    /// over the last three quarters of the run (after the bucket's initial depth).
+    func testLimitIsExactWithinOnePercentFrom1MbitTo100Gbit() {
+        for rate in [1_000_000 as UInt64, 10_000_000, 100_000_000, 1_000_000_000, 10_000_000_000, 40_000_000_000, 100_000_000_000] {
+            for size in [64 as UInt32, 1500] {
+                let limiter = RateLimiter(bitsPerSecond: rate)
+                let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+                tat.initialize(to: 0)
+                defer { tat.deallocate() }
+                let frameNanos = Double(size) * 8 / Double(rate) * 1e9
+                // 4,000 frames' time plus the bucket, in steps of a third of a frame (64 offered a step).
+                let total = UInt64(4_000 * frameNanos) + limiter.toleranceNanos
+                let step = max(1, UInt64(frameNanos / 3))
+                let start: UInt64 = 5_000_000_000
+                var now = start, bytes: UInt64 = 0, measuredFrom: UInt64 = 0, bytesAtFrom: UInt64 = 0
+                while now < start + total {
+                    if measuredFrom == 0 && now >= start + limiter.toleranceNanos + (total - limiter.toleranceNanos) / 4 {
+                        measuredFrom = now; bytesAtFrom = bytes
+                    }
+                    bytes += UInt64(limiter.admit(tat, now: now, lengths: { _ in size }, count: 64)) * UInt64(size)
+                    now += step
+                }
+                let got = Double(bytes - bytesAtFrom) * 8 / (Double(now - measuredFrom) / 1e9)
+                XCTAssertEqual(got, Double(rate), accuracy: Double(rate) * 0.01, "\(rate) bit/s with \(size) B frames")
+            }
+        }
+    }
+
+    func testFixedPointArithmetic() {
+        // round(8e9 * 16 * 2^32 / 1e11) = round(5,497,558,138.88) (1.28 ticks a byte at 100 Gbit/s).
+        XCTAssertEqual(RateLimiter(bitsPerSecond: 100_000_000_000).scaledTicksPerByte, 5_497_558_139)
+        XCTAssertEqual(RateLimiter.cost(64, 5_497_558_139), 82, "81.92 ticks round to 82")
+        XCTAssertEqual(RateLimiter.cost(1500, 5_497_558_139), 1920, "120 ns exactly")
+        // The least maxbw fits: 1,000 bit/s is 8 ms a byte, 1.28e8 ticks.
+        XCTAssertEqual(RateLimiter.cost(1, RateLimiter(bitsPerSecond: 1_000).scaledTicksPerByte), 128_000_000)
+        XCTAssertEqual(RateLimiter.cost(65_535, RateLimiter(bitsPerSecond: 1_000).scaledTicksPerByte), 65_535 * 128_000_000,
+                       "no overflow for the largest frame at the least rate")
+    }
+
     func testWorkersSharingTheLimiterShareTheRate() {
         let got = admittedRate(bitsPerSecond: 100_000_000, size: 1514, perBurst: 64, interval: 50_000, seconds: 2, workers: 2)
         XCTAssertEqual(got, 1e8, accuracy: 2e6)
