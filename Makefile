@@ -48,7 +48,7 @@ build/malloc_count.so: bench/malloc_count.c
 
 bench: build build/malloc_count.so
 	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 5 --runs 5
-	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 5000000 --runs 5
+	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 5000000 --runs 5 --callgrind
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --runs 3
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 300 --runs 5
 	bash bench/suite.sh "$(RELEASE_BIN)"
@@ -56,7 +56,7 @@ bench: build build/malloc_count.so
 
 bench-smoke: build build/malloc_count.so
 	bash bench/forwarding.sh "$(RELEASE_BIN)" --seconds 1 --runs 1 --out build/bench-smoke.json
-	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 200000 --runs 1 --out build/bench-smoke-pipeline.json
+	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 200000 --runs 1 --callgrind 10000 --out build/bench-smoke-pipeline.json
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --vnics 500 --runs 1 --out build/bench-smoke-config.json
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 20 --runs 1 --out build/bench-smoke-protocol.json
 	bash bench/suite.sh "$(RELEASE_BIN)" --smoke

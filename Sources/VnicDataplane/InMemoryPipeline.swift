@@ -47,6 +47,8 @@ final class MemoryRing {
 
 public final class InMemoryPipeline {
     public static let frameSize = Int(UMEM.frameSize)
+    /// The worker's burst (frames a ring is read for at once).
+    public static let burst = Worker.burst
     let frames: UInt32
     let area: UnsafeMutableRawPointer
     // The uplink's rings and one VM port's.
@@ -138,14 +140,25 @@ public final class InMemoryPipeline {
         return sent
     }
 
-    /// Runs `packets` frames VM -> wire through the worker's loop; returns the
-    /// nanoseconds it took and the frames that reached the uplink.
-    public func runWorker(packets: Int) -> (nanos: UInt64, forwarded: UInt64) {
+    /// Runs `packets` frames VM -> wire through the worker's loop, `burst` at a
+    /// time; returns the nanoseconds it took and the frames that reached the uplink.
+    public func runWorker(packets: Int, burst: UInt32 = InMemoryPipeline.burst) -> (nanos: UInt64, forwarded: UInt64) {
+        run(packets: packets, burst: burst, fill: portFill, rx: portRX, tx: uplinkTX, comp: uplinkComp)
+    }
+
+    /// Runs `packets` frames wire -> VM (the VNIC's receive ring on the uplink,
+    /// where the classifier put them, to the VM's port) through the worker's loop.
+    public func runWorkerToVM(packets: Int, burst: UInt32 = InMemoryPipeline.burst) -> (nanos: UInt64, forwarded: UInt64) {
+        run(packets: packets, burst: burst, fill: uplinkFill, rx: vnicRX, tx: portTX, comp: portComp)
+    }
+
+    private func run(packets: Int, burst: UInt32, fill: MemoryRing, rx: MemoryRing, tx: MemoryRing,
+                     comp: MemoryRing) -> (nanos: UInt64, forwarded: UInt64) {
         var out: UInt64 = 0
         _ = worker.loopOnce()   // fills the fill rings
         let start = monotonicNanos()
         while out < UInt64(packets) {
-            out &+= UInt64(kernelStep(burst: Worker.burst, fill: portFill, rx: portRX, tx: uplinkTX, comp: uplinkComp))
+            out &+= UInt64(kernelStep(burst: burst, fill: fill, rx: rx, tx: tx, comp: comp))
             _ = worker.loopOnce()
         }
         return (monotonicNanos() - start, out)

@@ -9,6 +9,11 @@
 // driven the same way. Prints ns per packet (median of runs, with min and max)
 // and, under LD_PRELOAD=build/malloc_count.so, the pipeline's heap allocations
 // are counted (only while this thread is named vnic-worker-bench).
+// The other direction (wire -> VM: the VNIC's receive ring on the uplink to the
+// VM's port, with the copy between the two UMEMs and the limiter towards the VM)
+// is timed the same way. For callgrind (bench/pipeline.sh --callgrind),
+// VNIC_BENCH_ONLY=to-wire|to-vm|plain runs one of them alone, `packets` frames
+// once, in bursts of VNIC_BENCH_BURST frames (default 64), and nothing else.
 // VNIC_BENCH_FRAME=tcp uses 64-byte TCP segments with a full checksum instead
 // (what a stack sends; the checksum-completion check reads them). Last, the
 // cost of completing a partial checksum (ChecksumCompletion) on a 64-byte and
@@ -44,13 +49,27 @@ struct PipelineBench {
         let pipeline = InMemoryPipeline(index: stored.index, mac: mac, protection: .all,
                                         sources: stored.effectiveAllowedIPs, maxbw: record.maxbw!, reader: reader, frame: frame)
 
-        var swiftNs: [Double] = [], plainNs: [Double] = []
+        let env = ProcessInfo.processInfo.environment
+        if let only = env["VNIC_BENCH_ONLY"] {
+            let burst = env["VNIC_BENCH_BURST"].flatMap(UInt32.init) ?? InMemoryPipeline.burst
+            switch only {
+            case "to-wire": _ = pipeline.runWorker(packets: packets, burst: burst)
+            case "to-vm": _ = pipeline.runWorkerToVM(packets: packets, burst: burst)
+            case "plain": _ = pipeline.runPlain(packets: packets) { vnic_plain_forward($0, $1, $2, $3, $4, $5) }
+            default: fatalError("VNIC_BENCH_ONLY: '\(only)' is not to-wire, to-vm or plain")
+            }
+            return
+        }
+        var swiftNs: [Double] = [], toVMNs: [Double] = [], plainNs: [Double] = []
         _ = pipeline.runWorker(packets: 100_000)   // warm up
+        _ = pipeline.runWorkerToVM(packets: 100_000)
         for _ in 0..<runs {
             vnic_set_current_thread_name("vnic-worker-bench")
             let w = pipeline.runWorker(packets: packets)
+            let v = pipeline.runWorkerToVM(packets: packets)
             vnic_set_current_thread_name("vnic-bench")
             swiftNs.append(Double(w.nanos) / Double(w.forwarded))
+            toVMNs.append(Double(v.nanos) / Double(v.forwarded))
             let p = pipeline.runPlain(packets: packets) { rx, tx, fill, comp, pool, count in
                 vnic_plain_forward(rx, tx, fill, comp, pool, count)
             }
@@ -58,15 +77,18 @@ struct PipelineBench {
         }
         let drops = pipeline.drops.reduce(0, +)
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
-        let s = median(swiftNs), c = median(plainNs)
+        let s = median(swiftNs), c = median(plainNs), v = median(toVMNs)
         let result: [String: Any] = [
             "packets_per_run": packets, "runs": runs,
             "pipeline_ns_per_packet": ["median": s, "min": swiftNs.min()!, "max": swiftNs.max()!],
+            "pipeline_to_vm_ns_per_packet": ["median": v, "min": toVMNs.min()!, "max": toVMNs.max()!],
             "plain_c_ns_per_packet": ["median": c, "min": plainNs.min()!, "max": plainNs.max()!],
             "ratio": s / c, "pipeline_drops": drops,
         ]
         print(String(format: "pipeline (all checks, record per burst, maxbw): %.2f ns/packet (min %.2f, max %.2f)",
                      s, swiftNs.min()!, swiftNs.max()!))
+        print(String(format: "pipeline wire -> VM (copy to the port, maxbw):   %.2f ns/packet (min %.2f, max %.2f)",
+                     v, toVMNs.min()!, toVMNs.max()!))
         print(String(format: "plain C forwarding loop:                         %.2f ns/packet (min %.2f, max %.2f)",
                      c, plainNs.min()!, plainNs.max()!))
         print(String(format: "ratio %.2f; frames dropped by the checks: %llu (legitimate frames: expected 0)", s / c, drops))
