@@ -38,7 +38,10 @@
 public enum GuestProtocol {
     public static let version: UInt8 = 1
     /// 169.254.169.254, the link-local service address.
-    public static let serviceAddress = IPv4Address(rawValue: 0xA9FE_A9FE)
+    public static let serviceAddress = IPv4Address(rawValue: serviceAddressValue)
+    /// The same in host order, a constant the fast path folds in (a `static let`
+    /// of another module is read through its lazy accessor on every use).
+    @inlinable public static var serviceAddressValue: UInt32 { 0xA9FE_A9FE }
     public static let servicePort: UInt16 = 7177
     public static let guestPort: UInt16 = 7178
     public static let maxParameterLength = 32

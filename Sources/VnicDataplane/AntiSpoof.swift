@@ -99,8 +99,8 @@ public struct SpoofPolicy: SourcePolicy {
 public enum AntiSpoof {
     static let ethIPv4: UInt16 = 0x0800, ethARP: UInt16 = 0x0806, ethIPv6: UInt16 = 0x86DD
     static let ethVLAN: UInt16 = 0x8100, ethQinQ: UInt16 = 0x88A8
-    /// 169.254.169.254, host order (GuestProtocol.serviceAddress).
-    static let service: UInt32 = 0xA9FE_A9FE
+    /// 169.254.169.254, host order.
+    static var service: UInt32 { @inline(__always) get { GuestProtocol.serviceAddressValue } }
     /// More extension headers than this in one packet: `uncheckable`.
     static let maxExtensionHeaders = 16
 

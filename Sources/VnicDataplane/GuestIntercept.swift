@@ -9,7 +9,7 @@ enum GuestIntercept {
     /// IPv4 (untagged) to the service address: never forwarded.
     @inline(__always)
     static func isServiceTraffic(_ f: UnsafeRawPointer, len: Int) -> Bool {
-        len >= 34 && be16(f, 12) == 0x0800 && be32(f, 30) == GuestProtocol.serviceAddress.rawValue
+        len >= 34 && be16(f, 12) == 0x0800 && be32(f, 30) == GuestProtocol.serviceAddressValue
     }
 
     /// IPv4 (untagged) UDP to port 67, the DHCP server port, header inside the frame.
