@@ -112,8 +112,12 @@ elif mode == "udp-source":
             XCTAssertEqual(errors["TcpInCsumErrors"], 0, "\(ns): \(errors)")
             XCTAssertEqual(errors["UdpInCsumErrors"], 0, "\(ns): \(errors)")
         }
+        // No frame judged bad: a partial checksum is neither malformed nor a spoof. (A
+        // TSO burst larger than the port's free frames is congestion, vsq-full, which
+        // TCP recovers from: seen now and then on this 2-core machine, not counted here.)
         let s = try lab.freshStatus()
-        XCTAssertEqual(s.vnics["vnic1"]?.drops.values.reduce(0, +), 0, "no drop: \(s.vnics["vnic1"]?.drops ?? [:])")
+        let judged = (s.vnics["vnic1"]?.drops ?? ["missing": 1]).filter { $0.key != "vsq-full" && $0.value > 0 }
+        XCTAssertEqual(judged, [:], "no drop but congestion: \(s.vnics["vnic1"]?.drops ?? [:])")
     }
 
     /// iperf3 as a container host would run it: TCP both ways and UDP with

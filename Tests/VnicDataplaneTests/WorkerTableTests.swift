@@ -94,3 +94,23 @@ final class WorkerTableTests: XCTestCase {
         }
     }
 }
+
+final class CopyFrameTests: XCTestCase {
+    /// Every length from 0 to 300 (the inline 32-64 and 65-128 byte paths and memcpy) copies exactly, and nothing past it.
+    func testCopiesEveryLengthExactly() {
+        let src = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 64)
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 64)
+        defer { src.deallocate(); dst.deallocate() }
+        for i in 0..<512 { src.storeBytes(of: UInt8(truncatingIfNeeded: i &* 7 &+ 3), toByteOffset: i, as: UInt8.self) }
+        for offset in [0, 1, 5] {
+            for n in 0...300 {
+                dst.initializeMemory(as: UInt8.self, repeating: 0xEE, count: 512)
+                copyFrame(dst + offset, src + offset, n)
+                for i in 0..<512 {
+                    let want: UInt8 = i >= offset && i < offset + n ? src.load(fromByteOffset: i, as: UInt8.self) : 0xEE
+                    if dst.load(fromByteOffset: i, as: UInt8.self) != want { XCTFail("length \(n) offset \(offset): byte \(i)"); break }
+                }
+            }
+        }
+    }
+}
