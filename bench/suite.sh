@@ -309,14 +309,20 @@ PY
 done
 
 # --- Instructions per packet (callgrind): vnicd's in-memory pipeline and the plain C loop.
+# VM -> wire and the plain loop each run alone (VNIC_BENCH_ONLY: the pipeline
+# bench runs wire -> VM too by default), their figures joined.
 cgdir=$(mktemp -d)
 for n in "${cg_packets[@]}"; do
-    (cd "$cgdir" && valgrind --tool=callgrind --callgrind-out-file="$cgdir/cg.$n" \
-        "$tools/vnic-pipeline-bench.nodebug" "$n" 1 >/dev/null 2>"$cgdir/vg.$n.log") \
-        || { echo "callgrind failed: $(tail -3 "$cgdir/vg.$n.log")" >&2; }
+    for only in to-wire plain; do
+        (cd "$cgdir" && VNIC_BENCH_ONLY=$only valgrind --tool=callgrind --callgrind-out-file="$cgdir/cg.$only.$n" \
+            "$tools/vnic-pipeline-bench.nodebug" "$n" 1 >/dev/null 2>"$cgdir/vg.$n.log") \
+            || { echo "callgrind failed: $(tail -3 "$cgdir/vg.$n.log")" >&2; }
+    done
 done
-if cg=$("$py" "$here/suite_report.py" callgrind "$cgdir/cg.${cg_packets[0]}" "$cgdir/cg.${cg_packets[1]}" \
-        "${cg_packets[0]}" "${cg_packets[1]}" 2>"$cgdir/err"); then
+cg_pair() { "$py" "$here/suite_report.py" callgrind "$cgdir/cg.$1.${cg_packets[0]}" "$cgdir/cg.$1.${cg_packets[1]}" \
+                "${cg_packets[0]}" "${cg_packets[1]}"; }
+if cg=$("$py" -c 'import json, sys; a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2]); a["instructions_per_packet"].update(b["instructions_per_packet"]); print(json.dumps(a))' \
+        "$(cg_pair to-wire 2>"$cgdir/err")" "$(cg_pair plain 2>>"$cgdir/err")" 2>>"$cgdir/err"); then
     emit "{\"kind\":\"callgrind\",\"what\":\"valgrind --tool=callgrind, vnic-pipeline-bench (in-memory rings, 64 B, VM -> wire): inclusive instructions per packet; *_loop: the whole loop with the simulated kernel driver, *_step: the forwarding step alone (Worker.loopOnce with every check vs vnic_plain_forward)\",${cg#\{}"
 else
     emit "{\"kind\":\"callgrind\",\"error\":$(json_str "$(cat "$cgdir/err")")}"

@@ -288,8 +288,9 @@ def cases():
       to="both")
     L("NA for its address", na(LL1))
     L("DAD probe for its address", Ether(dst=snm(LL1)[1], src=MAC1) / IPv6(src="::", dst=snm(LL1)[0], hlim=255) / ICMPv6ND_NS(tgt=LL1), to="both")
-    L("RS from :: (RFC 4861 6.3.7)", e(dst=ALL_ROUTERS_MAC) / IPv6(src="::", dst=ALL_ROUTERS, hlim=255) / ICMPv6ND_RS(), to="both")
-    L("RS from its link-local address", e(dst=ALL_ROUTERS_MAC) / v6(dst=ALL_ROUTERS, hlim=255) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=MAC1), to="both")
+    # A solicitation goes to the wire and to the VMs that advertised as routers: VM2 has not.
+    L("RS from :: (RFC 4861 6.3.7)", e(dst=ALL_ROUTERS_MAC) / IPv6(src="::", dst=ALL_ROUTERS, hlim=255) / ICMPv6ND_RS(), to="wire")
+    L("RS from its link-local address", e(dst=ALL_ROUTERS_MAC) / v6(dst=ALL_ROUTERS, hlim=255) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=MAC1), to="wire")
     L("MLDv2 report from ::", Ether(dst="33:33:00:00:00:16", src=MAC1) / IPv6(src="::", dst="ff02::16", hlim=1)
       / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(records=[ICMPv6MLDMultAddrRec(dst=snm(LL1)[0])]), to="both")
     L("MLDv1 report from ::", Ether(dst="33:33:ff:00:01:01", src=MAC1) / IPv6(src="::", dst=snm(LL1)[0], hlim=1)
