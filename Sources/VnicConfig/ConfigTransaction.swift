@@ -214,15 +214,11 @@ public struct ConfigTransaction: ~Copyable {
         guard let p = VNICParameter(rawValue: name) else { return try deny("unknown parameter", old: nil) }
         let old = p.text(of: record)
         guard p.vmMayChange else { return try deny("\(name) is not changeable by the VM", old: old) }
-        var candidate = record
+        let candidate: VNICRecord
         do {
-            try p.parse(value, into: &candidate)
-            try p.validate(candidate)
+            candidate = try record.requesting(p, value)
         } catch {
             return try deny(error.message, old: old)
-        }
-        guard record.policy.allows(p, in: candidate) else {
-            return try deny("policy \(name)=\(record.policy.text(p)) does not allow it", old: old)
         }
         let stored: VNICRecord
         do {

@@ -227,6 +227,22 @@ public enum PolicyDomain: Sendable {
     }
 }
 
+extension VNICRecord {
+    /// The record as the VM's request `parameter=value` would make it: the value
+    /// parsed and validated, and inside the VNIC's policy; else a usage error
+    /// saying why (the reason a denied request is audited with). Uniqueness
+    /// among VNICs is the store's to check.
+    public func requesting(_ parameter: VNICParameter, _ value: String) throws(VnicError) -> VNICRecord {
+        var candidate = self
+        try parameter.parse(value, into: &candidate)
+        try parameter.validate(candidate)
+        guard policy.allows(parameter, in: candidate) else {
+            throw .usage("policy \(parameter.rawValue)=\(policy.text(parameter)) does not allow it")
+        }
+        return candidate
+    }
+}
+
 /// A VNIC's policy: a rule per parameter the VM may be allowed to change;
 /// parameters not mentioned are denied.
 public struct VNICPolicy: Hashable, Sendable {

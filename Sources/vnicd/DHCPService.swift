@@ -45,7 +45,7 @@ extension GuestService {
         case .discover:
             var offer = own
             if let wanted = m.requestedAddress, wanted != own.address,
-               allows(record, IPv4Interface(address: wanted, prefixLength: own.prefixLength)) {
+               allowsIP(record, Self.ipValue(record, IPv4Interface(address: wanted, prefixLength: own.prefixLength))) {
                 offer.address = wanted
             }
             reply(record, queue: queue, to: m, .offer, address: offer)
@@ -101,15 +101,10 @@ extension GuestService {
         (["\(wanted)"] + record.ips6.map(\.description)).joined(separator: ",")
     }
 
-    private func allows(_ record: VNICRecord, _ address: IPv4Interface) -> Bool {
-        var candidate = record
-        do {
-            try VNICParameter.ip.parse(Self.ipValue(record, address), into: &candidate)
-            try VNICParameter.ip.validate(candidate)
-        } catch {
-            return false
-        }
-        return record.policy.allows(.ip, in: candidate)
+    /// Whether the VNIC's ip policy lets its VM make `ip` this value (DHCPv4 and
+    /// DHCPv6 ask before they offer an address the client hinted at).
+    func allowsIP(_ record: VNICRecord, _ value: String) -> Bool {
+        (try? record.requesting(.ip, value)) != nil
     }
 
     /// Tells the DHCP client of a VNIC whose configuration the host changed to

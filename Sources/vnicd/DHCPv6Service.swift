@@ -53,7 +53,7 @@ extension GuestService {
                 let hint = want.addresses.first?.address
                 if let hint, !own.contains(hint) {
                     if m.kind == .solicit {
-                        if allows6(record, hint) { out.iaNA.append(ia(want.iaid, [hint])); continue }
+                        if allowsIP(record, Self.ipValue6(record, hint)) { out.iaNA.append(ia(want.iaid, [hint])); continue }
                     } else if let given = changeRequest6(record, hint) {
                         out.iaNA.append(ia(want.iaid, [given])); continue
                     } else {
@@ -104,17 +104,6 @@ extension GuestService {
         let length = r.ips6.first { !$0.isSLAACPrefix }?.prefixLength ?? 64
         let kept = r.ips.map(\.description) + r.ips6.filter(\.isSLAACPrefix).map(\.description)
         return (kept + ["\(wanted)/\(length)"]).joined(separator: ",")
-    }
-
-    private func allows6(_ record: VNICRecord, _ wanted: IPv6Address) -> Bool {
-        var candidate = record
-        do {
-            try VNICParameter.ip.parse(Self.ipValue6(record, wanted), into: &candidate)
-            try VNICParameter.ip.validate(candidate)
-        } catch {
-            return false
-        }
-        return record.policy.allows(.ip, in: candidate)
     }
 
     /// A REQUEST for an address the VNIC does not have: the ip policy decides,
