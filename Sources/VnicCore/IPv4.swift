@@ -22,10 +22,14 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let a = IPv4Address(parts[0]) else { return nil }
         guard parts.count == 2 else { return (a, 32) }
-        let l = parts[1]
-        guard (1...2).contains(l.count), l.allSatisfy({ $0.isASCII && $0.isNumber }), !(l.count > 1 && l.first == "0"),
-              let len = UInt8(l), len <= 32 else { return nil }
-        return (a, len)
+        return prefixLength(parts[1], max: 32).map { (a, $0) }
+    }
+
+    /// A prefix length 0...`max` in decimal without leading zeros (IPv4 and IPv6 text).
+    static func prefixLength(_ l: some StringProtocol, max: UInt8) -> UInt8? {
+        guard (1...3).contains(l.count), l.allSatisfy({ $0.isASCII && $0.isNumber }), !(l.count > 1 && l.first == "0"),
+              let len = UInt8(l), len <= max else { return nil }
+        return len
     }
 
     public var description: String {

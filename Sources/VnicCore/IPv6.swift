@@ -76,10 +76,7 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let a = IPv6Address(parts[0]) else { return nil }
         guard parts.count == 2 else { return (a, 128) }
-        let l = parts[1]
-        guard (1...3).contains(l.count), l.allSatisfy({ $0.isASCII && $0.isNumber }), !(l.count > 1 && l.first == "0"),
-              let len = UInt8(l), len <= 128 else { return nil }
-        return (a, len)
+        return IPv4Address.prefixLength(parts[1], max: 128).map { (a, $0) }
     }
 
     /// The eight 16-bit groups.
