@@ -68,6 +68,7 @@ enum vnic_drop_reason {
 	VNIC_DROP_NO_BUFFER,      /* no free frame to copy a flooded frame into */
 	VNIC_DROP_REQUEST_RATE,   /* a configuration request over the VNIC's rate, or the control ring full */
 	VNIC_DROP_HANDOFF_FULL,   /* the ring to the worker that owns the port's queue was full */
+	VNIC_DROP_NO_CONFIG,      /* the VNIC's database record could not be read: its policy is unknown */
 	VNIC_DROP_REASON_MAX
 };
 

@@ -234,6 +234,16 @@ public struct VNICView {
         }
     }
 
+    /// vnic's DHCP server for this VNIC (`dhcp`).
+    public var dhcp: DHCPServer {
+        @inlinable get { u8(FieldTag.dhcp).flatMap { DHCPServer(rawValue: $0) } ?? .default }
+    }
+
+    /// vnicd's router advertisements for this VNIC (`ipv6-ra`).
+    public var ipv6RA: IPv6RA {
+        @inlinable get { u8(FieldTag.ipv6RA).flatMap { IPv6RA(rawValue: $0) } ?? .default }
+    }
+
     public var state: AdminState {
         @inlinable get { u8(FieldTag.state).flatMap { AdminState(rawValue: $0) } ?? .default }
     }
@@ -287,7 +297,7 @@ extension VNICView {
     /// besides its link-local address, as (network high, network low, prefix
     /// length): its IPv6 allowed-ips, or when there are none its own IPv6
     /// addresses as /128 (a SLAAC prefix as the address its MAC gives there).
-    /// The same rule as `VNICRecord.effectiveAllowedIPs6`.
+    /// `VNICRecord.effectiveAllowedIPs6` reads it through this rule too.
     @inlinable
     public func forEachSource6(_ body: (UInt64, UInt64, UInt8) -> Void) {
         let allowed = allowedIPs6
@@ -305,6 +315,43 @@ extension VNICView {
                 lo = iid!
             }
             body(hi, lo, 128)
+            return true
+        }
+    }
+}
+
+/// What a dataplane worker needs of a VNIC's record besides its source
+/// prefixes, decoded in one walk over the fields (each accessor of `VNICView`
+/// walks to its own field): a worker decodes it once per VNIC per loop. A
+/// missing or malformed field reads as the accessor's default; a test checks
+/// that both readings agree.
+@frozen
+public struct DataplaneFields {
+    public var mac = MACAddress(rawValue: 0)
+    public var protection = Protection.default
+    public var raGuard = RAGuard.default
+    /// Bits per second, each way; 0: unlimited.
+    public var maxbw: UInt64 = 0
+    public var mtu = VNICRecord.defaultMTU
+    public var dhcp = DHCPServer.default
+    public var ipv6RA = IPv6RA.default
+
+    @inlinable
+    public init(_ view: VNICView) {
+        view.forEachField { t, v in
+            guard let p = v.baseAddress else { return true }
+            switch (t, v.count) {
+            case (FieldTag.mac, 6):
+                let hi = UInt64(UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)))
+                mac = MACAddress(rawValue: hi << 32 | UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self))))
+            case (FieldTag.protection, 1): protection = Protection(rawValue: p.load(as: UInt8.self))
+            case (FieldTag.raGuard, 1): raGuard = RAGuard(rawValue: p.load(as: UInt8.self)) ?? .default
+            case (FieldTag.maxbw, 8): maxbw = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+            case (FieldTag.mtu, 4): mtu = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+            case (FieldTag.dhcp, 1): dhcp = DHCPServer(rawValue: p.load(as: UInt8.self)) ?? .default
+            case (FieldTag.ipv6RA, 1): ipv6RA = IPv6RA(rawValue: p.load(as: UInt8.self)) ?? .default
+            default: break
+            }
             return true
         }
     }

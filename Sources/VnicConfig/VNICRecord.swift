@@ -96,16 +96,31 @@ public struct VNICRecord: Equatable, Sendable {
     /// Every field at its default, no name, link or MAC: what decoding starts from.
     static let blank = VNICRecord(name: "", link: "", mac: MACAddress(rawValue: 0))
 
-    /// The addresses ip-nospoof lets the VM send from: `allowedIPs`, or its own `ips` when that is empty.
+    /// The IPv4 networks ip-nospoof lets the VM send from: `allowedIPs`, or
+    /// its own `ips` (each a /32) when that is empty. Read by the dataplane's
+    /// own rule (`VNICView.forEachSource`) from the encoded record: one rule.
     public var effectiveAllowedIPs: [IPv4CIDR] {
-        allowedIPs.isEmpty ? ips.map { IPv4CIDR.network(containing: $0.address, prefixLength: 32) } : allowedIPs
+        var out: [IPv4CIDR] = []
+        VNICRecordCodec.encode(self).withUnsafeBytes { bytes in
+            VNICView(bytes: bytes).forEachSource { network, length in
+                out.append(IPv4CIDR.network(containing: IPv4Address(rawValue: network), prefixLength: length))
+            }
+        }
+        return out
     }
 
     /// The IPv6 networks ip-nospoof lets the VM send from besides its link-local
     /// address: `allowedIPs6`, or when that is empty its own `ips6` (a SLAAC
-    /// prefix as the address its MAC gives there), each as a /128.
+    /// prefix as the address its MAC gives there), each as a /128. Read by the
+    /// dataplane's own rule (`VNICView.forEachSource6`) from the encoded record.
     public var effectiveAllowedIPs6: [IPv6CIDR] {
-        allowedIPs6.isEmpty ? ips6.map { IPv6CIDR(network: $0.address(for: mac), prefixLength: 128)! } : allowedIPs6
+        var out: [IPv6CIDR] = []
+        VNICRecordCodec.encode(self).withUnsafeBytes { bytes in
+            VNICView(bytes: bytes).forEachSource6 { hi, lo, length in
+                if let c = IPv6CIDR(network: IPv6Address(hi: hi, lo: lo), prefixLength: length) { out.append(c) }
+            }
+        }
+        return out
     }
 
     /// Checks everything about the record that does not depend on other VNICs

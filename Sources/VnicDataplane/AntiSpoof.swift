@@ -43,7 +43,7 @@ public enum SpoofVerdict: UInt32, Sendable {
 
 /// What the checks compare a frame against. Generic (specialised, never an
 /// existential): the worker passes a view of the VNIC's database record read for
-/// the burst (`RecordPolicy`), tests and fallbacks pass `SpoofPolicy`.
+/// the loop (`RecordPolicy`), tests and the fuzzer pass `SpoofPolicy`.
 public protocol SourcePolicy {
     /// The VNIC's MAC as `MACKey`.
     var mac: UInt64 { get }
@@ -56,12 +56,15 @@ public protocol SourcePolicy {
     func allowsIPv6(_ hi: UInt64, _ lo: UInt64) -> Bool
 }
 
-/// A policy in caller-owned memory: the VNIC's MAC (as `MACKey`), its
-/// protection, and the IPv4 prefixes it may use as a source (no ARC on the path).
-public struct SpoofPolicy: SourcePolicy {
+/// A policy in caller-owned memory, for tests and the fuzzer: the VNIC's MAC
+/// (as `MACKey`), its protection, and the prefixes it may use as a source (no
+/// ARC). The worker's policy is the VNIC's record (RecordPolicy).
+public struct SpoofPolicy: FramePolicy {
     public var mac: UInt64
     public var protection: Protection
     public var raGuard: Bool
+    public var dhcp = false
+    public var answersRS = false
     /// (network, mask) pairs in host order.
     public var ipv4: UnsafePointer<(UInt32, UInt32)>
     public var ipv4Count: Int

@@ -16,43 +16,19 @@ import VnicConfig
 import VnicCore
 
 
-/// What the dataplane needs of a VNIC.
+/// What the dataplane needs of a VNIC to give it sockets and a place in the
+/// forwarding map. Its policy (protection, sources, maxbw, dhcp, ipv6-ra, MTU)
+/// is not here: the workers read it from the VNIC's record in the database,
+/// once per loop, so a change applies at the next loop with no new table.
 public struct VNICSpec: Equatable, Sendable {
     public var name: String
     public var index: UInt32
     public var mac: MACAddress
     public var port: String?
-    public var protection: Protection = .default
-    /// The IPv4 prefixes its frames may come from under ip-nospoof (allowed-ips,
-    /// which default to its own addresses).
-    public var sources: [IPv4CIDR] = []
-    /// The IPv6 prefixes its frames may come from under ip-nospoof besides its
-    /// link-local address (its IPv6 allowed-ips, which default to its own IPv6 addresses).
-    public var sources6: [IPv6CIDR] = []
-    /// maxbw in bits/s, each direction; 0: unlimited.
-    public var maxbw: UInt64 = 0
+    /// The order in which the workers serve VNICs (high first).
     public var priority: Priority = .default
-    /// vnic's DHCP server answers this VNIC: its DHCP client traffic goes to the control thread.
-    public var dhcp = false
-    /// Under ip-nospoof, no router advertisements or redirects (`ra-guard`).
-    public var raGuard = true
-    /// vnicd answers the VM's router solicitations (`ipv6-ra` on): they go to the control thread.
-    public var answersRouterSolicitations = false
     public init(name: String, index: UInt32, mac: MACAddress, port: String?) {
         self.name = name; self.index = index; self.mac = mac; self.port = port
-    }
-
-    /// The (network, mask) pairs its IPv4 sources may match.
-    var sourcePrefixes: [(UInt32, UInt32)] {
-        sources.map { ($0.network.rawValue, IPv4CIDR.mask($0.prefixLength)) }
-    }
-
-    /// The (network high, low, mask high, low) of its IPv6 sources.
-    var sourcePrefixes6: [(UInt64, UInt64, UInt64, UInt64)] {
-        sources6.map { c in
-            let (mh, ml) = IPv6CIDR.mask(c.prefixLength)
-            return (c.network.hi, c.network.lo, mh, ml)
-        }
     }
 }
 
@@ -74,14 +50,16 @@ public final class Dataplane {
         /// UMEMs may take together: a VNIC whose port buffers would pass it stays down.
         public var bufferMemory: UInt64? = nil
         public var busyPoll = false
-        /// The configuration database: each worker reads VNIC records from it once
-        /// per burst (nil: the workers use the reconciled tables only).
-        public var store: ConfigStore? = nil
+        /// The configuration database: each worker reads every VNIC's policy
+        /// from its record there, once per loop.
+        public var store: ConfigStore
         /// Upper bound of VNIC indexes (sizes the XSKMAPs).
         public var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
         /// Pin the links and tables in bpffs (kept across restarts; see BPF.swift).
         public var pin = true
-        public init(uplink: String, bpfObject: String) { self.uplink = uplink; self.bpfObject = bpfObject }
+        public init(uplink: String, bpfObject: String, store: ConfigStore) {
+            self.uplink = uplink; self.bpfObject = bpfObject; self.store = store
+        }
     }
 
     final class Active {
@@ -97,38 +75,15 @@ public final class Dataplane {
         var counters: [UnsafeMutablePointer<vnic_counters>] = []
         /// The port's own transmit drops when it was attached (status shows what came after).
         var portDropBase: UInt64 = 0
-        /// Rate state, shared by the VNIC's workers: maxbw [0] towards the VM,
-        /// [1] from it; [2] its configuration requests; [3] its last router advertisement.
+        /// State shared by the VNIC's workers (VNICEntry.tat): maxbw [0] towards
+        /// the VM, [1] from it; [2] its configuration requests; [3] its last router advertisement.
         let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
-        /// The spec's source prefixes, for the workers' checks; replaced when the
-        /// spec changes (the old buffers are kept until no table can name them).
-        var prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
-        var prefixes6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
-        var retiredPrefixes: [UnsafeMutablePointer<(UInt32, UInt32)>] = []
-        var retiredPrefixes6: [UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>] = []
         init(spec: VNICSpec, portIfindex: UInt32) {
             self.spec = spec; self.portIfindex = portIfindex
             tat.initialize(repeating: 0, count: 4)
-            prefixes = Active.allocate(spec.sourcePrefixes)
-            prefixes6 = Active.allocate(spec.sourcePrefixes6)
-        }
-        static func allocate<T>(_ list: [T]) -> UnsafeMutablePointer<T> {
-            let p = UnsafeMutablePointer<T>.allocate(capacity: max(list.count, 1))
-            p.initialize(from: list, count: list.count)
-            return p
         }
         /// Takes a changed spec in place (same index and port).
-        func update(_ new: VNICSpec) {
-            retiredPrefixes.append(prefixes)
-            retiredPrefixes6.append(prefixes6)
-            prefixes = Active.allocate(new.sourcePrefixes)
-            prefixes6 = Active.allocate(new.sourcePrefixes6)
-            spec = new
-        }
-        func policy() -> SpoofPolicy {
-            SpoofPolicy(mac: MACKey.from(spec.mac.bytes), protection: spec.protection, raGuard: spec.raGuard, ipv4: prefixes,
-                        ipv4Count: spec.sources.count, ipv6: UnsafePointer(prefixes6), ipv6Count: spec.sources6.count)
-        }
+        func update(_ new: VNICSpec) { spec = new }
         deinit {
             portLink = nil
             uplinkSockets.removeAll(); portSockets.removeAll()
@@ -137,10 +92,6 @@ public final class Dataplane {
             portRings.forEach { $0.deallocate() }
             counters.forEach { $0.deallocate() }
             tat.deallocate()
-            prefixes.deallocate()
-            prefixes6.deallocate()
-            retiredPrefixes.forEach { $0.deallocate() }
-            retiredPrefixes6.forEach { $0.deallocate() }
         }
     }
 
@@ -325,7 +276,7 @@ public final class Dataplane {
         do {
             uplinkLink = try Dataplane.attach(uplinkProgram, to: up, name: "uplink", mode: options.xdpMode, pins: pins)
             for q in 0..<queues {
-                let reader = try options.store.map { store throws(VnicError) in try ConfigReader(store: store) }
+                let reader = try ConfigReader(store: options.store)
                 let w = try Worker(queue: UInt32(q), core: cores[q], uplinkName: up, frames: frames,
                                    busyPoll: options.busyPoll, bind: options.bind, reader: reader, wakeFD: controlEvents)
                 try uplinkXSKs.update(UInt32(q), w.uplinkSocket!.fd)
@@ -411,12 +362,11 @@ public final class Dataplane {
                     macs.delete(macKey(a.spec.mac))
                     log.append("vnic \(a.spec.name) mac \(a.spec.mac) -> \(new.mac)")
                 } else {
-                    log.append("vnic \(a.spec.name) properties changed")
+                    log.append("vnic \(a.spec.name) priority \(a.spec.priority) -> \(new.priority)")
                 }
                 a.update(new)
             }
             publish()
-            for a in changed { a.retiredPrefixes.forEach { $0.deallocate() }; a.retiredPrefixes.removeAll() }
         }
         // Removed or otherwise changed (port, index): taken down, then re-added.
         let gone = active.values.filter { wanted[$0.spec.name] != $0.spec || reattach[$0.spec.name] != nil }
@@ -654,11 +604,8 @@ public final class Dataplane {
                 let own = q < a.portRings.count
                 return VNICEntry(index: a.spec.index, mac: MACKey.from(a.spec.mac.bytes),
                                  uplinkRX: a.uplinkSockets[q].rx!, port: own ? a.portRings[q] : nil, counters: a.counters[q],
-                                 policy: a.policy(), limiter: RateLimiter(bitsPerSecond: a.spec.maxbw), tat: a.tat,
-                                 dhcp: a.spec.dhcp,
-                                 handoff: own ? -1 : Int32(q % a.portRings.count),
-                                 handoffPort: own ? nil : a.portRings[q % a.portRings.count],
-                                 answersRS: a.spec.answersRouterSolicitations)
+                                 tat: a.tat, handoff: own ? -1 : Int32(q % a.portRings.count),
+                                 handoffPort: own ? nil : a.portRings[q % a.portRings.count])
             }
             let incoming = workers.indices.compactMap { handoffRings[$0][q] }
             let t = WorkerTable.make(generation: gen, entries: entries, outgoing: handoffRings[q], incoming: incoming)
@@ -708,6 +655,9 @@ public final class Dataplane {
 
     // MARK: status
 
+    /// The control thread's reader of the VNICs' records (status only).
+    private lazy var statusReader = try? ConfigReader(store: options.store)
+
     /// The port facts (carrier, transmit drops) are those of the last link
     /// dump: `followPorts`' once a second, or a link notification's. (A dump
     /// 4 times a second cost a quarter of a core with 1,000 ports in 1,000
@@ -715,6 +665,12 @@ public final class Dataplane {
     public func status(generation: UInt64) -> RuntimeStatus {
         var vnics: [String: RuntimeStatus.VNIC] = [:]
         for (name, reason) in down { vnics[name] = RuntimeStatus.VNIC(state: "down: \(reason)") }
+        // The VNICs with maxbw set, as their records say now (a full ring is then the limiter's doing).
+        var limited = Set<UInt32>()
+        if let reader = statusReader, (try? reader.beginBurst()) != nil {
+            for a in active.values where (reader.vnic(index: a.spec.index)?.maxbw ?? 0) > 0 { limited.insert(a.spec.index) }
+            reader.releaseSnapshot()
+        }
         for (name, a) in active {
             // Attached, but the port carries nothing: a tap with no guest, a veth
             // whose peer is down. It comes back up with the carrier.
@@ -746,7 +702,7 @@ public final class Dataplane {
             // reports on each of them: it is the queue's (Queue.noBuffer), and a
             // socket's own rx_dropped is what it lost for want of a frame
             // (no-buffer, or a frame longer than a UMEM frame).
-            let full = a.spec.maxbw > 0 ? "rate-limit" : "vsq-full"
+            let full = limited.contains(a.spec.index) ? "rate-limit" : "vsq-full"
             for sock in a.portSockets {
                 let st = sock.statistics()
                 for (reason, n) in [(full, st.rx_ring_full &+ st.rx_fill_ring_empty_descs),
@@ -789,7 +745,7 @@ public final class Dataplane {
     /// Names of enum vnic_drop_reason, in order.
     static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
                             "restricted", "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service",
-                            "tx-full", "no-buffer", "request-rate", "handoff-full"]
+                            "tx-full", "no-buffer", "request-rate", "handoff-full", "no-config"]
     /// The drop reasons that are spoofing (the AntiSpoof verdicts but malformed):
     /// what vnicd warns the host about.
     public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_SPOOF_SERVICE.rawValue) + 1).filter { $0 != "malformed" }

@@ -63,14 +63,12 @@ public final class InMemoryPipeline {
     let portRings: UnsafeMutablePointer<QueueRings>
     let counters: UnsafeMutablePointer<vnic_counters>
     let tat: UnsafeMutablePointer<UInt64>
-    let prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
-    let ipv6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
     let frameLength: UInt32
 
-    /// One VNIC (`index`, `mac`) on a port; `reader` makes the worker read its
-    /// record per burst, as vnicd's workers do. Every UMEM frame holds `frame`.
-    public init(frames: UInt32 = 16384, index: UInt32, mac: MACAddress, protection: Protection,
-                sources: [IPv4CIDR], maxbw: UInt64, reader: ConfigReader?, frame: [UInt8]) {
+    /// One VNIC (`index`, `mac`) on a port, whose policy the worker reads from
+    /// its record through `reader` once per loop, as vnicd's workers do. Every
+    /// UMEM frame holds `frame`.
+    public init(frames: UInt32 = 16384, index: UInt32, mac: MACAddress, reader: ConfigReader, frame: [UInt8]) {
         self.frames = frames
         frameLength = UInt32(frame.count)
         let area = UnsafeMutableRawPointer.allocate(byteCount: Int(frames) * Self.frameSize, alignment: 4096)
@@ -93,16 +91,8 @@ public final class InMemoryPipeline {
                                             fillTarget: Dataplane.defaultPortFrames - Worker.towardsVM(Dataplane.defaultPortFrames)))
         counters = .allocate(capacity: 1); counters.initialize(to: vnic_counters())
         tat = .allocate(capacity: 4); tat.initialize(repeating: 0, count: 4)
-        var spec = VNICSpec(name: "bench", index: index, mac: mac, port: nil)
-        spec.sources = sources
-        let list = spec.sourcePrefixes
-        prefixes = .allocate(capacity: max(list.count, 1)); prefixes.initialize(from: list, count: list.count)
-        ipv6 = .allocate(capacity: 1)
         let entry = VNICEntry(index: index, mac: MACKey.from(mac), uplinkRX: vnicRX.cons, port: portRings,
-                              counters: counters,
-                              policy: SpoofPolicy(mac: MACKey.from(mac), protection: protection, ipv4: prefixes,
-                                                  ipv4Count: list.count, ipv6: ipv6, ipv6Count: 0),
-                              limiter: RateLimiter(bitsPerSecond: maxbw), tat: tat)
+                              counters: counters, tat: tat)
         _ = worker.publish(WorkerTable.make(generation: 1, entries: [entry]))
         worker.install()
     }
@@ -110,7 +100,6 @@ public final class InMemoryPipeline {
     deinit {
         area.deallocate(); portArea.deallocate(); FramePool.destroy(portPool)
         portRings.deallocate(); counters.deallocate(); tat.deallocate()
-        prefixes.deallocate(); ipv6.deallocate()
     }
 
     /// The kernel's part: fill-ring frames become `burst` received frames on the
@@ -162,6 +151,75 @@ public final class InMemoryPipeline {
             _ = worker.loopOnce()
         }
         return (monotonicNanos() - start, out)
+    }
+
+    // MARK: single frames (unit tests of the worker's loop)
+
+    /// The VM sends `list`: each written into a frame its port's fill ring
+    /// offers and received on the port, as the kernel would.
+    func vmSends(_ list: [[UInt8]]) { receive(list, fill: portFill, rx: portRX, area: portArea) }
+
+    /// The wire sends `list` to this VNIC: into frames of the uplink's fill
+    /// ring, received on the VNIC's socket, as the classifier would steer them.
+    func wireSends(_ list: [[UInt8]]) { receive(list, fill: uplinkFill, rx: vnicRX, area: area) }
+
+    private func receive(_ list: [[UInt8]], fill: MemoryRing, rx: MemoryRing, area: UnsafeMutableRawPointer) {
+        precondition(list.count <= Int(fill.pending) && list.count <= Int(rx.space), "no room in the rings")
+        let fills = fill.entries.assumingMemoryBound(to: UInt64.self)
+        let descs = rx.entries.assumingMemoryBound(to: xdp_desc.self)
+        var fc = fill.consumer.pointee, rp = rx.producer.pointee
+        for f in list {
+            let addr = fills[Int(fc & (fill.size &- 1))]
+            f.withUnsafeBytes { (area + Int(addr)).copyMemory(from: $0.baseAddress!, byteCount: f.count) }
+            descs[Int(rp & (rx.size &- 1))] = xdp_desc(addr: addr, len: UInt32(f.count), options: 0)
+            fc &+= 1; rp &+= 1
+        }
+        fill.consumer.pointee = fc
+        vnic_store_u32_release(rx.producer, rp)
+    }
+
+    /// What the worker put on the uplink's transmit ring, taken off it (and completed).
+    func wireReceives() -> [[UInt8]] { transmitted(uplinkTX, comp: uplinkComp, area: area) }
+
+    /// What the worker put on the VM port's transmit ring, taken off it (and completed).
+    func vmReceives() -> [[UInt8]] { transmitted(portTX, comp: portComp, area: portArea) }
+
+    private func transmitted(_ tx: MemoryRing, comp: MemoryRing, area: UnsafeMutableRawPointer) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        let txd = tx.entries.assumingMemoryBound(to: xdp_desc.self)
+        let done = comp.entries.assumingMemoryBound(to: UInt64.self)
+        var tc = tx.consumer.pointee, cp = comp.producer.pointee
+        while tc != tx.producer.pointee {
+            let d = txd[Int(tc & (tx.size &- 1))]
+            out.append(Array(UnsafeRawBufferPointer(start: area + Int(d.addr), count: Int(d.len))))
+            done[Int(cp & (comp.size &- 1))] = d.addr
+            tc &+= 1; cp &+= 1
+        }
+        tx.consumer.pointee = tc
+        vnic_store_u32_release(comp.producer, cp)
+        return out
+    }
+
+    /// One turn of the worker's loop; whether it moved frames.
+    @discardableResult
+    func loopOnce() -> Bool { worker.loopOnce() }
+
+    /// Frames the VNIC sent (passed its checks) and received, by the worker's counters.
+    var sent: UInt64 { vnic_counter_load(counters.pointer(to: \.tx_packets)!) }
+    var received: UInt64 { vnic_counter_load(counters.pointer(to: \.rx_packets)!) }
+
+    /// What the worker handed to the control thread so far, taken off its ring: (VNIC index, frame).
+    func controlReceives() -> [(UInt32, [UInt8])] {
+        var out: [(UInt32, [UInt8])] = []
+        while worker.toControl.pop({ index, bytes in out.append((index, Array(bytes))) }) {}
+        return out
+    }
+
+    /// Dropped frames so far by reason name (those not zero).
+    var dropsByName: [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for (i, n) in drops.enumerated() where n > 0 { out[Dataplane.dropNames[i]] = n }
+        return out
     }
 
     /// Spoofed or otherwise dropped frames so far, by reason index.

@@ -1,50 +1,67 @@
-// RecordPolicy: the anti-spoof policy of a VNIC read from its database record
-// for one burst (the fast-path read API: a ConfigReader's snapshot, renewed once
-// per worker loop, one lookup per VNIC per burst, zero copy). The record's
-// source prefixes are resolved once per burst into the worker's scratch memory,
-// so the per-packet check is a short loop. Valid only inside the burst.
+// RecordPolicy: a VNIC's configuration as the worker applies it to a burst,
+// read from its database record (the fast-path read API: a ConfigReader's
+// snapshot, one lookup per VNIC per loop, zero copy) and nowhere else: the
+// worker table holds sockets, rings and the forwarding map only. Decoded in one
+// walk over the record's fields (DataplaneFields); the record's source
+// prefixes are resolved into the worker's scratch memory at the burst's first
+// source check of each family, so the per-packet check is a short loop and a
+// burst that needs none never pays for them. Valid only inside the loop.
 import VnicConfig
 import VnicCore
 
-struct RecordPolicy: SourcePolicy {
+struct RecordPolicy: FramePolicy {
     static let scratchCapacity = 64
     let view: VNICView
     let mac: UInt64
     let protection: Protection
     let raGuard: Bool
+    let dhcp: Bool
+    let answersRS: Bool
+    /// maxbw in bits/s; 0: unlimited.
+    let maxbw: UInt64
+    let mtu: UInt32
+    /// The IPv4 prefixes, (network, mask), and how many (-1: not resolved yet;
+    /// more than the scratch holds: the record is asked per packet).
     let prefixes: UnsafeMutablePointer<(UInt32, UInt32)>
-    let count: Int
-    /// More prefixes than the scratch holds: ask the record per packet.
-    let overflow: Bool
+    let count: UnsafeMutablePointer<Int>
     /// The IPv6 prefixes, (network high, network low, mask high, mask low),
-    /// besides the link-local address: resolved at the burst's first IPv6
-    /// source check (`count6` -1 until then), so IPv4 bursts never pay for them.
+    /// besides the link-local address, and how many (-1: not resolved yet).
     let prefixes6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
     let count6: UnsafeMutablePointer<Int>
 
+    /// `counts` holds two words: the IPv4 and IPv6 prefix counts.
     @inline(__always)
     init(_ view: VNICView, scratch: UnsafeMutablePointer<(UInt32, UInt32)>,
-         scratch6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>, count6: UnsafeMutablePointer<Int>) {
+         scratch6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>, counts: UnsafeMutablePointer<Int>) {
         self.view = view
-        mac = MACKey.from(view.mac)
-        protection = view.protection
-        raGuard = !protection.contains(.ipNospoof) || view.raGuard == .on
+        let f = DataplaneFields(view)
+        mac = MACKey.from(f.mac)
+        protection = f.protection
+        raGuard = !protection.contains(.ipNospoof) || f.raGuard == .on
+        dhcp = f.dhcp == .on
+        answersRS = f.ipv6RA != .off
+        maxbw = f.maxbw
+        mtu = f.mtu
         prefixes = scratch
-        var n = 0
-        if protection.contains(.ipNospoof) {
-            view.forEachSource { network, length in
-                if n < RecordPolicy.scratchCapacity {
-                    let mask = IPv4CIDR.mask(length)
-                    scratch[n] = (network & mask, mask)
-                }
-                n += 1
-            }
-        }
-        count = min(n, RecordPolicy.scratchCapacity)
-        overflow = n > RecordPolicy.scratchCapacity
+        count = counts
         prefixes6 = scratch6
-        self.count6 = count6
-        count6.pointee = -1
+        count6 = counts + 1
+        counts[0] = -1
+        counts[1] = -1
+    }
+
+    /// Resolves the IPv4 prefixes into the scratch.
+    @inline(never)
+    func resolve() {
+        var n = 0
+        view.forEachSource { network, length in
+            if n < RecordPolicy.scratchCapacity {
+                let mask = IPv4CIDR.mask(length)
+                prefixes[n] = (network & mask, mask)
+            }
+            n += 1
+        }
+        count.pointee = n
     }
 
     /// Resolves the IPv6 prefixes into the scratch. The record holds at most
@@ -63,8 +80,10 @@ struct RecordPolicy: SourcePolicy {
 
     @inline(__always)
     func allowsIPv4(_ address: UInt32) -> Bool {
-        if overflow { return view.permitsSource(IPv4Address(rawValue: address)) }
-        for i in 0..<count where address & prefixes[i].1 == prefixes[i].0 { return true }
+        if count.pointee < 0 { resolve() }
+        let n = count.pointee
+        if n > RecordPolicy.scratchCapacity { return view.permitsSource(IPv4Address(rawValue: address)) }
+        for i in 0..<n where address & prefixes[i].1 == prefixes[i].0 { return true }
         return false
     }
 

@@ -71,13 +71,16 @@ final class Worker: @unchecked Sendable {
 
     var table: UnsafeMutablePointer<WorkerTable>
     private var thread: pthread_t?
-    /// The fast-path reader of the configuration database (one transaction,
-    /// renewed once per loop that has traffic). Retained by `init`, released in
+    /// The fast-path reader of the configuration database, where every VNIC's
+    /// policy comes from (one read transaction, renewed in a loop with traffic
+    /// only when something was committed). Retained by `init`, released in
     /// `deinit`: unmanaged so the loop does no reference counting.
-    private let reader: Unmanaged<ConfigReader>?
+    private let reader: Unmanaged<ConfigReader>
     private var inBurst = false
     /// Loops run (wraps), and where the sweep window starts next.
     private var loops: UInt32 = 0
+    /// Loops run (never wraps): which loop a `LoopRecord` was read in.
+    private var epoch: UInt64 = 0
     private var sweep = 0
     /// Where a segment of a guest's TSO frame is written before it is forwarded.
     private let segmentScratch = UnsafeMutableRawPointer.allocate(byteCount: Int(UMEM.frameSize), alignment: 64)
@@ -109,17 +112,17 @@ final class Worker: @unchecked Sendable {
     var peerCount = 0
     /// Workers handed frames in this loop (bit i: worker i), woken at its end if asleep.
     private var handedTo: UInt64 = 0
-    /// Where a burst's record policy resolves its source prefixes.
+    /// Where a burst's record policy resolves its source prefixes, and how many.
     private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
     private let sourceScratch6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: RecordPolicy.scratchCapacity)
-    private let sourceCount6 = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let sourceCounts = UnsafeMutablePointer<Int>.allocate(capacity: 2)
     /// Where a chain of descriptors (a guest's TSO frame, up to 64 KiB) is gathered before it is cut.
     static let chainCapacity = 65536 + 256
     private let chainScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.chainCapacity, alignment: 64)
 
     /// A worker on the uplink's queue `queue`: its UMEM and uplink socket.
     convenience init(queue: UInt32, core: Int, uplinkName: String, frames: UInt32, busyPoll: Bool,
-                     bind: XSKBindMode, reader: ConfigReader?, wakeFD: Int32) throws(VnicError) {
+                     bind: XSKBindMode, reader: ConfigReader, wakeFD: Int32) throws(VnicError) {
         let umem = try UMEM(frameCount: frames, fillSize: 2048, compSize: 2048)
         // The UMEM's first socket sets the bind flags of every socket that shares it
         // (libxdp binds those with XDP_SHARED_UMEM alone): multi-buffer, so that a
@@ -133,11 +136,11 @@ final class Worker: @unchecked Sendable {
 
     /// A worker over rings in plain memory (benchmarks, tests): no kernel.
     /// `area` holds `frames` frames: the uplink side's.
-    init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader?, area: UnsafeMutableRawPointer,
+    init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader, area: UnsafeMutableRawPointer,
          frameCount frames: UInt32, rx: UnsafeMutablePointer<xsk_ring_cons>, tx: UnsafeMutablePointer<xsk_ring_prod>,
          fill: UnsafeMutablePointer<xsk_ring_prod>, comp: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32 = -1,
          umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil, wakeFD: Int32 = -1) {
-        self.reader = reader.map { Unmanaged.passRetained($0) }
+        self.reader = Unmanaged.passRetained(reader)
         self.wakeFD = wakeFD
         let event = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         wakeEvent = event
@@ -166,13 +169,13 @@ final class Worker: @unchecked Sendable {
     }
 
     deinit {
-        reader?.release()
+        reader.release()
         if wakeEvent >= 0 { close(wakeEvent) }
         if epollFD >= 0 { close(epollFD) }
         readyTags.deallocate()
         sourceScratch.deallocate()
         sourceScratch6.deallocate()
-        sourceCount6.deallocate()
+        sourceCounts.deallocate()
         chainScratch.deallocate()
         segmentScratch.deallocate()
         uplink.deallocate(); FramePool.destroy(frames)
@@ -257,7 +260,7 @@ final class Worker: @unchecked Sendable {
                     let t = table.pointee
                     vnic_store_u64_relaxed(sleeping, 1)
                     // Writers may reuse the pages of the database snapshot while it sleeps.
-                    reader?._withUnsafeGuaranteedRef { $0.releaseSnapshot() }
+                    reader._withUnsafeGuaranteedRef { $0.releaseSnapshot() }
                     vnic_fence_seq_cst()
                     var handed = false
                     for i in 0..<t.incomingCount where !t.incoming[i].isEmpty { handed = true }
@@ -493,9 +496,9 @@ final class Worker: @unchecked Sendable {
     /// Checks and forwards `n` frames from VNIC `e`'s port ring, starting at
     /// `first`, then releases them; returns how many went to the wire.
     @inline(__always)
-    private func forwardFromVM<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
-                                                table t: WorkerTable, first: UInt32, n: UInt32, mtu: UInt32,
-                                                _ policy: P) -> UInt64 {
+    private func forwardFromVM<P: FramePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
+                                               table t: WorkerTable, first: UInt32, n: UInt32, mtu: UInt32,
+                                               _ policy: P) -> UInt64 {
         let entry = entries[e]
         let rx = entry.port!.pointee.rx
         let pp = entry.port!.pointee.frames
@@ -549,31 +552,17 @@ final class Worker: @unchecked Sendable {
     /// Checks one frame from VNIC `e` (`data`, in its port's frame, which the
     /// caller gives back) and forwards copies: to the wire, a local VNIC, or both.
     @inline(__always)
-    private func forwardFrame<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
+    private func forwardFrame<P: FramePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
                                                table t: WorkerTable, data: UnsafeMutableRawPointer, len: UInt32,
                                                _ policy: P, accepted: inout UInt64, bytes: inout UInt64,
                                                toWire: inout UInt64) {
         // Through the pointer: a copy of the whole entry is a memcpy per frame.
         let entry = entries + e
-        if GuestIntercept.isServiceTraffic(data, len: Int(len)) {
-            // To the service address: never forwarded; requests go to the control thread.
-            if GuestIntercept.isRequestPort(data, len: Int(len)) { toControlThread(entry.pointee, data, len: Int(len)) }
-            return
-        }
-        if entry.pointee.dhcp && (GuestIntercept.isDHCPToServer(data, len: Int(len)) || GuestIntercept.isDHCPv6ToServer(data, len: Int(len))) {
-            // vnic's DHCP server answers this VNIC: its DHCP stays off the wire.
-            toControlThread(entry.pointee, data, len: Int(len))
-            return
-        }
-        let verdict = AntiSpoof.check(data, len: Int(len), policy)
-        if verdict != .pass {
-            countDrop(entry.pointee.counters, vnic_drop_reason(verdict.rawValue))
-            return
-        }
-        if entry.pointee.answersRS && Worker.isRouterSolicitation(data, len: len) {
-            // vnicd sends this VM its router advertisements: the solicitation is answered, not forwarded.
-            toControlThread(entry.pointee, data, len: Int(len))
-            return
+        switch Classify.classify(data, len: Int(len), policy) {
+        case .forward: break
+        case .toControl: toControlThread(entry.pointee, data, len: Int(len)); return
+        case .discard: return
+        case .drop(let verdict): countDrop(entry.pointee.counters, vnic_drop_reason(verdict.rawValue)); return
         }
         // A checksum the VM's stack left to the device (ChecksumCompletion).
         _ = ChecksumCompletion.complete(data, len: Int(len))
@@ -611,7 +600,7 @@ final class Worker: @unchecked Sendable {
     /// own; the chain's frames return to the port's pool. Anything but TCP is
     /// dropped and counted (malformed).
     @inline(never)
-    private func segmentChain<P: SourcePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
+    private func segmentChain<P: FramePolicy>(_ e: Int, entries: UnsafeMutablePointer<VNICEntry>, count: Int,
                                                table t: WorkerTable, rx: UnsafeMutablePointer<xsk_ring_cons>,
                                                pool pp: UnsafeMutablePointer<FramePool>,
                                                first: UInt32, last: UInt32, mtu: UInt32, _ policy: P,
@@ -670,11 +659,20 @@ final class Worker: @unchecked Sendable {
         }) {}
     }
 
-    /// The VNIC's record in this loop's snapshot of the database (renewed at the
-    /// first lookup of a loop), or nil without a reader or when unreadable.
+    /// Entry e's record in this loop's snapshot of the database (taken at the
+    /// loop's first lookup), read at most once per loop; nil when the database
+    /// has none (the VNIC is being deleted) or cannot be read.
     @inline(__always)
-    private func record(_ index: UInt32) -> VNICView? {
-        guard let reader else { return nil }
+    private func record(_ e: Int, _ t: WorkerTable) -> VNICView? {
+        let cached = t.records + e
+        if cached.pointee.epoch == epoch { return cached.pointee.view }
+        let view = readRecord(t.entries[e].index)
+        cached.pointee = LoopRecord(epoch: epoch, view: view)
+        return view
+    }
+
+    @inline(__always)
+    private func readRecord(_ index: UInt32) -> VNICView? {
         if !inBurst {
             guard reader._withUnsafeGuaranteedRef({ r in (try? r.beginBurst()) != nil }) else { return nil }
             inBurst = true
@@ -685,9 +683,19 @@ final class Worker: @unchecked Sendable {
     @inline(__always)
     private func endBurst() {
         if inBurst {
-            reader?._withUnsafeGuaranteedRef { $0.endBurst() }
+            reader._withUnsafeGuaranteedRef { $0.endBurst() }
             inBurst = false
         }
+    }
+
+    /// Frames `first`..<`first + n` of `rx` (of `pool`) from a VNIC whose record
+    /// cannot be read: its policy is unknown, so they go nowhere (counted `no-config`).
+    @inline(never)
+    private func dropUnconfigured(_ rx: UnsafeMutablePointer<xsk_ring_cons>, pool: UnsafeMutablePointer<FramePool>,
+                                  first: UInt32, n: UInt32, _ counters: UnsafeMutablePointer<vnic_counters>) {
+        for i in 0..<n { give(pool, xsk_ring_cons__rx_desc(rx, first &+ i).pointee.addr) }
+        xsk_ring_cons__release(rx, n)
+        for _ in 0..<n { countDrop(counters, VNIC_DROP_NO_CONFIG) }
     }
 
     /// Submits what was reserved and kicks the kernel when it asks for it.
@@ -714,11 +722,11 @@ final class Worker: @unchecked Sendable {
     }
 
     /// How many of the `n` frames from `first` in VNIC `entry`'s uplink ring
-    /// maxbw admits towards the VM now (its record's, else the table's).
+    /// maxbw (its record's, `maxbw` bits/s) admits towards the VM now.
     @inline(__always)
-    private func admittedTowardsVM(_ entry: VNICEntry, rx: UnsafeMutablePointer<xsk_ring_cons>, first: UInt32,
+    private func admittedTowardsVM(_ entry: VNICEntry, maxbw: UInt64, rx: UnsafeMutablePointer<xsk_ring_cons>, first: UInt32,
                                    upTo n: UInt32) -> UInt32 {
-        let limiter = record(entry.index).map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
+        let limiter = RateLimiter(bitsPerSecond: maxbw)
         guard n > 0 && !limiter.isUnlimited else { return n }
         return UInt32(limiter.admit(entry.tat, now: monotonicNanos(), lengths: {
             xsk_ring_cons__rx_desc(rx, first &+ UInt32($0)).pointee.len
@@ -729,7 +737,7 @@ final class Worker: @unchecked Sendable {
     /// on: as many as maxbw admits are copied to the owning worker (the rest wait
     /// in the VNIC's receive ring), and their descriptors return to the pool.
     @inline(never)
-    private func handOverFromUplink(_ entry: VNICEntry, first: UInt32, got: UInt32) -> UInt32 {
+    private func handOverFromUplink(_ entry: VNICEntry, maxbw: UInt64, first: UInt32, got: UInt32) -> UInt32 {
         let rx = entry.uplinkRX
         let ring = entry.handoff >= 0 && Int(entry.handoff) < table.pointee.outgoingCount
             ? table.pointee.outgoing[Int(entry.handoff)] : nil
@@ -742,7 +750,7 @@ final class Worker: @unchecked Sendable {
             let free = Int(truncatingIfNeeded: vnic_counter_load(count))   // a relaxed load
             room = min(room, max(free - (ring.capacity - room), 0))
         }
-        let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, UInt32(room)))   // the rest waits in the VNIC's receive ring
+        let n = admittedTowardsVM(entry, maxbw: maxbw, rx: rx, first: first, upTo: min(got, UInt32(room)))   // the rest waits in the VNIC's receive ring
         if n < got { xsk_ring_cons__cancel(rx, got &- n) }
         var inChain = false
         for i in 0..<n {
@@ -765,6 +773,7 @@ final class Worker: @unchecked Sendable {
         var work = false
         var idx: UInt32 = 0
         loops &+= 1
+        epoch &+= 1
         let loop = loops
 
         // The sweep window joins this loop's hot entries (those idle leave again at its end).
@@ -811,13 +820,19 @@ final class Worker: @unchecked Sendable {
                 work = true
                 t.markBusy(e, loop: loop)
                 let first = idx
+                guard let view = record(e, t) else {
+                    dropUnconfigured(rx, pool: frames, first: first, n: got, entry.counters)
+                    budget &-= Int(got)
+                    continue
+                }
+                let maxbw = view.maxbw ?? 0
                 guard let port = entry.port else {
-                    budget &-= Int(handOverFromUplink(entry, first: first, got: got))
+                    budget &-= Int(handOverFromUplink(entry, maxbw: maxbw, first: first, got: got))
                     continue
                 }
                 // As many as the port's ring and free frames take (the rest waits).
                 let room = min(xsk_prod_nb_free(port.pointee.tx, got), UInt32(truncatingIfNeeded: port.pointee.frames.pointee.count))
-                let n = admittedTowardsVM(entry, rx: rx, first: first, upTo: min(got, room))
+                let n = admittedTowardsVM(entry, maxbw: maxbw, rx: rx, first: first, upTo: min(got, room))
                 if n < got { xsk_ring_cons__cancel(rx, got &- n) }
                 if n == 0 { continue }
                 var bytes: UInt64 = 0
@@ -859,7 +874,7 @@ final class Worker: @unchecked Sendable {
         }
 
         // Ports: what the VMs send, checked against the VNIC's record read for the
-        // burst (the table's copy if the database cannot be read). maxbw admits a
+        // loop (none readable: dropped, counted no-config). maxbw admits a
         // prefix of the burst; the rest stays in the port's receive ring (the
         // outbound VSQ): the VM's frames wait there instead of being dropped,
         // until the ring is full.
@@ -879,8 +894,13 @@ final class Worker: @unchecked Sendable {
                 work = true
                 t.markBusy(e, loop: loop)
                 let first = idx
-                let view = record(entry.index)
-                let limiter = view.map { RateLimiter(bitsPerSecond: $0.maxbw ?? 0) } ?? entry.limiter
+                guard let view = record(e, t) else {
+                    dropUnconfigured(rx, pool: port.pointee.frames, first: first, n: got, entry.counters)
+                    budget &-= Int(got)
+                    continue
+                }
+                let policy = RecordPolicy(view, scratch: sourceScratch, scratch6: sourceScratch6, counts: sourceCounts)
+                let limiter = RateLimiter(bitsPerSecond: policy.maxbw)
                 var n = got
                 if !limiter.isUnlimited {
                     n = UInt32(limiter.admit(entry.tat + 1, now: monotonicNanos(), lengths: {
@@ -889,13 +909,8 @@ final class Worker: @unchecked Sendable {
                     if n < got { xsk_ring_cons__cancel(rx, got &- n) }
                     if n == 0 { continue }
                 }
-                if let view {
-                    toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                             mtu: view.mtu, RecordPolicy(view, scratch: sourceScratch, scratch6: sourceScratch6, count6: sourceCount6))
-                } else {
-                    toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
-                                             mtu: 1500, entry.policy)
-                }
+                toWire &+= forwardFromVM(e, entries: entries, count: count, table: t, first: first, n: n,
+                                         mtu: policy.mtu, policy)
                 budget &-= Int(n)
             }
             w += 1

@@ -11,6 +11,7 @@
 // touches memory the control thread has freed.
 import CLibXDP
 import CVnicShim
+import VnicConfig
 import VnicCore
 
 /// UMEM frames and the stack of the free ones: a worker's (the uplink side:
@@ -59,7 +60,9 @@ struct QueueRings {
     var kick: Bool = false
 }
 
-/// One VNIC as one worker sees it.
+/// One VNIC as one worker sees it: where its frames come from and go. What
+/// its frames are checked against, and its rates, are its database record's
+/// (RecordPolicy), read once per loop: nothing of its policy is here.
 struct VNICEntry {
     var index: UInt32
     /// The MAC as `MACKey` (frame byte order packed into a UInt64).
@@ -71,21 +74,22 @@ struct VNICEntry {
     /// for the VM are then copied to worker `handoff`, which owns one.
     var port: UnsafeMutablePointer<QueueRings>?
     var counters: UnsafeMutablePointer<vnic_counters>
-    /// What the VNIC's outbound frames are checked against.
-    var policy: SpoofPolicy
-    /// maxbw, and its state: [0] towards the VM, [1] from the VM, shared by the
-    /// VNIC's workers; [2] its requests' rate; [3] when it last sent a router
-    /// advertisement (Worker.lastAdvertisement).
-    var limiter: RateLimiter
+    /// State shared by the VNIC's workers: maxbw's theoretical arrival times,
+    /// [0] towards the VM, [1] from the VM; [2] its requests' rate; [3] when it
+    /// last sent a router advertisement (Worker.lastAdvertisement).
     var tat: UnsafeMutablePointer<UInt64>
-    /// vnic's DHCP server answers this VNIC (its DHCP client messages go to the control thread).
-    var dhcp = false
     /// The worker that delivers to the port when `port` is nil (-1: this one),
     /// and that worker's port rings (read only for how many free frames they have).
     var handoff: Int32 = -1
     var handoffPort: UnsafeMutablePointer<QueueRings>? = nil
-    /// vnicd answers its router solicitations (`ipv6-ra`): they go to the control thread, not to other VMs.
-    var answersRS = false
+}
+
+/// Entry e's record as read in the worker's loop `epoch` (a view into that
+/// loop's database snapshot; nil: the database has none or cannot be read):
+/// both directions of a loop use one read.
+struct LoopRecord {
+    var epoch: UInt64 = 0
+    var view: VNICView? = nil
 }
 
 struct WorkerTable {
@@ -116,6 +120,8 @@ struct WorkerTable {
     var hot: UnsafeMutablePointer<UInt64>
     /// The loop (low 32 bits of the worker's count) in which entry e last moved frames.
     var lastBusy: UnsafeMutablePointer<UInt32>
+    /// Entry e's record in the current loop (the worker's alone).
+    var records: UnsafeMutablePointer<LoopRecord>
 
     /// Allocates a table; free it with `destroy`.
     static func make(generation: UInt64, entries list: [VNICEntry],
@@ -157,12 +163,14 @@ struct WorkerTable {
         if list.isEmpty { hot[0] = 0 }
         let lastBusy = UnsafeMutablePointer<UInt32>.allocate(capacity: max(list.count, 1))
         lastBusy.initialize(repeating: 0, count: max(list.count, 1))
+        let records = UnsafeMutablePointer<LoopRecord>.allocate(capacity: max(list.count, 1))
+        records.initialize(repeating: LoopRecord(), count: max(list.count, 1))
         let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
         t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
                                      indexMask: capacity - 1, indexKeys: indexKeys, indexValues: indexValues,
                                      outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming,
-                                     hotWords: words, hot: hot, lastBusy: lastBusy))
+                                     hotWords: words, hot: hot, lastBusy: lastBusy, records: records))
         return t
     }
 
@@ -176,6 +184,7 @@ struct WorkerTable {
         t.pointee.incoming.deallocate()
         t.pointee.hot.deallocate()
         t.pointee.lastBusy.deallocate()
+        t.pointee.records.deallocate()
         t.deallocate()
     }
 

@@ -21,7 +21,8 @@
 //     sender, IPv4 and IPv6 source, ND target and link-layer options), no
 //     router advertisement or redirect, never the service address, and only
 //     IPv4, IPv6 or ARP behind at most one 802.1Q tag;
-//   - the intercept is consistent: a request is service traffic.
+//   - the worker's order (FrameChecks.classify) forwards only what the checks
+//     pass and drops by the checks' verdict.
 import Foundation
 import VnicCore
 import VnicDataplane
@@ -71,13 +72,25 @@ func checkFrame(_ f: UnsafeRawPointer, _ len: Int) {
             fail("dropped (\(verdicts[m])) under protections \(m) but passed under superset \(sup)", f, len)
         }
     }
-    let i = FrameChecks.intercept(f, len: len)
-    if i.request && !i.service { fail("request port without service traffic", f, len) }
-    if i.service || i.dhcpToServer {
+    // The worker's order (Classify): the checks' verdict unless a service takes
+    // the frame first; with dhcp=on and ipv6-ra on, DHCP and solicitations go up.
+    var served = policies[15]
+    served.dhcp = true
+    served.answersRS = true
+    for p in [policies[0], policies[15], served] {
+        switch FrameChecks.classify(f, len: len, p) {
+        case .forward: if AntiSpoof.check(f, len: len, p) != .pass { fail("forwarded what the checks drop", f, len) }
+        case .drop(let v): if AntiSpoof.check(f, len: len, p) != v { fail("dropped as \(v), not as the checks say", f, len) }
+        case .toControl, .discard: break
+        }
+    }
+    if FrameChecks.classify(f, len: len, served) == .toControl {
         // What the control thread then does with it (vnicd's GuestService.handle).
         let frame = [UInt8](UnsafeRawBufferPointer(start: f, count: len))
         if let u = FrameBuilder.udpPayload(frame) {
             if u.dstPort == 67 { _ = DHCPMessage.parse(u.payload) } else { _ = GuestMessage.decode(u.payload) }
+        } else if let d = DHCPv6Message.clientDatagram(frame) {
+            _ = DHCPv6Message.parse(d.payload)
         }
     }
 }
@@ -203,10 +216,8 @@ struct Replay {
             data.copyBytes(to: buffer.assumingMemoryBound(to: UInt8.self), count: data.count)
             checkFrame(buffer, data.count)
             if verbose {
-                let i = FrameChecks.intercept(buffer, len: data.count)
-                print("\(file): every protection: \(AntiSpoof.check(buffer, len: data.count, policies[15])), none: "
-                      + "\(AntiSpoof.check(buffer, len: data.count, policies[0])), service \(i.service), request \(i.request), "
-                      + "dhcp \(i.dhcpToServer)")
+                print("\(file): every protection: \(FrameChecks.classify(buffer, len: data.count, policies[15])), none: "
+                      + "\(FrameChecks.classify(buffer, len: data.count, policies[0]))")
             }
             buffer.deallocate()
         }

@@ -46,8 +46,7 @@ struct PipelineBench {
                                                                            srcIP: IPv4Address("10.77.0.11")!, dstIP: IPv4Address("10.77.0.1")!,
                                                                            srcPort: 1024, dstPort: 9, length: 60)
         if tcp { _ = frame.withUnsafeMutableBytes { ChecksumCompletion.complete($0.baseAddress!, len: 64) } }   // a full checksum
-        let pipeline = InMemoryPipeline(index: stored.index, mac: mac, protection: .all,
-                                        sources: stored.effectiveAllowedIPs, maxbw: record.maxbw!, reader: reader, frame: frame)
+        let pipeline = InMemoryPipeline(index: stored.index, mac: mac, reader: reader, frame: frame)
 
         let env = ProcessInfo.processInfo.environment
         if let only = env["VNIC_BENCH_ONLY"] {

@@ -108,7 +108,7 @@ struct VnicD: ParsableCommand {
         guard let uplink = link ?? records.first?.link else {
             throw VnicError("nothing to serve: \(path) has no VNICs and no --link was given")
         }
-        var opts = Dataplane.Options(uplink: uplink, bpfObject: try locateObject())
+        var opts = Dataplane.Options(uplink: uplink, bpfObject: try locateObject(), store: store)
         opts.queues = queues
         opts.cores = try cores.map(parseCores)
         opts.xdpMode = xdpMode == "generic" ? .generic : .native
@@ -119,7 +119,6 @@ struct VnicD: ParsableCommand {
         opts.portFrames = portFrames
         opts.bufferMemory = bufferMemory.flatMap(ValueSyntax.parseSize)
         raiseDescriptorLimit(vnics: records.filter { $0.link == uplink }.count)
-        opts.store = store
 
         // Workers inherit this mask: the signals reach only the control thread's sigtimedwait.
         var signals = sigset_t()
@@ -247,14 +246,7 @@ struct VnicD: ParsableCommand {
     func specs(_ records: [VNICRecord], uplink: String) -> [VNICSpec] {
         records.filter { $0.link == uplink && $0.state == .up }.map { r in
             var s = VNICSpec(name: r.name, index: r.index, mac: r.mac, port: r.port)
-            s.protection = r.protection
-            s.sources = r.effectiveAllowedIPs
-            s.sources6 = r.effectiveAllowedIPs6
-            s.maxbw = r.maxbw ?? 0
             s.priority = r.priority
-            s.dhcp = r.dhcp == .on
-            s.raGuard = r.raGuard == .on
-            s.answersRouterSolicitations = r.ipv6RA != .off
             return s
         }
     }

@@ -120,7 +120,9 @@ final class IPv6ConfigTests: XCTestCase {
             let v = try XCTUnwrap(reader.vnic(index: r.index))
             var seen: [IPv6CIDR] = []
             v.forEachSource6 { hi, lo, len in seen.append(IPv6CIDR(network: IPv6Address(hi: hi, lo: lo), prefixLength: len)!) }
-            XCTAssertEqual(seen, r.effectiveAllowedIPs6, r.name)
+            // The rule, restated: its IPv6 allowed-ips, else its own addresses (a SLAAC prefix as its MAC's address).
+            let expected = r.allowedIPs6.isEmpty ? r.ips6.map { IPv6CIDR(network: $0.address(for: r.mac), prefixLength: 128)! } : r.allowedIPs6
+            XCTAssertEqual(seen, expected, r.name)
         }
         XCTAssertEqual(stored[0].effectiveAllowedIPs6.map(\.description), ["fd00:77::11", "fd00:78::ff:fe01:1"])
     }

@@ -1,5 +1,7 @@
 import CLibXDP
 import CVnicShim
+import Foundation
+import VnicConfig
 import VnicCore
 @testable import VnicDataplane
 import XCTest
@@ -22,16 +24,12 @@ final class WorkerTableTests: XCTestCase {
         let port = UnsafeMutablePointer<QueueRings>.allocate(capacity: 1)
         let counters = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
         let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
-        let prefixes = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: 1)
-        let v6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
-        defer { rx.deallocate(); port.deallocate(); counters.deallocate(); tat.deallocate(); prefixes.deallocate(); v6.deallocate() }
+        defer { rx.deallocate(); port.deallocate(); counters.deallocate(); tat.deallocate() }
         var entries: [VNICEntry] = []
         for i in 0..<1000 {
             let mac = MACAddress(rawValue: 0x02_00_00_00_00_00 | UInt64(i * 7919))
             let key = MACKey.from(mac.bytes)
-            let policy = SpoofPolicy(mac: key, protection: .default, ipv4: prefixes, ipv4Count: 0, ipv6: v6, ipv6Count: 0)
-            entries.append(VNICEntry(index: UInt32(i + 1), mac: key, uplinkRX: rx, port: port, counters: counters,
-                                     policy: policy, limiter: RateLimiter(bitsPerSecond: 0), tat: tat))
+            entries.append(VNICEntry(index: UInt32(i + 1), mac: key, uplinkRX: rx, port: port, counters: counters, tat: tat))
         }
         let t = WorkerTable.make(generation: 1, entries: entries)
         defer { WorkerTable.destroy(t) }
@@ -48,14 +46,10 @@ final class WorkerTableTests: XCTestCase {
         let rx = UnsafeMutablePointer<xsk_ring_cons>.allocate(capacity: 1)
         let counters = UnsafeMutablePointer<vnic_counters>.allocate(capacity: 1)
         let tat = UnsafeMutablePointer<UInt64>.allocate(capacity: 4)
-        let prefixes = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: 1)
-        let v6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: 1)
-        defer { rx.deallocate(); counters.deallocate(); tat.deallocate(); prefixes.deallocate(); v6.deallocate() }
+        defer { rx.deallocate(); counters.deallocate(); tat.deallocate() }
         for n in [0, 1, 63, 64, 65, 1000] {
             let entries = (0..<n).map { i in
-                VNICEntry(index: UInt32(i + 1), mac: UInt64(i + 1) << 8, uplinkRX: rx, port: nil, counters: counters,
-                          policy: SpoofPolicy(mac: 0, protection: .default, ipv4: prefixes, ipv4Count: 0, ipv6: v6, ipv6Count: 0),
-                          limiter: RateLimiter(bitsPerSecond: 0), tat: tat)
+                VNICEntry(index: UInt32(i + 1), mac: UInt64(i + 1) << 8, uplinkRX: rx, port: nil, counters: counters, tat: tat)
             }
             let t = WorkerTable.make(generation: 1, entries: entries)
             defer { WorkerTable.destroy(t) }
@@ -73,7 +67,10 @@ final class WorkerTableTests: XCTestCase {
     /// --frames and --buffer-memory: the cap bounds the default, a cap below
     /// 4,096 frames per worker or an explicit --frames above it is a usage error.
     func testBufferMemoryBoundsTheFrames() throws {
-        var o = Dataplane.Options(uplink: "x", bpfObject: "x")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vnic-frames-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try ConfigStore.open(path: dir.appendingPathComponent("vnic.db").path, create: true)
+        var o = Dataplane.Options(uplink: "x", bpfObject: "x", store: store)
         XCTAssertEqual(try Dataplane.framesPerWorker(o, workers: 2), 16384)
         o.bufferMemory = 64 << 20   // half for the workers' UMEMs
         XCTAssertEqual(try Dataplane.framesPerWorker(o, workers: 2), 8192)
