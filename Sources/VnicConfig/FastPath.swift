@@ -157,29 +157,40 @@ public struct VNICView {
     /// The value bytes of the first field with `tag`, or nil.
     @inlinable
     public func field(_ tag: UInt16) -> UnsafeRawBufferPointer? {
-        var found: UnsafeRawBufferPointer? = nil
-        forEachField { t, value in
-            guard t == tag else { return true }
-            found = value
-            return false
-        }
-        return found
+        var fields = Fields(self)
+        while let (t, value) = fields.next() { if t == tag { return value } }
+        return nil
     }
 
     /// Walks the fields in order, each (tag, value bytes), while `body` returns
     /// true; stops at the first field that runs past the record.
     @inlinable
     public func forEachField(_ body: (UInt16, UnsafeRawBufferPointer) -> Bool) {
-        let count = bytes.count
-        guard count >= 2, let base = bytes.baseAddress else { return }
-        var offset = 2
-        while offset &+ 4 <= count {
+        var fields = Fields(self)
+        while let (t, v) = fields.next() { if !body(t, v) { return } }
+    }
+
+    /// The fields in order, (tag, value bytes), up to the first that runs past
+    /// the record: the one walk every reader of a view uses (a loop over it
+    /// compiles to plain code, where a closure per field did not).
+    @frozen
+    public struct Fields: IteratorProtocol {
+        @usableFromInline let base: UnsafeRawPointer?
+        @usableFromInline let count: Int
+        @usableFromInline var offset = 2
+
+        @inlinable
+        public init(_ view: VNICView) { base = view.bytes.baseAddress; count = view.bytes.count }
+
+        @inlinable
+        public mutating func next() -> (UInt16, UnsafeRawBufferPointer)? {
+            guard let base, offset &+ 4 <= count else { return nil }
             let t = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
             let length = Int(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 2, as: UInt16.self)))
             let start = offset &+ 4
-            guard start &+ length <= count else { return }
-            if !body(t, UnsafeRawBufferPointer(start: base + start, count: length)) { return }
+            guard start &+ length <= count else { offset = count; return nil }
             offset = start &+ length
+            return (t, UnsafeRawBufferPointer(start: base + start, count: length))
         }
     }
 
@@ -280,9 +291,9 @@ public struct VNICView {
             for i in allowed.indices { body(allowed[i].network, allowed[i].prefixLength) }
             return
         }
-        forEachField { t, v in
+        var fields = Fields(self)
+        while let (t, v) = fields.next() {
             if t == FieldTag.ip && v.count == 5, let p = v.baseAddress { body(UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)), 32) }
-            return true
         }
     }
 }
@@ -306,8 +317,9 @@ extension VNICView {
             return
         }
         var iid: UInt64? = nil
-        forEachField { t, v in
-            guard t == FieldTag.ip && v.count == 17, let p = v.baseAddress else { return true }
+        var fields = Fields(self)
+        while let (t, v) = fields.next() {
+            guard t == FieldTag.ip && v.count == 17, let p = v.baseAddress else { continue }
             let hi = UInt64(bigEndian: p.loadUnaligned(as: UInt64.self))
             var lo = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
             if lo == 0 && p.load(fromByteOffset: 16, as: UInt8.self) == 64 {   // a SLAAC prefix
@@ -315,7 +327,6 @@ extension VNICView {
                 lo = iid!
             }
             body(hi, lo, 128)
-            return true
         }
     }
 }
@@ -338,21 +349,21 @@ public struct DataplaneFields {
 
     @inlinable
     public init(_ view: VNICView) {
-        view.forEachField { t, v in
-            guard let p = v.baseAddress else { return true }
-            switch (t, v.count) {
-            case (FieldTag.mac, 6):
+        var fields = VNICView.Fields(view)
+        while let (t, v) = fields.next() {
+            guard let p = v.baseAddress else { continue }
+            switch t {
+            case FieldTag.mac where v.count == 6:
                 let hi = UInt64(UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)))
                 mac = MACAddress(rawValue: hi << 32 | UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt32.self))))
-            case (FieldTag.protection, 1): protection = Protection(rawValue: p.load(as: UInt8.self))
-            case (FieldTag.raGuard, 1): raGuard = RAGuard(rawValue: p.load(as: UInt8.self)) ?? .default
-            case (FieldTag.maxbw, 8): maxbw = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
-            case (FieldTag.mtu, 4): mtu = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
-            case (FieldTag.dhcp, 1): dhcp = DHCPServer(rawValue: p.load(as: UInt8.self)) ?? .default
-            case (FieldTag.ipv6RA, 1): ipv6RA = IPv6RA(rawValue: p.load(as: UInt8.self)) ?? .default
+            case FieldTag.protection where v.count == 1: protection = Protection(rawValue: p.load(as: UInt8.self))
+            case FieldTag.raGuard where v.count == 1: raGuard = RAGuard(rawValue: p.load(as: UInt8.self)) ?? .default
+            case FieldTag.maxbw where v.count == 8: maxbw = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+            case FieldTag.mtu where v.count == 4: mtu = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+            case FieldTag.dhcp where v.count == 1: dhcp = DHCPServer(rawValue: p.load(as: UInt8.self)) ?? .default
+            case FieldTag.ipv6RA where v.count == 1: ipv6RA = IPv6RA(rawValue: p.load(as: UInt8.self)) ?? .default
             default: break
             }
-            return true
         }
     }
 }

@@ -151,6 +151,40 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    /// DataplaneFields (the worker's one walk) reads what each accessor reads:
+    /// records with every field set, with defaults, and damaged ones.
+    func testOneWalkReadsWhatTheAccessorsRead() throws {
+        var full = sampleRecord(1)
+        full.maxbw = 250_000_000
+        full.protection = [.macNospoof, .ipNospoof, .restricted]
+        full.mtu = 9000
+        full.dhcp = .on
+        full.raGuard = .off
+        full.ipv6RA = .managed
+        var records = [VNICRecordCodec.encode(full), VNICRecordCodec.encode(sampleRecord(2))]
+        records += [[], [2], [2, 0], [2, 0, 4, 0, 6], [2, 0, 4, 0, 200, 0, 1, 2], [2, 0, 17, 0, 2, 0, 1, 1],
+                    [2, 0, 14, 0, 4, 0, 1, 2, 3, 4], [2, 0, 20, 0, 1, 0, 1, 7, 0, 4, 0, 0x10, 0x27, 0, 0]]
+        let cut = VNICRecordCodec.encode(full)
+        for n in stride(from: 0, to: cut.count, by: 7) { records.append(Array(cut.prefix(n))) }
+        for (i, bytes) in records.enumerated() {
+            bytes.withUnsafeBytes { b in
+                let v = VNICView(bytes: b)
+                let f = DataplaneFields(v)
+                XCTAssertEqual(f.mac, v.mac, "case \(i)")
+                XCTAssertEqual(f.protection, v.protection, "case \(i)")
+                XCTAssertEqual(f.raGuard, v.raGuard, "case \(i)")
+                XCTAssertEqual(f.maxbw, v.maxbw ?? 0, "case \(i)")
+                XCTAssertEqual(f.mtu, v.mtu, "case \(i)")
+                XCTAssertEqual(f.dhcp, v.dhcp, "case \(i)")
+                XCTAssertEqual(f.ipv6RA, v.ipv6RA, "case \(i)")
+            }
+        }
+        let f = VNICRecordCodec.encode(full).withUnsafeBytes { DataplaneFields(VNICView(bytes: $0)) }
+        XCTAssertEqual([f.maxbw, UInt64(f.mtu)], [250_000_000, 9000])
+        XCTAssertEqual(f.dhcp, .on)
+        XCTAssertEqual(f.ipv6RA, .managed)
+    }
+
     func testCIDRListEdges() {
         let bytes: [UInt8] = [0, 0, 0, 0, 0, 10, 0, 0, 7, 32]
         bytes.withUnsafeBytes { b in

@@ -3,6 +3,7 @@
 // link-local fe80::ff:fe00:101) while VM1's vnic0 went down and up and pinged
 // 10.77.0.1; the others are built from them, or from FrameBuilder, as each says.
 import CVnicShim
+import Foundation
 import VnicCore
 @testable import VnicDataplane
 import XCTest
@@ -374,5 +375,63 @@ final class AntiSpoofTests: XCTestCase {
 
     func testEUI64OfTheLabMAC() {
         XCTAssertEqual(AntiSpoof.eui64(MACKey.from(Self.vmMAC.bytes)), 0x0000_00FF_FE00_0101)
+    }
+
+    /// The inline fast path (plainIPv4) gives the general checks' verdict on
+    /// every frame it decides: the fuzzer's seed corpus (Tests/fuzz/frames),
+    /// UDP and TCP frames built around the boundaries it tests (DHCP ports,
+    /// the BOOTP cookie's place, lengths, fragments), and 20,000 mutations of
+    /// them, under every set of protections.
+    func testFastPathAgreesWithTheGeneralChecks() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fuzz/frames")
+        var frames = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted().map {
+            [UInt8](try Data(contentsOf: dir.appendingPathComponent($0)))
+        }
+        XCTAssertGreaterThan(frames.count, 100, "the seed corpus")
+        let gw = MACAddress("02:00:00:00:00:01")!
+        for (sport, dport) in [(1024, 9), (67, 9), (68, 9), (9, 67), (9, 68), (66, 69), (1024, 1024)] {
+            for length in [42, 60, 281, 282, 290, 1500] {
+                var f = FrameBuilder.udp(dst: gw, src: Self.vmMAC, srcIP: IPv4Address("10.77.0.11")!, dstIP: IPv4Address("10.77.0.1")!,
+                                         srcPort: UInt16(sport), dstPort: UInt16(dport), length: length)
+                frames.append(f)
+                if length >= 282 { f.replaceSubrange(278..<282, with: [0x63, 0x82, 0x53, 0x63]); frames.append(f) }
+            }
+        }
+        var tcp = FrameBuilder.udp(dst: gw, src: Self.vmMAC, srcIP: IPv4Address("10.77.0.11")!, dstIP: IPv4Address("10.77.0.1")!,
+                                   srcPort: 1024, dstPort: 80, length: 74)
+        tcp[23] = 6
+        frames.append(tcp)
+        var rng = SystemRandomNumberGenerator()
+        let base = frames
+        for _ in 0..<20_000 {
+            var f = base.randomElement(using: &rng)!
+            guard !f.isEmpty else { continue }
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                // Mostly the headers the fast path reads.
+                let i = Int.random(in: 0..<min(f.count, Bool.random(using: &rng) ? 44 : f.count), using: &rng)
+                f[i] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if Int.random(in: 0..<8, using: &rng) == 0 { f.removeLast(Int.random(in: 0...min(f.count, 40), using: &rng)) }
+            frames.append(f)
+        }
+        var decided = 0
+        for f in frames {
+            for m in 0..<16 {
+                var p: Protection = []
+                for (i, bit) in [Protection.macNospoof, .ipNospoof, .dhcpNospoof, .restricted].enumerated() where m & (1 << i) != 0 { p.insert(bit) }
+                let pol = policy(p)
+                f.withUnsafeBytes { b in
+                    let base = b.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!
+                    let general = AntiSpoof.general(base, len: f.count, pol)
+                    if let fast = AntiSpoof.plainIPv4(base, len: f.count, pol) {
+                        decided += 1
+                        XCTAssertEqual(fast, general, "protections \(m), frame \(f.prefix(48).map { String($0, radix: 16) })")
+                    }
+                    XCTAssertEqual(AntiSpoof.check(base, len: f.count, pol), general)
+                }
+            }
+        }
+        XCTAssertGreaterThan(decided, 20_000, "the fast path decided a good share of them")
     }
 }
