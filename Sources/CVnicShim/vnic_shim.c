@@ -19,9 +19,10 @@ int vnic_epoll_wait(int epfd, uint64_t *tags, int max, long ns, uint64_t drain, 
 	struct timespec ts = { .tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L };
 	if (max > 256)
 		max = 256;
-	int n = (int)syscall(SYS_epoll_pwait2, epfd, ev, max, &ts, NULL, 0);
+	/* ns < 0: no timeout. */
+	int n = (int)syscall(SYS_epoll_pwait2, epfd, ev, max, ns < 0 ? NULL : &ts, NULL, 0);
 	if (n < 0 && errno == ENOSYS)
-		n = epoll_wait(epfd, ev, max, (int)((ns + 999999) / 1000000));
+		n = epoll_wait(epfd, ev, max, ns < 0 ? -1 : (int)((ns + 999999) / 1000000));
 	for (int i = 0; i < n; i++) {
 		tags[i] = ev[i].data.u64;
 		if (ev[i].data.u64 == drain) {

@@ -51,6 +51,7 @@ final class WorkerLoopTests: XCTestCase {
         XCTAssertEqual(pipeline.sent, 2)
         XCTAssertEqual(pipeline.dropsByName, ["spoof-ip": 1])
         XCTAssertFalse(pipeline.loopOnce(), "nothing left to move")
+        XCTAssertFalse(pipeline.worker.stalled)
     }
 
     /// One road: a change committed to the record applies at the worker's next
@@ -122,8 +123,11 @@ final class WorkerLoopTests: XCTestCase {
         XCTAssertGreaterThan(first, 0)
         XCTAssertLessThan(first, 64, "not the whole burst at once at 10 Mbit/s")
         XCTAssertEqual(pipeline.dropsByName, [:], "held, not dropped")
+        XCTAssertTrue(pipeline.worker.stalled, "frames wait on maxbw's clock, which raises no event: an idle wait must time out")
         try change { $0.maxbw = nil }
         pipeline.loopOnce()
         XCTAssertEqual(first + pipeline.wireReceives().count, 64, "the rest follows once the limit is lifted")
+        pipeline.loopOnce()
+        XCTAssertFalse(pipeline.worker.stalled, "nothing waits: an idle wait needs no timeout")
     }
 }

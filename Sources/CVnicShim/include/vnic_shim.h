@@ -31,8 +31,8 @@ void vnic_set_current_thread_name(const char *name);
 
 /* An idle worker's wait: its epoll instance, where every socket it serves is
  * registered edge-triggered (new frames wake it; frames it left waiting do
- * not), for at most `ns` nanoseconds (epoll_pwait2; epoll_wait rounded up to a
- * millisecond where the kernel lacks it). The tags of what fired go to
+ * not), for at most `ns` nanoseconds, or with no timeout when `ns` < 0
+ * (epoll_pwait2; epoll_wait rounded up to a millisecond where the kernel lacks it). The tags of what fired go to
  * `tags` (at most `max`, up to 256); the eventfd tagged `drain` is read.
  * Returns how many, 0 on timeout, -1 on error. */
 int vnic_epoll_wait(int epfd, uint64_t *tags, int max, long ns, uint64_t drain, int drain_fd);
