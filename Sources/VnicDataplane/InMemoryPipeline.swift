@@ -222,6 +222,18 @@ public final class InMemoryPipeline {
         return out
     }
 
+    /// Nanoseconds of one empty loop of the worker (nothing to move): what
+    /// its spin before an idle wait costs per loop (`Worker.spinLoops` of them).
+    public func idleLoopNanos(loops: Int = 200_000) -> Double {
+        _ = worker.loopOnce()
+        let start = monotonicNanos()
+        for _ in 0..<loops { _ = worker.loopOnce() }
+        return Double(monotonicNanos() - start) / Double(loops)
+    }
+
+    /// Empty loops an idle worker spins before it waits.
+    public static var spinLoops: Int { Worker.spinLoops }
+
     /// Spoofed or otherwise dropped frames so far, by reason index.
     public var drops: [UInt64] {
         let d = (UnsafeMutableRawPointer(counters) + vnicCountersDropsOffset).assumingMemoryBound(to: UInt64.self)

@@ -77,12 +77,15 @@ struct PipelineBench {
         let drops = pipeline.drops.reduce(0, +)
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
         let s = median(swiftNs), c = median(plainNs), v = median(toVMNs)
+        let idle = pipeline.idleLoopNanos()
         let result: [String: Any] = [
             "packets_per_run": packets, "runs": runs,
             "pipeline_ns_per_packet": ["median": s, "min": swiftNs.min()!, "max": swiftNs.max()!],
             "pipeline_to_vm_ns_per_packet": ["median": v, "min": toVMNs.min()!, "max": toVMNs.max()!],
             "plain_c_ns_per_packet": ["median": c, "min": plainNs.min()!, "max": plainNs.max()!],
             "ratio": s / c, "pipeline_drops": drops,
+            "idle_loop_ns": idle, "idle_spin_loops": InMemoryPipeline.spinLoops,
+            "idle_spin_us": idle * Double(InMemoryPipeline.spinLoops) / 1000,
         ]
         print(String(format: "pipeline (all checks, record per burst, maxbw): %.2f ns/packet (min %.2f, max %.2f)",
                      s, swiftNs.min()!, swiftNs.max()!))
@@ -91,6 +94,8 @@ struct PipelineBench {
         print(String(format: "plain C forwarding loop:                         %.2f ns/packet (min %.2f, max %.2f)",
                      c, plainNs.min()!, plainNs.max()!))
         print(String(format: "ratio %.2f; frames dropped by the checks: %llu (legitimate frames: expected 0)", s / c, drops))
+        print(String(format: "an empty loop (one VNIC): %.1f ns; the spin before an idle wait (%d loops): %.0f us",
+                     idle, InMemoryPipeline.spinLoops, idle * Double(InMemoryPipeline.spinLoops) / 1000))
         if let out = ProcessInfo.processInfo.environment["VNIC_BENCH_JSON"] {
             let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted])
             try data.write(to: URL(fileURLWithPath: out))
