@@ -34,41 +34,55 @@ struct vnic_settings {
 	__u32 pad;
 };
 
+/* Names are kept once, here, as X-macro lists: X(IDENTIFIER, "name", "what it
+ * counts"). The enums below are made from them, and so are the names vnicd
+ * reports (vnic_shim.c: vnic_xdp_counter_name, vnic_drop_name). */
+
 /* Per-CPU counters of the XDP programs (index into vnic_counters). */
+#define VNIC_XDP_COUNTERS(X) \
+	X(REDIRECTED, "redirected", "uplink unicast redirected to a VNIC socket") \
+	X(FLOODED, "flooded", "uplink broadcast/multicast to the uplink socket") \
+	X(UNKNOWN_DST, "unknown-dst", "uplink unicast to a MAC no VNIC owns: dropped") \
+	X(NO_SOCKET, "no-socket", "known destination but no socket bound yet: dropped") \
+	X(MALFORMED, "malformed", "shorter than an Ethernet header: dropped") \
+	X(BAD_QUEUE, "bad-queue", "rx queue >= queue_count: dropped") \
+	X(PORT_REDIRECTED, "port-redirected", "VM port frame redirected to the port socket") \
+	X(PORT_UNKNOWN, "port-unknown", "frame on a port no VNIC owns: dropped")
+
 enum vnic_xdp_counter {
-	VNIC_XDP_REDIRECTED = 0,  /* uplink unicast redirected to a VNIC socket */
-	VNIC_XDP_FLOODED,         /* uplink broadcast/multicast to the uplink socket */
-	VNIC_XDP_UNKNOWN_DST,     /* uplink unicast to a MAC no VNIC owns: dropped */
-	VNIC_XDP_NO_SOCKET,       /* known destination but no socket bound yet: dropped */
-	VNIC_XDP_MALFORMED,       /* shorter than an Ethernet header: dropped */
-	VNIC_XDP_BAD_QUEUE,       /* rx queue >= queue_count: dropped */
-	VNIC_XDP_PORT_REDIRECTED, /* VM port frame redirected to the port socket */
-	VNIC_XDP_PORT_UNKNOWN,    /* frame on a port no VNIC owns: dropped */
+#define VNIC_X(id, name, what) VNIC_XDP_##id,
+	VNIC_XDP_COUNTERS(VNIC_X)
+#undef VNIC_X
 	VNIC_XDP_COUNTER_MAX
 };
 
 /* Per VNIC and worker counters kept by the Swift workers (not a BPF map);
  * declared here so the layout has one definition. rx = towards the VM.
- * The drop reasons up to VNIC_DROP_SPOOF_SERVICE are AntiSpoof's verdicts, in
- * the same order. */
+ * The drop reasons up to SPOOF_SERVICE are AntiSpoof's verdicts, in the same
+ * order. */
+#define VNIC_DROP_REASONS(X) \
+	X(SPOOF_MAC, "spoof-mac", "source MAC not the VNIC's (mac-nospoof)") \
+	X(MALFORMED, "malformed", "truncated headers, bad IHL, lengths that lie") \
+	X(SPOOF_IP, "spoof-ip", "IPv4 source not the VNIC's (ip-nospoof)") \
+	X(SPOOF_ARP, "spoof-arp", "ARP sender MAC or IP not the VNIC's, ARP reply from 0.0.0.0 (ip-nospoof)") \
+	X(SPOOF_IPV6, "spoof-ipv6", "IPv6 source not the VNIC's (ip-nospoof)") \
+	X(SPOOF_DHCP, "spoof-dhcp", "DHCP server or relay message, or a foreign client (dhcp-nospoof)") \
+	X(RESTRICTED, "restricted", "not IPv4, IPv6 or ARP (restricted)") \
+	X(SPOOF_ND, "spoof-nd", "ND: target or link-layer option not the VNIC's, hop limit not 255 (ip-nospoof)") \
+	X(RA_GUARD, "ra-guard", "router advertisement or redirect, IPv6 or IPv4 (ip-nospoof, ra-guard)") \
+	X(FRAGMENT, "fragment", "fragmented ND, headers split off the first fragment (ip-nospoof)") \
+	X(UNCHECKABLE, "uncheckable", "a network header the checks cannot see: stacked/802.1ad tags, LLC, MPLS, PPPoE (ip-nospoof)") \
+	X(SPOOF_SERVICE, "spoof-service", "the service address as a source, or service traffic inside a tag (always)") \
+	X(TX_FULL, "tx-full", "the destination's transmit ring was full") \
+	X(NO_BUFFER, "no-buffer", "no free frame to copy a flooded frame into") \
+	X(REQUEST_RATE, "request-rate", "a configuration request over the VNIC's rate, or the control ring full") \
+	X(HANDOFF_FULL, "handoff-full", "the ring to the worker that owns the port's queue was full") \
+	X(NO_CONFIG, "no-config", "the VNIC's database record could not be read: its policy is unknown")
+
 enum vnic_drop_reason {
-	VNIC_DROP_SPOOF_MAC = 0,  /* source MAC not the VNIC's (mac-nospoof) */
-	VNIC_DROP_MALFORMED,      /* truncated headers, bad IHL, lengths that lie */
-	VNIC_DROP_SPOOF_IP,       /* IPv4 source not the VNIC's (ip-nospoof) */
-	VNIC_DROP_SPOOF_ARP,      /* ARP sender MAC or IP not the VNIC's, ARP reply from 0.0.0.0 (ip-nospoof) */
-	VNIC_DROP_SPOOF_IPV6,     /* IPv6 source not the VNIC's (ip-nospoof) */
-	VNIC_DROP_SPOOF_DHCP,     /* DHCP server or relay message, or a foreign client (dhcp-nospoof) */
-	VNIC_DROP_RESTRICTED,     /* not IPv4, IPv6 or ARP (restricted) */
-	VNIC_DROP_SPOOF_ND,       /* ND: target or link-layer option not the VNIC's, hop limit not 255 (ip-nospoof) */
-	VNIC_DROP_RA_GUARD,       /* router advertisement or redirect, IPv6 or IPv4 (ip-nospoof, ra-guard) */
-	VNIC_DROP_FRAGMENT,       /* fragmented ND, headers split off the first fragment (ip-nospoof) */
-	VNIC_DROP_UNCHECKABLE,    /* a network header the checks cannot see: stacked/802.1ad tags, LLC, MPLS, PPPoE (ip-nospoof) */
-	VNIC_DROP_SPOOF_SERVICE,  /* the service address as a source, or service traffic inside a tag (always) */
-	VNIC_DROP_TX_FULL,        /* the destination's transmit ring was full */
-	VNIC_DROP_NO_BUFFER,      /* no free frame to copy a flooded frame into */
-	VNIC_DROP_REQUEST_RATE,   /* a configuration request over the VNIC's rate, or the control ring full */
-	VNIC_DROP_HANDOFF_FULL,   /* the ring to the worker that owns the port's queue was full */
-	VNIC_DROP_NO_CONFIG,      /* the VNIC's database record could not be read: its policy is unknown */
+#define VNIC_X(id, name, what) VNIC_DROP_##id,
+	VNIC_DROP_REASONS(VNIC_X)
+#undef VNIC_X
 	VNIC_DROP_REASON_MAX
 };
 

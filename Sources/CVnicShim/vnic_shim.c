@@ -113,3 +113,25 @@ int vnic_queue_counts(const char *ifname, uint32_t *rx, uint32_t *tx)
 	close(fd);
 	return err;
 }
+
+static const char *const xdp_counter_names[] = {
+#define VNIC_X(id, name, what) name,
+	VNIC_XDP_COUNTERS(VNIC_X)
+#undef VNIC_X
+};
+
+const char *vnic_xdp_counter_name(unsigned i)
+{
+	return i < VNIC_XDP_COUNTER_MAX ? xdp_counter_names[i] : "";
+}
+
+static const char *const drop_names[] = {
+#define VNIC_X(id, name, what) name,
+	VNIC_DROP_REASONS(VNIC_X)
+#undef VNIC_X
+};
+
+const char *vnic_drop_name(unsigned i)
+{
+	return i < VNIC_DROP_REASON_MAX ? drop_names[i] : "";
+}

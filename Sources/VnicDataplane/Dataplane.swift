@@ -742,14 +742,11 @@ public final class Dataplane {
         return s
     }
 
-    /// Names of enum vnic_drop_reason, in order.
-    static let dropNames = ["spoof-mac", "malformed", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp",
-                            "restricted", "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service",
-                            "tx-full", "no-buffer", "request-rate", "handoff-full", "no-config"]
+    /// Names of enum vnic_drop_reason, in order (bpf/vnic.shared.h's list).
+    static let dropNames = (0..<VNIC_DROP_REASON_MAX.rawValue).map { String(cString: vnic_drop_name($0)) }
     /// The drop reasons that are spoofing (the AntiSpoof verdicts but malformed):
     /// what vnicd warns the host about.
     public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_SPOOF_SERVICE.rawValue) + 1).filter { $0 != "malformed" }
-    /// Names of enum vnic_xdp_counter, in order.
-    static let xdpCounterNames = ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
-                                  "bad-queue", "port-redirected", "port-unknown"]
+    /// Names of enum vnic_xdp_counter, in order (bpf/vnic.shared.h's list).
+    static let xdpCounterNames = (0..<VNIC_XDP_COUNTER_MAX.rawValue).map { String(cString: vnic_xdp_counter_name($0)) }
 }

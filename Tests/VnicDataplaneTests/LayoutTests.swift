@@ -36,8 +36,18 @@ final class LayoutTests: XCTestCase {
                                                 "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service"])
     }
 
-    func testCounterNamesCoverEnums() {
+    /// The names come from the header's lists: one per enum value, distinct, in
+    /// the enums' order, and what `vnicadm show-stats` and the metrics print.
+    func testCounterNamesComeFromTheHeader() {
+        for names in [Dataplane.dropNames, Dataplane.xdpCounterNames] {
+            XCTAssertFalse(names.contains(""))
+            XCTAssertEqual(Set(names).count, names.count)
+        }
         XCTAssertEqual(Dataplane.dropNames.count, Int(VNIC_DROP_REASON_MAX.rawValue))
-        XCTAssertEqual(Dataplane.xdpCounterNames.count, Int(VNIC_XDP_COUNTER_MAX.rawValue))
+        XCTAssertEqual(Dataplane.dropNames[Int(VNIC_DROP_SPOOF_MAC.rawValue)], "spoof-mac")
+        XCTAssertEqual(Dataplane.dropNames[Int(VNIC_DROP_NO_CONFIG.rawValue)], "no-config")
+        XCTAssertEqual(Dataplane.xdpCounterNames, ["redirected", "flooded", "unknown-dst", "no-socket", "malformed",
+                                                   "bad-queue", "port-redirected", "port-unknown"])
+        XCTAssertEqual(String(cString: vnic_drop_name(VNIC_DROP_REASON_MAX.rawValue)), "", "past the end")
     }
 }

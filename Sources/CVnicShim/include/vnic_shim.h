@@ -101,4 +101,9 @@ static inline uint64_t vnic_rdtsc(void) {
 	return ((uint64_t)hi << 32) | lo;
 }
 
+/* The names of the XDP counters and of the workers' drop reasons, by index
+ * (bpf/vnic.shared.h's lists); "" past the end. */
+const char *vnic_xdp_counter_name(unsigned i);
+const char *vnic_drop_name(unsigned i);
+
 #endif
