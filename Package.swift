@@ -39,11 +39,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibXDP", path: "Sources/CLibXDP"),
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
+        .systemLibrary(name: "CVnicShared", path: "Sources/CVnicShared"),
         .systemLibrary(name: "CLibNL", path: "Sources/CLibNL", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-route-3-dev", "libnl-genl-3-dev"])]),
         .target(name: "CVnicShim", path: "Sources/CVnicShim",
                 cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "VnicCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Sources/VnicCore"),
+        .target(name: "VnicCore", dependencies: ["CVnicShared", .product(name: "Crypto", package: "swift-crypto")], path: "Sources/VnicCore"),
         .target(name: "VnicConfig", dependencies: ["VnicCore", "CLMDB"], path: "Sources/VnicConfig", swiftSettings: reader),
         .target(name: "VnicDataplane",
                 dependencies: ["VnicCore", "VnicConfig", "CLibXDP", "CLibNL", "CVnicShim", .product(name: "Logging", package: "swift-log")],

@@ -5,6 +5,7 @@
 // command that fixes each one that is not ok. Tests feed it fakes.
 // Invariant: every item that is not ok has a fix; nothing here traps on what
 // the kernel or /proc hand back (short or odd input decodes to "unknown").
+import CVnicShared
 
 /// How an item stands. `fail` items make `vnicadm check` exit 1.
 public enum PreflightVerdict: String, Sendable, Equatable {
@@ -131,11 +132,12 @@ public struct CapabilitySet: Sendable, Equatable {
 }
 
 public enum Preflight {
-    /// vnicd's defaults: `--frames` and the UMEM frame size (XSK.swift).
+    /// vnicd's defaults, defined here once (the dataplane's UMEM and
+    /// `Dataplane.defaultFrames` are these): `--frames` and the UMEM frame size.
     public static let defaultFrames: UInt32 = 16384
     public static let frameSize: UInt64 = 2048
-    /// VNIC_MAX_QUEUES of bpf/vnic.shared.h (a unit test keeps them equal).
-    public static let maxQueues: UInt32 = 64
+    /// The most workers vnicd runs: VNIC_MAX_QUEUES of bpf/vnic.shared.h.
+    public static let maxQueues: UInt32 = VNIC_MAX_QUEUES
     public static let bpffsPath = "/sys/fs/bpf"
     public static let btfPath = "/sys/kernel/btf/vmlinux"
 

@@ -142,7 +142,7 @@ public final class Dataplane {
     /// a descriptor array over all of its frames, about 128 bytes a frame: a
     /// port sharing the worker's 16,384 frames cost 2 MiB of kernel memory, one
     /// with 256 of its own costs 32 KiB.)
-    public static let defaultFrames: UInt32 = 16384
+    public static let defaultFrames = Preflight.defaultFrames
     static let minimumFrames: UInt32 = 4096
 
     /// The frames per worker for `workers` workers: the option, else the

@@ -68,7 +68,7 @@ public final class InMemoryPipeline {
     /// One VNIC (`index`, `mac`) on a port, whose policy the worker reads from
     /// its record through `reader` once per loop, as vnicd's workers do. Every
     /// UMEM frame holds `frame`.
-    public init(frames: UInt32 = 16384, index: UInt32, mac: MACAddress, reader: ConfigReader, frame: [UInt8]) {
+    public init(frames: UInt32 = Dataplane.defaultFrames, index: UInt32, mac: MACAddress, reader: ConfigReader, frame: [UInt8]) {
         self.frames = frames
         frameLength = UInt32(frame.count)
         let area = UnsafeMutableRawPointer.allocate(byteCount: Int(frames) * Self.frameSize, alignment: 4096)

@@ -25,7 +25,7 @@ final class RingPair {
 /// The packet buffer area of one worker, registered with the kernel.
 /// The C function is `xsk_umem__create`.
 final class UMEM {
-    static let frameSize: UInt32 = 2048
+    static let frameSize = UInt32(Preflight.frameSize)
     let area: UnsafeMutableRawPointer
     let frameCount: UInt32
     let size: Int

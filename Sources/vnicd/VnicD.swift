@@ -46,7 +46,7 @@ struct VnicD: ParsableCommand {
     @Option(name: .customLong("max-vnics"), help: "The highest VNIC index the XSKMAPs hold.")
     var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1
 
-    @Option(help: "UMEM frames (2 KiB each) per worker, the uplink side (default 16384: 32 MiB).")
+    @Option(help: "UMEM frames (\(Preflight.frameSize / 1024) KiB each) per worker, the uplink side (default \(Preflight.defaultFrames): \((UInt64(Preflight.defaultFrames) * Preflight.frameSize) >> 20) MiB).")
     var frames: UInt32?
 
     @Option(name: .customLong("port-frames"),

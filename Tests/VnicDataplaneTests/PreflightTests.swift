@@ -153,10 +153,6 @@ final class PreflightTests: XCTestCase {
         XCTAssertEqual(item(Preflight.evaluate(f), "queues")!.verdict, .fail)
     }
 
-    func testMaxQueuesMatchesSharedHeader() {
-        XCTAssertEqual(Preflight.maxQueues, VNIC_MAX_QUEUES)
-    }
-
     func testXDPFeatures() {
         var f = labFacts()
         f.link!.xdpFeatures = 0

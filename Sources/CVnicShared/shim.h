@@ -1,0 +1,1 @@
+#include "../../bpf/vnic.shared.h"
