@@ -12,6 +12,8 @@
 //    6 new        UTF-8 (absent: none)
 //    7 verdict    u8: 1 accepted, 2 denied, 3 applied
 //    8 reason     UTF-8
+//    9 guest      u8: 1 acknowledged, 2 not acknowledged in time (absent: not a
+//                 guest's answer); older readers skip it
 //
 // Who appends: vnicadm for host changes (verdict `applied`), in the same write
 // transaction as the change; the daemon for the VM's requests (`accepted` with
@@ -44,6 +46,14 @@ public struct AuditEntry: Equatable, Sendable {
         }
     }
 
+    /// What a guest agent made of a host change it was told about (vnicd's
+    /// notification): the typed outcome `vnicadm set` waits for.
+    public enum GuestOutcome: UInt8, Sendable, CustomStringConvertible, CaseIterable {
+        case acknowledged = 1
+        case unacknowledged = 2
+        public var description: String { self == .acknowledged ? "acknowledged" : "unacknowledged" }
+    }
+
     /// Assigned when appended (1, 2, ...); 0 before.
     public var sequence: UInt64 = 0
     /// Nanoseconds since 1970, UTC.
@@ -55,6 +65,8 @@ public struct AuditEntry: Equatable, Sendable {
     public var new: String?
     public var verdict: Verdict
     public var reason: String
+    /// Set on the entry that records a guest's answer to a host change.
+    public var guest: GuestOutcome? = nil
 
     public init(time: UInt64 = AuditEntry.now(), vnic: String, origin: Origin, parameter: String,
                 old: String?, new: String?, verdict: Verdict, reason: String) {
@@ -103,6 +115,7 @@ public struct AuditEntry: Equatable, Sendable {
         if let new { w.text(6, AuditEntry.cut(new)) }
         w.u8(7, verdict.rawValue)
         w.text(8, AuditEntry.cut(reason))
+        if let guest { w.u8(9, guest.rawValue) }
         return w.bytes
     }
 
@@ -132,6 +145,9 @@ public struct AuditEntry: Equatable, Sendable {
                     guard let d = Verdict(rawValue: try TLV.u8(v, "verdict")) else { throw VnicError("unknown verdict") }
                     e.verdict = d
                 case 8: e.reason = try TLV.text(v, "reason")
+                case 9:
+                    guard let g = GuestOutcome(rawValue: try TLV.u8(v, "guest")) else { throw VnicError("unknown guest outcome") }
+                    e.guest = g
                 default: continue
                 }
             } catch {

@@ -60,7 +60,7 @@ struct SetParameters: WriteCommand {
         let deadline = Date().addingTimeInterval(wait)
         while outcome.count < changed.count && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.02)
-            for e in try store.auditEntries(after: before, vnic: name) where e.reason.hasPrefix("guest ") {
+            for e in try store.auditEntries(after: before, vnic: name) where e.guest != nil {
                 outcome[e.parameter] = e.reason
             }
         }

@@ -16,7 +16,7 @@ struct ShowEvents: ParsableCommand {
             until interrupted. --json prints a JSON array, or with -f one JSON object per line.
             """)
 
-    static let fields = ["seq", "time", "vnic", "origin", "parameter", "old", "new", "verdict", "reason"]
+    static let fields = ["seq", "time", "vnic", "origin", "parameter", "old", "new", "verdict", "reason", "guest"]
     static let defaults = ["time", "vnic", "origin", "parameter", "old", "new", "verdict", "reason"]
 
     @OptionGroup var database: DatabaseOptions
@@ -35,7 +35,8 @@ struct ShowEvents: ParsableCommand {
 
     static func row(_ e: AuditEntry) -> [String: String?] {
         ["seq": String(e.sequence), "time": e.timeText, "vnic": e.vnic, "origin": e.origin.description,
-         "parameter": e.parameter, "old": e.old, "new": e.new, "verdict": e.verdict.description, "reason": e.reason]
+         "parameter": e.parameter, "old": e.old, "new": e.new, "verdict": e.verdict.description, "reason": e.reason,
+         "guest": e.guest?.description]
     }
 
     static func json(_ e: AuditEntry, fields: [String]) -> JSONValue {

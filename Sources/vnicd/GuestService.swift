@@ -176,7 +176,7 @@ final class GuestService {
         guard let i = pending.firstIndex(where: { $0.index == index && $0.message.id == m.id }) else { return count("stale-ack") }
         let p = pending.remove(at: i)
         count("acknowledged")
-        audit(p, reason: "guest acknowledged")
+        audit(p, .acknowledged, reason: "guest acknowledged")
         log("vnic \(p.vnic): guest acknowledged \(p.message.parameter)=\(p.message.value)")
     }
 
@@ -195,14 +195,15 @@ final class GuestService {
         }
         for p in expired {
             count("unacknowledged")
-            audit(p, reason: "guest did not acknowledge within 3 s")
+            audit(p, .unacknowledged, reason: "guest did not acknowledge within 3 s")
             logger.warning("vnic \(p.vnic): guest did not acknowledge \(p.message.parameter)=\(p.message.value)")
         }
     }
 
-    private func audit(_ p: Pending, reason: String) {
-        let e = AuditEntry(vnic: p.vnic, origin: .host, parameter: p.message.parameter, old: nil, new: p.message.value,
+    private func audit(_ p: Pending, _ outcome: AuditEntry.GuestOutcome, reason: String) {
+        var e = AuditEntry(vnic: p.vnic, origin: .host, parameter: p.message.parameter, old: nil, new: p.message.value,
                            verdict: .applied, reason: reason)
+        e.guest = outcome
         do { try store.appendAudit([e]) } catch { logger.error("audit: \(error.message)") }
     }
 

@@ -126,6 +126,26 @@ final class TransactionTests: XCTestCase {
         XCTAssertEqual(try store.consistencyProblems(), [])
     }
 
+    /// A guest's answer to a host change is a typed outcome (tag 9), read back as
+    /// written; entries without it read as no outcome, and an unknown value is refused.
+    func testGuestOutcomeIsTyped() throws {
+        let store = try ConfigStore.open(path: path, create: true)
+        var ack = AuditEntry(vnic: "vm1", origin: .host, parameter: "mtu", old: nil, new: "1400", verdict: .applied,
+                             reason: "guest acknowledged")
+        ack.guest = .acknowledged
+        var none = ack
+        none.guest = .unacknowledged
+        none.reason = "anything at all"
+        let plain = AuditEntry(vnic: "vm1", origin: .host, parameter: "mtu", old: "1500", new: "1400", verdict: .applied,
+                               reason: "guest said so")
+        try store.appendAudit([ack, none, plain])
+        XCTAssertEqual(try store.auditEntries().map(\.guest), [.acknowledged, .unacknowledged, nil],
+                       "the outcome is the field's, whatever the reason text says")
+        var bytes = ack.encode()
+        bytes[bytes.count - 1] = 7
+        XCTAssertThrowsError(try bytes.withUnsafeBytes { b throws(VnicError) in try AuditEntry.decode(b, sequence: 1) })
+    }
+
     func testAFullDatabaseRefusesTheWriteAndKeepsWhatItHad() throws {
         let store = try ConfigStore.open(path: path, create: true, mapSize: 256 << 10)
         var created = 0
