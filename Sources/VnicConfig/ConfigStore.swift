@@ -251,6 +251,14 @@ public final class ConfigStore: Sendable {
         }
     }
 
+    /// The VNIC `name`, or every VNIC when `name` is nil (what `show-*`
+    /// commands list); a usage error when the named one does not exist.
+    public func vnics(named name: String?) throws(VnicError) -> [VNICRecord] {
+        guard let name else { return try vnics() }
+        guard let r = try vnic(named: name) else { throw .usage("VNIC '\(name)' does not exist") }
+        return [r]
+    }
+
     public func vnic(index: UInt32) throws(VnicError) -> VNICRecord? {
         try withSnapshot { txn throws in try readRecord(index: index, txn) }
     }

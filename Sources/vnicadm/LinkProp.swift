@@ -119,13 +119,7 @@ struct ShowLinkProp: ParsableCommand {
         let out = Output(parseable: parseable, json: json, fields: try Output.fields(output, known: Self.fields))
         let selected = try Self.properties(props)
         let store = try database.open(create: false)
-        let records: [VNICRecord]
-        if let name {
-            guard let r = try store.vnic(named: name) else { throw VnicError.usage("VNIC '\(name)' does not exist") }
-            records = [r]
-        } else {
-            records = try store.vnics()
-        }
+        let records = try store.vnics(named: name)
         let rows: [[String: String?]] = records.flatMap { r in
             selected.map { p in
                 ["link": r.name, "property": p.rawValue, "perm": "rw", "value": p.text(of: r),

@@ -75,13 +75,7 @@ struct ShowPolicy: ParsableCommand {
     func run() throws {
         let out = Output(parseable: format.parseable, json: format.json, fields: try Output.fields(format.output, known: Self.fields))
         let store = try database.open(create: false)
-        let records: [VNICRecord]
-        if let name {
-            guard let r = try store.vnic(named: name) else { throw VnicError.usage("VNIC '\(name)' does not exist") }
-            records = [r]
-        } else {
-            records = try store.vnics()
-        }
+        let records = try store.vnics(named: name)
         let rows: [[String: String?]] = records.flatMap { r in
             VNICParameter.policyParameters.map { p in
                 ["link": r.name, "parameter": p.rawValue, "policy": r.policy.text(p), "value": p.text(of: r)]

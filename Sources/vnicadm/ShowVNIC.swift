@@ -35,13 +35,7 @@ struct ShowVNIC: ParsableCommand {
     func run() throws {
         let fields = try Output.fields(format.output, known: Self.known, defaults: Self.defaults)
         let store = try database.open(create: false)
-        let records: [VNICRecord]
-        if let name {
-            guard let r = try store.vnic(named: name) else { throw VnicError.usage("VNIC '\(name)' does not exist") }
-            records = [r]
-        } else {
-            records = try store.vnics()
-        }
+        let records = try store.vnics(named: name)
         let status = RuntimeStatus.readLive(database: store.path)
         func state(_ r: VNICRecord) -> String {
             r.state == .down ? "down" : status?.vnics[r.name]?.state ?? "unknown"
