@@ -103,6 +103,7 @@ let package = Package(
         .executableTarget(name: "vnic-fuzz-requests", dependencies: ["VnicCore"], path: "Sources/vnic-fuzz-requests"),
         .testTarget(name: "VnicCoreTests", dependencies: ["VnicCore"], path: "Tests/VnicCoreTests"),
         .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
+        .testTarget(name: "VnicCLITests", dependencies: ["VnicCLI"], path: "Tests/VnicCLITests"),
         .testTarget(name: "VnicDataplaneTests", dependencies: ["VnicDataplane", "VnicConfig", "CVnicShim", "CLibXDP"],
                     path: "Tests/VnicDataplaneTests"),
         .testTarget(name: "VnicMetricsTests", dependencies: ["VnicMetrics", "VnicCore"], path: "Tests/VnicMetricsTests"),

@@ -11,6 +11,7 @@
 // makes the latter.
 import ArgumentParser
 import Foundation
+import VnicCLI
 import VnicConfig
 import VnicCore
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // What the subcommands share: writes as transactions (so `batch` can run many
 // in one), `-p name=value[,..]` lists, and output in the three dladm forms.
 import ArgumentParser
+import VnicCLI
 import VnicConfig
 import VnicCore
 #if canImport(Glibc)

@@ -3,6 +3,7 @@
 // vnicadm show-linkprop [-c -o FIELD[,..]] [--json] [-p prop[,..]] [NAME]
 // The link properties are the rows of kind `property` in VNICParameter.
 import ArgumentParser
+import VnicCLI
 import VnicConfig
 import VnicCore
 

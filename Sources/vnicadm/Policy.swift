@@ -3,6 +3,7 @@
 // The VM's change policy, per parameter (VNICPolicy); the parameters a policy
 // may open are the table's rows with a policy domain.
 import ArgumentParser
+import VnicCLI
 import VnicConfig
 import VnicCore
 

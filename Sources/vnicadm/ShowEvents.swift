@@ -2,6 +2,7 @@
 // The audit log: host changes, the VMs' requests accepted or denied, spoof warnings.
 import ArgumentParser
 import Foundation
+import VnicCLI
 import VnicConfig
 import VnicCore
 

@@ -3,6 +3,7 @@
 // to the database), like dladm show-link -s.
 import ArgumentParser
 import Foundation
+import VnicCLI
 import VnicConfig
 import VnicCore
 

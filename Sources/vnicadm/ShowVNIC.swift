@@ -1,5 +1,6 @@
 // vnicadm show-vnic [-p -o FIELD[,..]] [--json] [NAME]
 import ArgumentParser
+import VnicCLI
 import VnicConfig
 import VnicCore
 
