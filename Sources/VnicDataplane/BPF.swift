@@ -9,6 +9,7 @@ import CLibXDP
 import CVnicShim
 import Glibc
 import VnicCore
+import VnicPlatform
 
 /// A libbpf object: opened from an ELF file, configured, then loaded into the kernel.
 /// The corresponding C type is `struct bpf_object`.

@@ -14,6 +14,7 @@ import Glibc
 import Logging
 import VnicConfig
 import VnicCore
+import VnicPlatform
 
 
 /// What the dataplane needs of a VNIC to give it sockets and a place in the

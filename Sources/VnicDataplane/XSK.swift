@@ -10,6 +10,7 @@ import CLibXDP
 import CVnicShim
 import Glibc
 import VnicCore
+import VnicPlatform
 
 /// A fill/completion ring pair for one (device, queue) of a UMEM.
 final class RingPair {

@@ -9,6 +9,7 @@
 import Foundation
 import Synchronization
 import VnicCore
+import VnicPlatform
 
 public struct Lab: Sendable {
     /// The absolute path of `ip`.

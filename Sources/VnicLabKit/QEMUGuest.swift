@@ -25,6 +25,7 @@
 import Foundation
 import Glibc
 import VnicCore
+import VnicPlatform
 
 /// A QEMU accelerator a guest runs under.
 public enum Accelerator: String, Codable, Sendable, CaseIterable {

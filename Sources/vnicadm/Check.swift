@@ -3,7 +3,7 @@
 // native XDP and AF_XDP zero-copy support, an XDP program already attached,
 // locked memory, the process's capabilities, bpffs and BTF. Reads only: it
 // attaches nothing and changes nothing. The verdicts are decided in
-// VnicCore/Preflight.swift; this file gathers the facts from the kernel of the
+// VnicPlatform/Preflight.swift; this file gathers the facts from the kernel of the
 // calling process's network namespace (rtnetlink, the netdev generic netlink
 // family, ETHTOOL_GCHANNELS, /proc/self). vnicadm links no C shim or libbpf
 // (Debian's libbpf 1.1 has no XDP feature query either), so the two netlink
@@ -14,6 +14,7 @@ import Foundation
 import VnicCLI
 import VnicConfig
 import VnicCore
+import VnicPlatform
 #if canImport(Glibc)
 import Glibc
 #endif

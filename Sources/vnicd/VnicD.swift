@@ -11,6 +11,7 @@ import Logging
 import VnicCLI
 import VnicConfig
 import VnicCore
+import VnicPlatform
 import VnicDataplane
 import VnicMetrics
 

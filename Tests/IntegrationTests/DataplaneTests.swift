@@ -4,6 +4,7 @@
 // down, whatever happens.
 import Foundation
 import VnicCore
+import VnicPlatform
 import VnicLabKit
 import XCTest
 

@@ -10,6 +10,7 @@
 // first, as root: they mount a bpffs and give the service user its directory.
 import Foundation
 import VnicCore
+import VnicPlatform
 import VnicLabKit
 import XCTest
 

@@ -1,8 +1,9 @@
-// `vnicadm check`'s logic without a kernel (VnicCore/Preflight.swift): the /proc
+// `vnicadm check`'s logic without a kernel (VnicPlatform/Preflight.swift): the /proc
 // parsers, the netlink encoding and the two replies it decodes, and the verdicts
 // and fixes for facts as a lab, a NIC or a misconfigured host would give them.
-import CVnicShim
+import CVnicShared
 import VnicCore
+import VnicPlatform
 import XCTest
 
 final class PreflightTests: XCTestCase {
