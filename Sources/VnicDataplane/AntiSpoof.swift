@@ -125,7 +125,8 @@ public enum AntiSpoof {
     static func plainIPv4<P: SourcePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P) -> SpoofVerdict? {
         guard len >= 34, f.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian,
               byte(f, 14) == 0x45 else { return nil }
-        if p.protection.contains(.macNospoof), MACKey.load(f + 6) != p.mac { return .spoofMAC }
+        // First whether it is such a frame, then the checks: a frame the worker's
+        // services may take (Classify) never gets a verdict here.
         let total = Int(be16(f, 16))
         guard total >= 20, 14 + total <= len,
               f.loadUnaligned(fromByteOffset: 20, as: UInt16.self) & UInt16(0x3FFF).bigEndian == 0 else { return nil }
@@ -143,6 +144,7 @@ public enum AntiSpoof {
         } else if proto != 6 {
             return nil
         }
+        if p.protection.contains(.macNospoof), MACKey.load(f + 6) != p.mac { return .spoofMAC }
         guard p.protection.contains(.ipNospoof) else { return .pass }
         return p.allowsIPv4(src) ? .pass : .spoofIP
     }

@@ -36,13 +36,17 @@ public enum FrameAction: Equatable, Sendable {
 enum Classify {
     @inline(__always)
     static func classify<P: FramePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P) -> FrameAction {
+        // The common frame first: plain IPv4 TCP or UDP, never to or from the
+        // service address nor on a DHCP port (AntiSpoof.plainIPv4 leaves those
+        // to the general way), so steps 1, 2 and 4 cannot take it.
+        if let v = AntiSpoof.plainIPv4(f, len: len, p) { return v == .pass ? .forward : .drop(v) }
         if GuestIntercept.isServiceTraffic(f, len: len) {
             return GuestIntercept.isRequestPort(f, len: len) ? .toControl : .discard
         }
         if p.dhcp && (GuestIntercept.isDHCPToServer(f, len: len) || GuestIntercept.isDHCPv6ToServer(f, len: len)) {
             return .toControl
         }
-        let verdict = AntiSpoof.check(f, len: len, p)
+        let verdict = AntiSpoof.general(f, len: len, p)
         if verdict != .pass { return .drop(verdict) }
         if p.answersRS && Worker.isRouterSolicitation(f, len: UInt32(truncatingIfNeeded: len)) { return .toControl }
         return .forward

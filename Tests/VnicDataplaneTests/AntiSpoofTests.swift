@@ -383,6 +383,68 @@ final class AntiSpoofTests: XCTestCase {
     /// the BOOTP cookie's place, lengths, fragments), and 20,000 mutations of
     /// them, under every set of protections.
     func testFastPathAgreesWithTheGeneralChecks() throws {
+        let frames = try corpus()
+        var decided = 0
+        for f in frames {
+            for m in 0..<16 {
+                let pol = policy(Self.protections(m))
+                f.withUnsafeBytes { b in
+                    let base = b.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!
+                    let general = AntiSpoof.general(base, len: f.count, pol)
+                    if let fast = AntiSpoof.plainIPv4(base, len: f.count, pol) {
+                        decided += 1
+                        XCTAssertEqual(fast, general, "protections \(m), frame \(f.prefix(48).map { String($0, radix: 16) })")
+                    }
+                    XCTAssertEqual(AntiSpoof.check(base, len: f.count, pol), general)
+                }
+            }
+        }
+        XCTAssertGreaterThan(decided, 20_000, "the fast path decided a good share of them")
+    }
+
+    /// Classify (fast path first) decides as the worker's order written out:
+    /// service traffic, DHCP to vnic's server, the checks, solicitations vnicd
+    /// answers, forward; with and without dhcp and ipv6-ra, under every protection set.
+    func testClassifyKeepsTheWorkersOrder() throws {
+        let frames = try corpus()
+        for f in frames {
+            for m in 0..<16 {
+                for served in [false, true] {
+                    var pol = policy(Self.protections(m))
+                    pol.dhcp = served
+                    pol.answersRS = served
+                    f.withUnsafeBytes { b in
+                        let base = b.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!
+                        let n = f.count
+                        let expected: FrameAction
+                        if GuestIntercept.isServiceTraffic(base, len: n) {
+                            expected = GuestIntercept.isRequestPort(base, len: n) ? .toControl : .discard
+                        } else if served && (GuestIntercept.isDHCPToServer(base, len: n) || GuestIntercept.isDHCPv6ToServer(base, len: n)) {
+                            expected = .toControl
+                        } else if case let v = AntiSpoof.general(base, len: n, pol), v != .pass {
+                            expected = .drop(v)
+                        } else if served && Worker.isRouterSolicitation(base, len: UInt32(n)) {
+                            expected = .toControl
+                        } else {
+                            expected = .forward
+                        }
+                        XCTAssertEqual(Classify.classify(base, len: n, pol), expected, "protections \(m), served \(served)")
+                    }
+                }
+            }
+        }
+    }
+
+    static func protections(_ m: Int) -> Protection {
+        var p: Protection = []
+        for (i, bit) in [Protection.macNospoof, .ipNospoof, .dhcpNospoof, .restricted].enumerated() where m & (1 << i) != 0 { p.insert(bit) }
+        return p
+    }
+
+    /// The fuzzer's seed corpus (Tests/fuzz/frames), UDP and TCP frames built
+    /// around the fast path's boundaries (DHCP ports, the BOOTP cookie's place,
+    /// lengths, the service address, a foreign MAC), and 20,000 mutations of them.
+    func corpus() throws -> [[UInt8]] {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("fuzz/frames")
         var frames = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted().map {
@@ -402,6 +464,16 @@ final class AntiSpoofTests: XCTestCase {
                                    srcPort: 1024, dstPort: 80, length: 74)
         tcp[23] = 6
         frames.append(tcp)
+        for (src, dst, port) in [("10.77.0.11", "169.254.169.254", GuestProtocol.servicePort), ("10.77.0.11", "169.254.169.254", 80),
+                                 ("169.254.169.254", "10.77.0.1", 9), ("0.0.0.0", "255.255.255.255", 67)] {
+            for mac in [Self.vmMAC, Self.otherMAC] {
+                frames.append(FrameBuilder.udp(dst: gw, src: mac, srcIP: IPv4Address(src)!, dstIP: IPv4Address(dst)!,
+                                               srcPort: 68, dstPort: port, length: 300))
+            }
+        }
+        var foreign = tcp
+        foreign.replaceSubrange(6..<12, with: Self.otherMAC.bytes)
+        frames.append(foreign)
         var rng = SystemRandomNumberGenerator()
         let base = frames
         for _ in 0..<20_000 {
@@ -415,23 +487,6 @@ final class AntiSpoofTests: XCTestCase {
             if Int.random(in: 0..<8, using: &rng) == 0 { f.removeLast(Int.random(in: 0...min(f.count, 40), using: &rng)) }
             frames.append(f)
         }
-        var decided = 0
-        for f in frames {
-            for m in 0..<16 {
-                var p: Protection = []
-                for (i, bit) in [Protection.macNospoof, .ipNospoof, .dhcpNospoof, .restricted].enumerated() where m & (1 << i) != 0 { p.insert(bit) }
-                let pol = policy(p)
-                f.withUnsafeBytes { b in
-                    let base = b.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!
-                    let general = AntiSpoof.general(base, len: f.count, pol)
-                    if let fast = AntiSpoof.plainIPv4(base, len: f.count, pol) {
-                        decided += 1
-                        XCTAssertEqual(fast, general, "protections \(m), frame \(f.prefix(48).map { String($0, radix: 16) })")
-                    }
-                    XCTAssertEqual(AntiSpoof.check(base, len: f.count, pol), general)
-                }
-            }
-        }
-        XCTAssertGreaterThan(decided, 20_000, "the fast path decided a good share of them")
+        return frames
     }
 }
