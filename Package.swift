@@ -64,9 +64,13 @@ let package = Package(
                                .product(name: "FlyingFox", package: "FlyingFox"),
                                .product(name: "FlyingSocks", package: "FlyingFox")],
                 path: "Sources/VnicMetrics"),
+        // vnicd's control plane as a library: guest, DHCP and RA services, the
+        // reconciler, spoof warnings; it reaches the dataplane through a protocol.
+        .target(name: "VnicControl", dependencies: ["VnicConfig", "VnicCore", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/VnicControl"),
         .target(name: "VnicLabKit", dependencies: ["VnicCore", "VnicPlatform"], path: "Sources/VnicLabKit"),
         .executableTarget(name: "vnicd",
-                          dependencies: ["VnicDataplane", "VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI", "VnicMetrics",
+                          dependencies: ["VnicDataplane", "VnicControl", "VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI", "VnicMetrics",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/vnicd", swiftSettings: hot),
@@ -107,6 +111,7 @@ let package = Package(
         .testTarget(name: "VnicCoreTests", dependencies: ["VnicCore"], path: "Tests/VnicCoreTests"),
         .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
         .testTarget(name: "VnicCLITests", dependencies: ["VnicCLI"], path: "Tests/VnicCLITests"),
+        .testTarget(name: "VnicControlTests", dependencies: ["VnicControl", "VnicConfig", "VnicCore"], path: "Tests/VnicControlTests"),
         .testTarget(name: "VnicDataplaneTests", dependencies: ["VnicDataplane", "VnicConfig", "CVnicShim", "CLibXDP"],
                     path: "Tests/VnicDataplaneTests"),
         .testTarget(name: "VnicMetricsTests", dependencies: ["VnicMetrics", "VnicCore"], path: "Tests/VnicMetricsTests"),

@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-unit='^(VnicCoreTests|VnicPlatformTests|VnicConfigTests|VnicCLITests|VnicDataplaneTests|VnicGuestTests|VnicMetricsTests)\.'
+unit='^(VnicCoreTests|VnicPlatformTests|VnicConfigTests|VnicCLITests|VnicControlTests|VnicDataplaneTests|VnicGuestTests|VnicMetricsTests)\.'
 [ -f build/vnic.bpf.o ] || make bpf >/dev/null || exit 2      # ClassifierTests load it
 
 quiet() { grep -v "Cannot export local symbol"; }             # ld.gold, once per sanitizer helper symbol

@@ -10,6 +10,7 @@ import Glibc
 import Logging
 import VnicCLI
 import VnicConfig
+import VnicControl
 import VnicCore
 import VnicPlatform
 import VnicDataplane
@@ -104,7 +105,7 @@ struct VnicD: ParsableCommand {
         let store = try ConfigStore.open(path: path, create: false)
         try? store.setSyncMetadata(false)   // one flush per commit of vnicd's own (see ConfigStore)
         let first = try store.snapshot()
-        var generation = first.generation
+        let generation = first.generation
         let records = first.vnics
         guard let uplink = link ?? records.first?.link else {
             throw VnicError("nothing to serve: \(path) has no VNICs and no --link was given")
@@ -139,7 +140,7 @@ struct VnicD: ParsableCommand {
         if spare != 0 { _ = vnic_set_current_thread_affinity_mask(spare) }
         log("serving \(uplink): \(dp.queueCount) worker(s) on core(s) \(dp.cores.map(String.init).joined(separator: ",")), XDP \(xdpMode), database \(path) generation \(generation)")
         let started = monotonicNow()
-        log(changes: dp.apply(specs(records, uplink: uplink)))
+        log(changes: dp.apply(Reconciler.specs(records, uplink: uplink)))
         let firstStatus = dp.status(generation: generation)
         try? firstStatus.write(database: path)
         if let m = firstStatus.memory {
@@ -159,24 +160,11 @@ struct VnicD: ParsableCommand {
         // The control loop: woken by a signal, a guest request (the workers'
         // eventfd) or every 5 ms to look at the database's generation.
         let signalFD = signalfd(-1, &signals, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
-        var lastError: String?
-        var spoofWarnings = SpoofWarnings()
-        var guest: GuestService?
-        func reconcile() {
-            do {
-                let snap = try store.snapshot()
-                guard snap.generation != generation else { lastError = nil; return }
-                generation = snap.generation
-                log(changes: dp.apply(specs(snap.vnics, uplink: uplink)))
-                guest?.configChanged(snap.vnics.filter { $0.link == uplink }, now: monotonicNow())
-                lastError = nil
-            } catch {
-                let message = "read \(path): \(error)"
-                if message != lastError { logger.error("\(message) (keeping the current configuration)") }
-                lastError = message
-            }
-        }
-        guest = GuestService(store: store, dataplane: dp, records: records.filter { $0.link == uplink }, reconcile: reconcile)
+        var spoofWarnings = SpoofWarnings(reasons: Dataplane.spoofReasons)
+        let reconciler = Reconciler(store: store, uplink: uplink, dataplane: dp, generation: generation)
+        let guest = GuestService(store: store, dataplane: dp, records: records.filter { $0.link == uplink },
+                                 reconcile: { reconciler.reconcile() })
+        reconciler.guest = guest
         var nextStatus = monotonicNow(), nextSecond = monotonicNow() + 1_000_000_000, nextFollow = nextSecond
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: dp.controlEvents, events: Int16(POLLIN), revents: 0),
@@ -190,24 +178,18 @@ struct VnicD: ParsableCommand {
                 break
             }
             if fds[1].revents != 0 {
-                dp.drainRequests { index, queue, frame in guest?.handle(index: index, queue: queue, frame: frame) }
+                dp.drainRequests { index, queue, frame in guest.handle(index: index, queue: queue, frame: frame) }
             }
             if fds[2].revents != 0, dp.ports?.drain() == true {
                 log(changes: dp.followPorts())   // a port appeared, went or changed
             }
             let now = monotonicNow()
-            do {
-                if try store.generation() != generation { reconcile() }
-            } catch {
-                let message = "read \(path): \(error)"
-                if message != lastError { logger.error("\(message) (keeping the current configuration)") }
-                lastError = message
-            }
-            guest?.tick(now: now)
+            reconciler.poll()
+            guest.tick(now: now)
             if now >= nextStatus {
                 nextStatus = now + 250_000_000
-                var status = dp.status(generation: generation)
-                status.requests = guest.map { $0.counts.merging($0.advertiser.counts) { a, _ in a } }
+                var status = dp.status(generation: reconciler.generation)
+                status.requests = guest.counts.merging(guest.advertiser.counts) { a, _ in a }
                 try? status.write(database: path)
                 exporter?.update(status)
                 if now >= nextSecond {
@@ -221,7 +203,7 @@ struct VnicD: ParsableCommand {
             }
         }
         close(signalFD)
-        let final = dp.status(generation: generation)
+        let final = dp.status(generation: reconciler.generation)
         dp.shutdown()
         RuntimeStatus.remove(database: path)
         printSummary(final)
@@ -240,15 +222,6 @@ struct VnicD: ParsableCommand {
         let need = UInt64(vnics) * (2 * UInt64(max(queues ?? 1, 1)) + 1) + 64
         if UInt64(l.rlim_cur) < need {
             logger.warning("open files are limited to \(l.rlim_cur): \(vnics) VNICs need about \(need) (raise LimitNOFILE / ulimit -n)")
-        }
-    }
-
-    /// The VNICs of this uplink that the administrator has not set down, as the dataplane needs them.
-    func specs(_ records: [VNICRecord], uplink: String) -> [VNICSpec] {
-        records.filter { $0.link == uplink && $0.state == .up }.map { r in
-            var s = VNICSpec(name: r.name, index: r.index, mac: r.mac, port: r.port)
-            s.priority = r.priority
-            return s
         }
     }
 
@@ -273,25 +246,7 @@ struct VnicD: ParsableCommand {
     }
 }
 
-/// Logs what a reconcile did; a long list (thousands of VNICs at start) is cut
-/// to its first lines and a count.
-func log(changes: [String]) {
-    changes.prefix(20).forEach(log)
-    if changes.count > 20 { log("... and \(changes.count - 20) more changes") }
-}
 
-func monotonicNow() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-/// vnicd's log (swift-log, VnicLogHandler: one line per event on stderr).
-let logger = Logger(label: "vnicd")
-
-func log(_ line: String) {
-    logger.info("\(line)")
-}
 
 enum ProcessInfoLite {
     static func env(_ name: String) -> String? {
@@ -308,30 +263,5 @@ enum ProcessInfoLite {
     }
 }
 
-/// Spoofed frames become warnings for the host: at most one per second per VNIC
-/// and reason, in the log and the audit log (origin vm, verdict denied), each
-/// saying how many frames it stands for beyond the first (suppressed).
-struct SpoofWarnings {
-    /// Drops already reported, per "vnic reason".
-    var reported: [String: UInt64] = [:]
-
-    mutating func check(_ status: RuntimeStatus, store: ConfigStore) {
-        var entries: [AuditEntry] = []
-        for (name, vnic) in status.vnics.sorted(by: { $0.key < $1.key }) {
-            for reason in Dataplane.spoofReasons {
-                let total = vnic.drops[reason] ?? 0
-                let key = name + " " + reason
-                let new = total &- (reported[key] ?? 0)
-                guard total > (reported[key] ?? 0) else { reported[key] = total; continue }
-                reported[key] = total
-                let text = "\(reason): \(new) frame\(new == 1 ? "" : "s") dropped (\(new - 1) suppressed)"
-                logger.warning("vnic \(name) \(text)")
-                entries.append(AuditEntry(vnic: name, origin: .vm, parameter: "frame", old: nil, new: nil,
-                                          verdict: .denied, reason: text))
-            }
-        }
-        if !entries.isEmpty {
-            do { try store.appendAudit(entries) } catch { log("audit spoof warnings: \(error.message)") }
-        }
-    }
-}
+/// The dataplane as the control plane uses it.
+extension Dataplane: ControlDataplane {}

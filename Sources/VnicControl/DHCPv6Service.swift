@@ -21,7 +21,6 @@
 // (`dhcp6-malformed`) and dropped.
 import VnicConfig
 import VnicCore
-import VnicDataplane
 
 extension GuestService {
     func dhcp6(index: UInt32, queue: Int, frame: [UInt8]) {

@@ -7,18 +7,17 @@
 // Each goes out on the VM's port only.
 import VnicConfig
 import VnicCore
-import VnicDataplane
 
-final class RouterAdvertiser {
+public final class RouterAdvertiser {
     static let allNodesMAC = MACAddress("33:33:00:00:00:01")!
-    let dp: Dataplane
+    let dp: any ControlDataplane
     /// When each VNIC (by index) last got an unsolicited RA.
     var lastSent: [UInt32: UInt64] = [:]
     /// RAs sent, for the status (requests: "ra-solicited", "ra-unsolicited").
-    var counts: [String: UInt64] = [:]
+    public internal(set) var counts: [String: UInt64] = [:]
     private var nextTick: UInt64 = 0
 
-    init(dataplane: Dataplane) { dp = dataplane }
+    init(dataplane: any ControlDataplane) { dp = dataplane }
 
     static func mode(_ r: VNICRecord) -> RouterAdvertisement.Mode? {
         switch r.ipv6RA {

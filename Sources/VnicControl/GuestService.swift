@@ -22,15 +22,14 @@
 import Foundation
 import VnicConfig
 import VnicCore
-import VnicDataplane
 
-final class GuestService {
+public final class GuestService {
     static let applianceMAC = MACAddress("02:a9:fe:a9:fe:01")!
     static let notifyInterval: UInt64 = 200_000_000
     static let notifyTimeout: UInt64 = 3_000_000_000
 
     let store: ConfigStore
-    let dp: Dataplane
+    let dp: any ControlDataplane
     /// Reconciles the dataplane with the database now (after an accepted request).
     let reconcile: () -> Void
     /// The records as vnicd last knew them, by index: what a new generation is
@@ -42,7 +41,7 @@ final class GuestService {
     struct Pending { var vnic: String; var index: UInt32; var message: GuestMessage; var frame: [UInt8]; var first: UInt64; var last: UInt64 }
     var pending: [Pending] = []
     /// Requests by outcome, for the status.
-    var counts: [String: UInt64] = [:]
+    public internal(set) var counts: [String: UInt64] = [:]
     /// The transaction id of each VNIC's last DHCP client message: a FORCERENEW
     /// must carry it (DHCPService).
     var dhcpXIDs: [UInt32: UInt32] = [:]
@@ -53,9 +52,9 @@ final class GuestService {
     /// memory, like the DHCP keys.
     var notifyKeys: [UInt32: [UInt8]] = [:]
     /// Router advertisements to the VMs with ipv6-ra on.
-    let advertiser: RouterAdvertiser
+    public let advertiser: RouterAdvertiser
 
-    init(store: ConfigStore, dataplane: Dataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
+    public init(store: ConfigStore, dataplane: any ControlDataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
         self.store = store
         dp = dataplane
         self.reconcile = reconcile
@@ -65,7 +64,8 @@ final class GuestService {
 
     // MARK: VM to appliance
 
-    func handle(index: UInt32, queue: Int, frame: [UInt8]) {
+    /// A frame a worker handed up from VNIC `index`'s port (worker `queue`).
+    public func handle(index: UInt32, queue: Int, frame: [UInt8]) {
         if let source = RouterAdvertisement.solicitation(frame) {
             guard let r = known[index] else { return }
             return advertiser.solicited(r, queue: queue, source: source, frame: frame)
@@ -140,7 +140,7 @@ final class GuestService {
     // MARK: appliance to VM
 
     /// A new generation: notifies the VMs of changes they did not ask for.
-    func configChanged(_ records: [VNICRecord], now: UInt64) {
+    public func configChanged(_ records: [VNICRecord], now: UInt64) {
         var next: [UInt32: VNICRecord] = [:]
         for r in records {
             next[r.index] = r
@@ -181,7 +181,7 @@ final class GuestService {
     }
 
     /// Retransmits what is not acknowledged; gives up after the timeout.
-    func tick(now: UInt64) {
+    public func tick(now: UInt64) {
         advertiser.tick(known, now: now)
         guard !pending.isEmpty else { return }
         var expired: [Pending] = []

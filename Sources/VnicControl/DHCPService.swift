@@ -23,7 +23,6 @@
 // (`dhcp-malformed`) and dropped.
 import VnicConfig
 import VnicCore
-import VnicDataplane
 
 extension GuestService {
     func dhcp(index: UInt32, queue: Int, payload: ArraySlice<UInt8>) {
