@@ -33,9 +33,9 @@ public enum FrameAction: Equatable, Sendable {
     case drop(SpoofVerdict)
 }
 
-enum Classify {
+package enum Classify {
     @inline(__always)
-    static func classify<P: FramePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P) -> FrameAction {
+    package static func classify<P: FramePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P) -> FrameAction {
         // The common frame first: plain IPv4 TCP or UDP, never to or from the
         // service address nor on a DHCP port (AntiSpoof.plainIPv4 leaves those
         // to the general way), so steps 1, 2 and 4 cannot take it.

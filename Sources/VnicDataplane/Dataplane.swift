@@ -728,7 +728,7 @@ public final class Dataplane {
     }
 
     /// Names of enum vnic_drop_reason, in order (bpf/vnic.shared.h's list).
-    static let dropNames = (0..<VNIC_DROP_REASON_MAX.rawValue).map { String(cString: vnic_drop_name($0)) }
+    package static let dropNames = (0..<VNIC_DROP_REASON_MAX.rawValue).map { String(cString: vnic_drop_name($0)) }
     /// The drop reasons that are spoofing (the AntiSpoof verdicts but malformed):
     /// what vnicd warns the host about.
     public static let spoofReasons = dropNames.prefix(Int(VNIC_DROP_SPOOF_SERVICE.rawValue) + 1).filter { $0 != "malformed" }

@@ -1,4 +1,4 @@
 import Glibc
 
 /// The text of an errno value ("Device or resource busy").
-func errnoString(_ code: Int32) -> String { String(cString: strerror(code)) }
+package func errnoString(_ code: Int32) -> String { String(cString: strerror(code)) }

@@ -7,7 +7,7 @@
 // drops and counts), nobody ever waits.
 import CVnicShim
 
-struct FrameRing: @unchecked Sendable {   // one producer thread, one consumer thread
+package struct FrameRing: @unchecked Sendable {   // one producer thread, one consumer thread
     let capacity: Int
     let slotBytes: Int
     /// Producer and consumer positions (monotonic), on separate cache lines.
@@ -58,7 +58,7 @@ struct FrameRing: @unchecked Sendable {   // one producer thread, one consumer t
     /// Consumer: hands the oldest frame to `body` (valid only inside it) and
     /// removes it; false when empty.
     @inline(__always)
-    func pop(_ body: (UInt32, UnsafeRawBufferPointer) -> Void) -> Bool {
+    package func pop(_ body: (UInt32, UnsafeRawBufferPointer) -> Void) -> Bool {
         let t = tail.pointee
         guard vnic_load_u64_acquire(head) != t else { return false }
         let i = Int(t & UInt64(capacity - 1))

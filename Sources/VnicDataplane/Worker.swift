@@ -34,8 +34,8 @@ import Logging
 import VnicConfig
 import VnicCore
 
-final class Worker: @unchecked Sendable {
-    static let burst: UInt32 = 64
+package final class Worker: @unchecked Sendable {
+    package static let burst: UInt32 = 64
     /// Frames a loop takes from the VNICs' rings before it services the rest
     /// again: what makes priority matter when the worker is saturated.
     static let loopBudget = 256
@@ -43,7 +43,7 @@ final class Worker: @unchecked Sendable {
     /// its fill ring holds all of them but a third (at least 64), which carry
     /// what goes to the VM: a TCP window towards a slow guest, a burst from the
     /// wire (its transmit ring gives them back as soon as the kernel copied them).
-    static func towardsVM(_ frames: UInt32) -> UInt32 { max(64, frames / 3) }
+    package static func towardsVM(_ frames: UInt32) -> UInt32 { max(64, frames / 3) }
     /// An entry that moved nothing for this many loops is no longer looked at
     /// every loop; the sweep looks at `sweepWidth` of the others per loop.
     static let hotLoops: UInt32 = 64
@@ -52,7 +52,7 @@ final class Worker: @unchecked Sendable {
     /// with one VNIC an empty loop takes about 64 ns on this machine
     /// (vnic-pipeline-bench's `idle_loop_ns`), so about 0.13 ms; a burst that
     /// follows within it costs no wakeup.
-    static let spinLoops = 2000
+    package static let spinLoops = 2000
 
     let queue: UInt32
     let core: Int
@@ -90,14 +90,14 @@ final class Worker: @unchecked Sendable {
     /// maxbw's clock, a port with no room or free frames, a transmit ring the
     /// kernel has not emptied. An idle worker then waits with a timeout;
     /// otherwise only a descriptor ends its wait.
-    private(set) var stalled = false
+    package private(set) var stalled = false
     private var sweep = 0
     /// Where a segment of a guest's TSO frame is written before it is forwarded.
     private let segmentScratch = UnsafeMutableRawPointer.allocate(byteCount: Int(UMEM.frameSize), alignment: 64)
     /// Guest protocol traffic: requests up to the control thread, replies and
     /// notifications down to the VMs; `wakeFD` (an eventfd) wakes the control
     /// thread when a request arrives.
-    let toControl = FrameRing.allocate()
+    package let toControl = FrameRing.allocate()
     let fromControl = FrameRing.allocate()
     let wakeFD: Int32
     /// The control thread wakes this worker from an idle wait (eventfd).
@@ -146,7 +146,7 @@ final class Worker: @unchecked Sendable {
 
     /// A worker over rings in plain memory (benchmarks, tests): no kernel.
     /// `area` holds `frames` frames: the uplink side's.
-    init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader, area: UnsafeMutableRawPointer,
+    package init(queue: UInt32, core: Int, busyPoll: Bool, reader: ConfigReader, area: UnsafeMutableRawPointer,
          frameCount frames: UInt32, rx: UnsafeMutablePointer<xsk_ring_cons>, tx: UnsafeMutablePointer<xsk_ring_prod>,
          fill: UnsafeMutablePointer<xsk_ring_prod>, comp: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32 = -1,
          umem: UMEM? = nil, uplinkSocket: XSKSocket? = nil, wakeFD: Int32 = -1) {
@@ -221,7 +221,7 @@ final class Worker: @unchecked Sendable {
 
     /// Publishes a table; returns a table that was published but never installed
     /// (the caller frees it), or nil.
-    func publish(_ t: UnsafeMutablePointer<WorkerTable>) -> UnsafeMutablePointer<WorkerTable>? {
+    package func publish(_ t: UnsafeMutablePointer<WorkerTable>) -> UnsafeMutablePointer<WorkerTable>? {
         let old = vnic_exchange_pointer(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), UnsafeMutableRawPointer(t))
         return old?.assumingMemoryBound(to: WorkerTable.self)
     }
@@ -302,7 +302,7 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    func install() {
+    package func install() {
         guard let raw = vnic_exchange_pointer(UnsafeMutableRawPointer(mailbox).assumingMemoryBound(to: UnsafeMutableRawPointer?.self), nil) else { return }
         let t = raw.assumingMemoryBound(to: WorkerTable.self)
         // A VNIC leaving this worker: its uplink receive socket is about to close and
@@ -720,7 +720,7 @@ final class Worker: @unchecked Sendable {
         }
         guard q.pointee.kick else { return }
         if xsk_ring_prod__needs_wakeup(q.pointee.tx) != 0 {
-            _ = sendto(q.pointee.fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0)
+            _ = sendto(q.pointee.fd, nil, 0, vnic_msg_dontwait, nil, 0)
         }
         // Copy mode sends a bounded batch per kick: kick again while some are left.
         let tx = q.pointee.tx
@@ -776,7 +776,7 @@ final class Worker: @unchecked Sendable {
         return n
     }
 
-    func loopOnce() -> Bool {
+    package func loopOnce() -> Bool {
         let t = table.pointee
         let entries = t.entries
         let count = t.count
@@ -954,7 +954,7 @@ final class Worker: @unchecked Sendable {
 }
 
 /// Offset of `drops` in `struct vnic_counters` (four u64 before it); a test checks it.
-let vnicCountersDropsOffset = 32
+package let vnicCountersDropsOffset = 32
 
 @inline(__always)
 func countDrop(_ c: UnsafeMutablePointer<vnic_counters>, _ reason: vnic_drop_reason) {
@@ -983,4 +983,12 @@ func copyFrame(_ d: UnsafeMutableRawPointer, _ s: UnsafeRawPointer, _ n: Int) {
     } else {
         memcpy(d, s, n)
     }
+}
+
+/// The monotonic clock in nanoseconds (the workers' rate and router clocks).
+@inline(__always)
+package func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }

@@ -18,14 +18,14 @@ import VnicCore
 /// its uplink socket and every VNIC's receive socket on its queue share them)
 /// or one port socket's own. After publication only the worker that uses it
 /// touches it.
-struct FramePool {
+package struct FramePool {
     var area: UnsafeMutableRawPointer
     var free: UnsafeMutablePointer<UInt64>
     /// Frames free now (another worker reads it as a hint), and in all.
     var count: Int
     let size: Int
 
-    static func make(area: UnsafeMutableRawPointer, frames: Int) -> UnsafeMutablePointer<FramePool> {
+    package static func make(area: UnsafeMutableRawPointer, frames: Int) -> UnsafeMutablePointer<FramePool> {
         let free = UnsafeMutablePointer<UInt64>.allocate(capacity: max(frames, 1))
         for i in 0..<frames { free[i] = UInt64(i) * UInt64(UMEM.frameSize) }
         let p = UnsafeMutablePointer<FramePool>.allocate(capacity: 1)
@@ -33,7 +33,7 @@ struct FramePool {
         return p
     }
 
-    static func destroy(_ p: UnsafeMutablePointer<FramePool>) {
+    package static func destroy(_ p: UnsafeMutablePointer<FramePool>) {
         p.pointee.free.deallocate()
         p.deallocate()
     }
@@ -42,7 +42,7 @@ struct FramePool {
 /// A socket's rings as the worker uses them. For a port socket, `fill`/`comp` are
 /// the pair of the port's own UMEM; for the uplink socket, the (uplink, queue) pair.
 /// After publication only the owning worker writes it.
-struct QueueRings {
+package struct QueueRings {
     var rx: UnsafeMutablePointer<xsk_ring_cons>
     var tx: UnsafeMutablePointer<xsk_ring_prod>
     var fill: UnsafeMutablePointer<xsk_ring_prod>
@@ -58,12 +58,19 @@ struct QueueRings {
     var reserved: UInt32 = 0
     /// The kernel has not yet taken everything submitted: kick again.
     var kick: Bool = false
+
+    package init(rx: UnsafeMutablePointer<xsk_ring_cons>, tx: UnsafeMutablePointer<xsk_ring_prod>,
+                 fill: UnsafeMutablePointer<xsk_ring_prod>, comp: UnsafeMutablePointer<xsk_ring_cons>, fd: Int32,
+                 frames: UnsafeMutablePointer<FramePool>, fillTarget: UInt32) {
+        self.rx = rx; self.tx = tx; self.fill = fill; self.comp = comp; self.fd = fd
+        self.frames = frames; self.fillTarget = fillTarget
+    }
 }
 
 /// One VNIC as one worker sees it: where its frames come from and go. What
 /// its frames are checked against, and its rates, are its database record's
 /// (RecordPolicy), read once per loop: nothing of its policy is here.
-struct VNICEntry {
+package struct VNICEntry {
     var index: UInt32
     /// The MAC as `MACKey` (frame byte order packed into a UInt64).
     var mac: UInt64
@@ -82,6 +89,13 @@ struct VNICEntry {
     /// and that worker's port rings (read only for how many free frames they have).
     var handoff: Int32 = -1
     var handoffPort: UnsafeMutablePointer<QueueRings>? = nil
+
+    package init(index: UInt32, mac: UInt64, uplinkRX: UnsafeMutablePointer<xsk_ring_cons>, port: UnsafeMutablePointer<QueueRings>?,
+                 counters: UnsafeMutablePointer<vnic_counters>, tat: UnsafeMutablePointer<UInt64>, handoff: Int32 = -1,
+                 handoffPort: UnsafeMutablePointer<QueueRings>? = nil) {
+        self.index = index; self.mac = mac; self.uplinkRX = uplinkRX; self.port = port; self.counters = counters
+        self.tat = tat; self.handoff = handoff; self.handoffPort = handoffPort
+    }
 }
 
 /// Entry e's record as read in the worker's loop `epoch` (a view into that
@@ -92,7 +106,7 @@ struct LoopRecord {
     var view: VNICView? = nil
 }
 
-struct WorkerTable {
+package struct WorkerTable {
     var generation: UInt64
     var count: Int
     var entries: UnsafeMutablePointer<VNICEntry>
@@ -124,7 +138,7 @@ struct WorkerTable {
     var records: UnsafeMutablePointer<LoopRecord>
 
     /// Allocates a table; free it with `destroy`.
-    static func make(generation: UInt64, entries list: [VNICEntry],
+    package static func make(generation: UInt64, entries list: [VNICEntry],
                      outgoing out: [FrameRing?] = [], incoming inc: [FrameRing] = [])
         -> UnsafeMutablePointer<WorkerTable> {
         let entries = UnsafeMutablePointer<VNICEntry>.allocate(capacity: max(list.count, 1))
@@ -227,7 +241,7 @@ struct WorkerTable {
 
 /// MAC addresses as the hot path compares them: the six bytes as they sit in a
 /// frame, loaded little-endian into the low 48 bits of a UInt64 (no byte swaps).
-enum MACKey {
+package enum MACKey {
     @inline(__always)
     static func load(_ p: UnsafeRawPointer) -> UInt64 {
         UInt64(p.loadUnaligned(as: UInt32.self)) | UInt64(p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
@@ -235,7 +249,7 @@ enum MACKey {
 
     /// From a MACAddress (wire order in the low 48 bits), without allocating.
     @inline(__always)
-    static func from(_ mac: MACAddress) -> UInt64 { (mac.rawValue << 16).byteSwapped }
+    package static func from(_ mac: MACAddress) -> UInt64 { (mac.rawValue << 16).byteSwapped }
 
     static func from(_ bytes: [UInt8]) -> UInt64 {
         precondition(bytes.count == 6)

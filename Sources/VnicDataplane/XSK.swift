@@ -13,9 +13,9 @@ import VnicCore
 import VnicPlatform
 
 /// A fill/completion ring pair for one (device, queue) of a UMEM.
-final class RingPair {
-    let fill: UnsafeMutablePointer<xsk_ring_prod>
-    let comp: UnsafeMutablePointer<xsk_ring_cons>
+package final class RingPair {
+    package let fill: UnsafeMutablePointer<xsk_ring_prod>
+    package let comp: UnsafeMutablePointer<xsk_ring_cons>
     init() {
         fill = .allocate(capacity: 1); fill.initialize(to: xsk_ring_prod())
         comp = .allocate(capacity: 1); comp.initialize(to: xsk_ring_cons())
@@ -25,18 +25,18 @@ final class RingPair {
 
 /// The packet buffer area of one worker, registered with the kernel.
 /// The C function is `xsk_umem__create`.
-final class UMEM {
-    static let frameSize = UInt32(Preflight.frameSize)
-    let area: UnsafeMutableRawPointer
+package final class UMEM {
+    package static let frameSize = UInt32(Preflight.frameSize)
+    package let area: UnsafeMutableRawPointer
     let frameCount: UInt32
     let size: Int
     let umem: OpaquePointer
     /// The pair of the first socket's (device, queue).
-    let firstPair = RingPair()
+    package let firstPair = RingPair()
     let fillSize: UInt32
     let compSize: UInt32
 
-    init(frameCount: UInt32, fillSize: UInt32, compSize: UInt32) throws(VnicError) {
+    package init(frameCount: UInt32, fillSize: UInt32, compSize: UInt32) throws(VnicError) {
         self.frameCount = frameCount
         self.fillSize = fillSize
         self.compSize = compSize
@@ -74,13 +74,13 @@ final class UMEM {
 public enum XSKBindMode: Sendable { case copy, zeroCopy }
 
 /// One AF_XDP socket bound to (device, queue). The C function is `xsk_socket__create_shared`.
-final class XSKSocket {
+package final class XSKSocket {
     let ifname: String
     let queue: UInt32
     let xsk: OpaquePointer
-    let fd: Int32
-    let rx: UnsafeMutablePointer<xsk_ring_cons>?
-    let tx: UnsafeMutablePointer<xsk_ring_prod>?
+    package let fd: Int32
+    package let rx: UnsafeMutablePointer<xsk_ring_cons>?
+    package let tx: UnsafeMutablePointer<xsk_ring_prod>?
     /// Kept alive while the socket exists: libxdp unmaps the pair with its last socket.
     let pair: RingPair
 
@@ -96,7 +96,7 @@ final class XSKSocket {
     /// frame on a tap) arrives as a chain of descriptors instead of being
     /// dropped (XDP_USE_SG, Linux 6.6+; an older kernel binds without it).
     /// Only the UMEM's first socket's flags count: the others inherit them.
-    init?(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
+    package init?(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
           bind: XSKBindMode, nilIfNoQueue: Bool, multiBuffer: Bool = false) throws(VnicError) {
         self.ifname = ifname
         self.queue = queue
@@ -145,7 +145,7 @@ final class XSKSocket {
     /// XDP_USE_SG (linux/if_xdp.h, 6.6+; Debian 12's headers lack it).
     static let useSG: UInt16 = 1 << 4
 
-    convenience init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
+    package convenience init(ifname: String, queue: UInt32, umem: UMEM, pair: RingPair, rxSize: UInt32, txSize: UInt32,
                      bind: XSKBindMode) throws(VnicError) {
         try self.init(ifname: ifname, queue: queue, umem: umem, pair: pair, rxSize: rxSize, txSize: txSize,
                       bind: bind, nilIfNoQueue: false)!

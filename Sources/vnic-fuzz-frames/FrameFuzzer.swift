@@ -26,6 +26,7 @@
 import Foundation
 import VnicCore
 import VnicDataplane
+import VnicDataplaneTools
 
 /// VM1 of the lab and the unit tests: 02:00:00:00:01:01, 10.77.0.11/32 and
 /// allowed-ips 192.168.7.0/24 and 2001:db8:0:1::/64.

@@ -24,6 +24,7 @@ import Foundation
 import VnicConfig
 import VnicCore
 import VnicDataplane
+import VnicDataplaneTools
 
 @main
 struct PipelineBench {

@@ -4,6 +4,7 @@ import Foundation
 import VnicCLI
 import VnicCore
 import VnicDataplane
+import VnicDataplaneTools
 
 struct Pktgen: ParsableCommand {
     static let configuration = CommandConfiguration(

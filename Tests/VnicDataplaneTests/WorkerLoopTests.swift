@@ -2,6 +2,7 @@ import Foundation
 import VnicConfig
 import VnicCore
 @testable import VnicDataplane
+@testable import VnicDataplaneTools
 import XCTest
 
 /// `Worker.loopOnce` through the in-memory rings (InMemoryPipeline: the rings

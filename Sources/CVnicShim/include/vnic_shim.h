@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>   /* eventfd: the workers wake the control thread */
 #include <sys/signalfd.h>  /* signalfd: the control thread polls its signals */
 #include <poll.h>
+#include <sys/socket.h>    /* sendto: the workers' transmit kicks */
 #include <sys/vfs.h>      /* statfs: is /sys/fs/bpf a bpffs (pinning) */
 #include "../../../bpf/vnic.shared.h"
 
@@ -105,5 +106,9 @@ static inline uint64_t vnic_rdtsc(void) {
  * (bpf/vnic.shared.h's lists); "" past the end. */
 const char *vnic_xdp_counter_name(unsigned i);
 const char *vnic_drop_name(unsigned i);
+
+/* MSG_DONTWAIT for the workers' transmit kicks, by a name of this module (the
+ * macro reaches Swift through whichever module first includes sys/socket.h). */
+static const int vnic_msg_dontwait = MSG_DONTWAIT;
 
 #endif

@@ -11,6 +11,7 @@ import CLibXDP
 import CVnicShim
 import Glibc
 import VnicCore
+import VnicDataplane
 
 public enum PktgenPayload {
     public static let magic: UInt16 = 0x5650
@@ -18,13 +19,6 @@ public enum PktgenPayload {
     public static let offset = FrameBuilder.headers
     public static let length = 16
     public static let minFrame = 64
-}
-
-@inline(__always)
-func monotonicNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
 public struct GeneratorConfig: Sendable {
@@ -168,12 +162,12 @@ final class QueueSender: @unchecked Sendable {
                 outstanding += n
                 sent += UInt64(n)
             }
-            if outstanding > 0 { _ = sendto(socket.fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0) }
+            if outstanding > 0 { _ = sendto(socket.fd, nil, 0, vnic_msg_dontwait, nil, 0) }
         }
         // Let the kernel take (and complete) what is queued, for at most a second.
         let until = monotonicNanos() + 1_000_000_000
         while outstanding > 0 && monotonicNanos() < until {
-            _ = sendto(socket.fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0)
+            _ = sendto(socket.fd, nil, 0, vnic_msg_dontwait, nil, 0)
             let done = xsk_ring_cons__peek(comp, 2048, &idx)
             if done > 0 { xsk_ring_cons__release(comp, done); outstanding -= done } else { usleep(100) }
         }

@@ -1,8 +1,10 @@
 // PacketSink: counts the generator's frames arriving on an interface (AF_PACKET),
 // checks the order per flow and records latency from the payload's timestamp.
 import CLibXDP
+import CVnicShim
 import Glibc
 import VnicCore
+import VnicDataplane
 
 public struct SinkResult: Sendable {
     public var packets: UInt64 = 0
@@ -70,7 +72,7 @@ public enum PacketSink {
             let n = buf.withUnsafeMutableBytes { b in
                 withUnsafeMutablePointer(to: &from) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, &fromLen)
+                        recvfrom(fd, b.baseAddress, b.count, vnic_msg_dontwait, $0, &fromLen)
                     }
                 }
             }

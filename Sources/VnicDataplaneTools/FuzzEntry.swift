@@ -3,6 +3,7 @@
 // else: `classify` is the worker's own function (Classify), so a fuzzer runs
 // the same calls in the same order with the same preconditions as the worker.
 import VnicCore
+import VnicDataplane
 
 public enum FrameChecks {
     /// What the worker does with `len` bytes at `f` from a VNIC with policy `p`.

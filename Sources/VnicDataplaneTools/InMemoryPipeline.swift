@@ -10,6 +10,7 @@ import CVnicShim
 import Glibc
 import VnicConfig
 import VnicCore
+import VnicDataplane
 
 /// One ring in plain memory: its words on separate cache lines, then the entries.
 final class MemoryRing {
