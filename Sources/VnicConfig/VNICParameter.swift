@@ -335,11 +335,11 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         atoms: { $0.tcpPorts.map { UInt128($0.lower)...UInt128($0.upper) } })
 
     public static let transport = VNICParameter.choice(
-        "transport", tag: FieldTag.transport, .parameter, Transport.self, keyPath: \.transport, dataplane: true, vm: true,
+        "transport", tag: FieldTag.transport, .parameter, Transport.self, keyPath: \.transport, dataplane: true,
         syntax: "tcp, udp or both: the VSQ processes TCP serially, UDP-only concurrently")
 
     public static let routing = VNICParameter.choice(
-        "routing", tag: FieldTag.routing, .parameter, Routing.self, keyPath: \.routing, dataplane: false, vm: true,
+        "routing", tag: FieldTag.routing, .parameter, Routing.self, keyPath: \.routing, dataplane: false,
         syntax: "off or on: whether the guest forwards IPv4 (net.ipv4.ip_forward); stored for the guest")
 
     public static let tcpBuffer = VNICParameter(
@@ -364,7 +364,7 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         atoms: { r in r.tcpBuffer.map { [UInt128($0)...UInt128($0)] } ?? [] })
 
     public static let state = VNICParameter.choice(
-        "state", tag: FieldTag.state, .parameter, AdminState.self, keyPath: \.state, dataplane: true, vm: false,
+        "state", tag: FieldTag.state, .parameter, AdminState.self, keyPath: \.state, dataplane: true,
         syntax: "up or down: down keeps the VNIC configured but asks vnicd not to forward for it")
 
     public static let maxbw = VNICParameter(
@@ -388,25 +388,25 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         })
 
     public static let priority = VNICParameter.choice(
-        "priority", tag: FieldTag.priority, .property, Priority.self, keyPath: \.priority, dataplane: true, vm: false,
+        "priority", tag: FieldTag.priority, .property, Priority.self, keyPath: \.priority, dataplane: true,
         syntax: "low, medium or high", hotRank: 3)
 
     public static let deniedRequests = VNICParameter.choice(
         "denied-requests", tag: FieldTag.deniedRequests, .property, DeniedRequests.self, keyPath: \.deniedRequests,
-        dataplane: false, vm: false,
+        dataplane: false,
         syntax: "drop or reply: what a VM's denied request gets (drop: nothing, it times out; reply: a refusal naming the reason)")
 
     public static let dhcp = VNICParameter.choice(
-        "dhcp", tag: FieldTag.dhcp, .property, DHCPServer.self, keyPath: \.dhcp, dataplane: true, vm: false,
+        "dhcp", tag: FieldTag.dhcp, .property, DHCPServer.self, keyPath: \.dhcp, dataplane: true,
         syntax: "off or on: vnic's DHCP servers answer the VM: DHCPv4 with its address, prefix, gateway, MTU and lease, DHCPv6 with its IPv6 addresses (its DHCP never reaches the wire)")
 
     public static let raGuard = VNICParameter.choice(
-        "ra-guard", tag: FieldTag.raGuard, .property, RAGuard.self, keyPath: \.raGuard, dataplane: true, vm: false,
+        "ra-guard", tag: FieldTag.raGuard, .property, RAGuard.self, keyPath: \.raGuard, dataplane: true,
         syntax: "on or off: under ip-nospoof the VM sends no router advertisement or redirect (IPv6 RA and Redirect, IPv4 ICMP redirect and router advertisement); off for a VM that is a router",
         hotRank: 6)
 
     public static let ipv6RA = VNICParameter.choice(
-        "ipv6-ra", tag: FieldTag.ipv6RA, .property, IPv6RA.self, keyPath: \.ipv6RA, dataplane: true, vm: false,
+        "ipv6-ra", tag: FieldTag.ipv6RA, .property, IPv6RA.self, keyPath: \.ipv6RA, dataplane: true,
         syntax: "off, slaac or managed: vnicd answers the VM's router solicitations (and every 200 s) with its IPv6 prefixes, MTU and IPv6 gateway; slaac: the VM makes its address in a SLAAC prefix itself; managed: the M flag, a DHCPv6 server gives it")
 
     public static let dhcpLease = VNICParameter(
@@ -565,7 +565,11 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
         self.kind = kind
         self.syntax = syntax
         affectsDataplane = dataplane
-        policyDomain = policy
+        // The VM may hold exactly the parameters of VnicCore's GuestParameter
+        // list (what the guest agent knows); the row says how values match.
+        let vmHolds = GuestParameter(rawValue: name) != nil
+        precondition(!vmHolds || policy != nil, "\(name): a parameter the VM may hold needs a policy domain")
+        policyDomain = vmHolds ? policy : nil
         self.possible = possible
         self.hotRank = hotRank
         self.repeatable = repeatable
@@ -584,12 +588,12 @@ public struct VNICParameter: Hashable, Sendable, CustomStringConvertible {
     /// A row for an enum-valued field stored as one byte (its raw value).
     static func choice<T: RawRepresentable & CaseIterable & CustomStringConvertible & Sendable>(
         _ name: String, tag: UInt16, _ kind: Kind, _ type: T.Type, keyPath: WritableKeyPath<VNICRecord, T> & Sendable,
-        dataplane: Bool, vm: Bool, syntax: String, hotRank: Int? = nil) -> VNICParameter
+        dataplane: Bool, syntax: String, hotRank: Int? = nil) -> VNICParameter
     where T.RawValue == UInt8, T.AllCases: Sendable {
         let names = T.allCases.map(\.description)
         let fallback = VNICRecord.blank[keyPath: keyPath]
         return VNICParameter(
-            name, tag: tag, kind, syntax: syntax, dataplane: dataplane, policy: vm ? .choice(names) : nil,
+            name, tag: tag, kind, syntax: syntax, dataplane: dataplane, policy: .choice(names),
             possible: names.joined(separator: ","), hotRank: hotRank,
             parse: { (t, r) throws(VnicError) in
                 guard let v = T.allCases.first(where: { $0.description == t }) else {

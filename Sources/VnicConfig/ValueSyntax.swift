@@ -33,24 +33,12 @@ public enum ValueSyntax {
 
     // MARK: byte sizes (binary units)
 
-    static let sizeUnits: [(Character, UInt64)] = [("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)]
-
-    /// `262144`, `256K`, `4M`, `1G` (K = 1024 bytes). Whole numbers only.
-    public static func parseSize(_ text: String) -> UInt64? {
-        var body = Substring(text)
-        var unit: UInt64 = 1
-        if let last = body.last, let u = sizeUnits.first(where: { $0.0 == Character(last.uppercased()) }) {
-            unit = u.1
-            body = body.dropLast()
-        }
-        guard let n = parseUnsigned(body) else { return nil }
-        let (v, overflow) = n.multipliedReportingOverflow(by: unit)
-        return overflow ? nil : v
-    }
+    /// `262144`, `256K`, `4M`, `1G` (K = 1024 bytes). Whole numbers only (VnicCore's `ByteSize`).
+    public static func parseSize(_ text: String) -> UInt64? { ByteSize.parse(text) }
 
     /// The largest binary unit that divides exactly: `256K`, `4M`, `1000`.
     static func formatSize(_ bytes: UInt64) -> String {
-        for (symbol, unit) in sizeUnits.reversed() where bytes >= unit && bytes % unit == 0 {
+        for (symbol, unit) in ByteSize.units.reversed() where bytes >= unit && bytes % unit == 0 {
             return String(bytes / unit) + String(symbol)
         }
         return String(bytes)
@@ -59,11 +47,7 @@ public enum ValueSyntax {
     // MARK: numbers
 
     /// Decimal digits only: no sign, no blanks, no leading zero (except "0").
-    static func parseUnsigned(_ s: Substring) -> UInt64? {
-        guard (1...20).contains(s.count), s.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              !(s.count > 1 && s.first == "0") else { return nil }
-        return UInt64(s)
-    }
+    static func parseUnsigned(_ s: Substring) -> UInt64? { ByteSize.parseUnsigned(s) }
 
     static func parseDecimal(_ s: Substring, unit: UInt64) -> UInt64? {
         let parts = s.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)

@@ -3,17 +3,6 @@
 // (a bare `ip` address gets the prefix length of the interface's first address).
 import VnicCore
 
-/// The database's parameter names that travel in the guest protocol.
-public enum GuestParameter: String, CaseIterable, Sendable {
-    case ip, mac, gateway, mtu
-    case tcpPorts = "tcp-ports"
-    case routing
-    case tcpBuffer = "tcp-buffer"
-    case transport
-
-    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
-}
-
 /// A checked `PARAM=VALUE` argument.
 public struct GuestAssignment: Equatable, Sendable {
     public var parameter: GuestParameter
@@ -54,19 +43,4 @@ public struct GuestAssignment: Equatable, Sendable {
         }
         return GuestAssignment(parameter: .ip, value: items.joined(separator: ","))
     }
-}
-
-/// `262144`, `256K`, `4M`, `1G` (binary units), as the database's tcp-buffer takes them.
-public func parseByteSize(_ text: String) -> UInt64? {
-    var body = Substring(text), unit: UInt64 = 1
-    switch body.last {
-    case "K", "k": unit = 1 << 10; body = body.dropLast()
-    case "M", "m": unit = 1 << 20; body = body.dropLast()
-    case "G", "g": unit = 1 << 30; body = body.dropLast()
-    default: break
-    }
-    guard (1...19).contains(body.count), body.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-          !(body.count > 1 && body.first == "0"), let n = UInt64(body) else { return nil }
-    let (v, overflow) = n.multipliedReportingOverflow(by: unit)
-    return overflow ? nil : v
 }

@@ -123,7 +123,7 @@ public enum StackApply {
                 return [ApplyStep(sysctl("net.ipv4.tcp_rmem", tcpRmemDefault)),
                         ApplyStep(sysctl("net.ipv4.tcp_wmem", tcpWmemDefault))]
             }
-            guard let n = parseByteSize(value), (4096...UInt64(Int32.max)).contains(n) else {
+            guard let n = ByteSize.parse(value), (4096...UInt64(Int32.max)).contains(n) else {
                 throw .usage("tcp-buffer: '\(value)' is not a size 4K-2G (e.g. 256K, 4M)")
             }
             // The maximum is the value; the default stays the kernel's unless above it.

@@ -249,4 +249,11 @@ final class ParameterTableTests: XCTestCase {
         }, exitCode: 2, "mtu:")
         XCTAssertEqual(try store.generation(), generation)
     }
+
+    /// The VM may hold exactly VnicCore's GuestParameter list (what the guest agent knows), each with a policy domain.
+    func testPolicyParametersAreTheGuestsList() {
+        XCTAssertEqual(Set(VNICParameter.policyParameters.map(\.rawValue)), Set(GuestParameter.allCases.map(\.rawValue)))
+        XCTAssertNil(VNICParameter.state.policyDomain, "a choice row the guest does not hold has no policy")
+        XCTAssertNotNil(VNICParameter.transport.policyDomain)
+    }
 }

@@ -42,12 +42,19 @@ final class GuestArgumentTests: XCTestCase {
     }
 
     func testByteSizes() {
-        XCTAssertEqual(parseByteSize("262144"), 262144)
-        XCTAssertEqual(parseByteSize("256K"), 262144)
-        XCTAssertEqual(parseByteSize("4M"), 4 << 20)
-        XCTAssertNil(parseByteSize("K"))
-        XCTAssertNil(parseByteSize("-1"))
-        XCTAssertNil(parseByteSize("04K"))
+        XCTAssertEqual(ByteSize.parse("262144"), 262144)
+        XCTAssertEqual(ByteSize.parse("256K"), 262144)
+        XCTAssertEqual(ByteSize.parse("4M"), 4 << 20)
+        XCTAssertNil(ByteSize.parse("K"))
+        XCTAssertNil(ByteSize.parse("-1"))
+        XCTAssertNil(ByteSize.parse("04K"))
+        XCTAssertNil(ByteSize.parse("18446744073709551615K"), "overflow")
+    }
+
+    /// The guest's parameters are the database's policy parameters: one list (VnicCore's GuestParameter).
+    func testGuestParametersAreOneList() {
+        XCTAssertEqual(Set(GuestParameter.allCases.map(\.rawValue)),
+                       ["ip", "mac", "gateway", "mtu", "tcp-ports", "routing", "tcp-buffer", "transport"])
     }
 }
 
