@@ -114,24 +114,11 @@ int vnic_queue_counts(const char *ifname, uint32_t *rx, uint32_t *tx)
 	return err;
 }
 
-static const char *const xdp_counter_names[] = {
-#define VNIC_X(id, name, what) name,
-	VNIC_XDP_COUNTERS(VNIC_X)
-#undef VNIC_X
-};
+/* The names of bpf/vnic.shared.h's lists, in their order. */
+#define VNIC_X_NAME(id, name, what) name,
+static const char *const xdp_counter_names[] = { VNIC_XDP_COUNTERS(VNIC_X_NAME) };
+static const char *const drop_names[] = { VNIC_DROP_REASONS(VNIC_X_NAME) };
+#undef VNIC_X_NAME
 
-const char *vnic_xdp_counter_name(unsigned i)
-{
-	return i < VNIC_XDP_COUNTER_MAX ? xdp_counter_names[i] : "";
-}
-
-static const char *const drop_names[] = {
-#define VNIC_X(id, name, what) name,
-	VNIC_DROP_REASONS(VNIC_X)
-#undef VNIC_X
-};
-
-const char *vnic_drop_name(unsigned i)
-{
-	return i < VNIC_DROP_REASON_MAX ? drop_names[i] : "";
-}
+const char *vnic_xdp_counter_name(unsigned i) { return i < VNIC_XDP_COUNTER_MAX ? xdp_counter_names[i] : ""; }
+const char *vnic_drop_name(unsigned i) { return i < VNIC_DROP_REASON_MAX ? drop_names[i] : ""; }
