@@ -112,12 +112,17 @@ elif mode == "udp-source":
             XCTAssertEqual(errors["TcpInCsumErrors"], 0, "\(ns): \(errors)")
             XCTAssertEqual(errors["UdpInCsumErrors"], 0, "\(ns): \(errors)")
         }
-        // No frame judged bad: a partial checksum is neither malformed nor a spoof. (A
-        // TSO burst larger than the port's free frames is congestion, vsq-full, which
-        // TCP recovers from: seen now and then on this 2-core machine, not counted here.)
+        // No frame judged bad: a partial checksum is neither malformed nor a spoof.
+        // Congestion is not judged and not counted here: a TSO burst larger than the
+        // port's free frames (vsq-full), a frame the kernel had no free frame for
+        // (no-buffer), a full ring (tx-full): TCP recovers from them, and this 2-core
+        // machine shows them now and then (vsq-full 59 in one run of 20, vsq-full 125
+        // with no-buffer 1 in another).
         let s = try lab.freshStatus()
-        let judged = (s.vnics["vnic1"]?.drops ?? ["missing": 1]).filter { $0.key != "vsq-full" && $0.value > 0 }
-        XCTAssertEqual(judged, [:], "no drop but congestion: \(s.vnics["vnic1"]?.drops ?? [:])")
+        let judgements: Set<String> = ["malformed", "spoof-mac", "spoof-ip", "spoof-arp", "spoof-ipv6", "spoof-dhcp", "restricted",
+                                       "spoof-nd", "ra-guard", "fragment", "uncheckable", "spoof-service", "no-config"]
+        let judged = (s.vnics["vnic1"]?.drops ?? ["missing": 1]).filter { ($0.key == "missing" || judgements.contains($0.key)) && $0.value > 0 }
+        XCTAssertEqual(judged, [:], "no frame judged bad: \(s.vnics["vnic1"]?.drops ?? [:])")
     }
 
     /// iperf3 as a container host would run it: TCP both ways and UDP with
