@@ -1,4 +1,4 @@
-// FastPath: configuration reads for a dataplane worker, once per burst.
+// FastPath: configuration reads for a dataplane worker, once per loop.
 //
 // A `ConfigReader` owns one LMDB read transaction (the environment is opened
 // with MDB_NOTLS, so the transaction belongs to the reader, not to a thread).
@@ -57,7 +57,7 @@ public final class ConfigReader: @unchecked Sendable {
     /// Starts a burst on a snapshot of the latest commit: the one held when
     /// nothing was committed since, else a new one (the corresponding C
     /// function is `mdb_txn_renew`). Throws only when the database cannot be
-    /// read; the worker should then keep its cached configuration.
+    /// read (the worker then forwards nothing it cannot check: `no-config`).
     @inlinable
     public func beginBurst() throws(VnicError) {
         if held {
