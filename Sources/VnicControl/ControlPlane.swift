@@ -16,8 +16,10 @@ public protocol ControlDataplane: AnyObject {
     /// worker's ring from the control thread is full.
     @discardableResult
     func send(toVNIC index: UInt32, queue: Int, frame: [UInt8]) -> Bool
-    /// Makes the dataplane's VNICs `specs`; returns what changed, a line each.
-    func apply(_ specs: [VNICSpec]) -> [String]
+    /// The VNICs that are up now (what a plan is computed against).
+    var running: [VNICSpec] { get }
+    /// Carries out a plan computed against `running`; returns what changed, a line each.
+    func perform(_ plan: VNICPlan) -> [String]
 }
 
 /// vnicd's log (swift-log, VnicLogHandler: one line per event on stderr).
@@ -75,15 +77,17 @@ public struct SpoofWarnings {
 }
 
 /// Follows the database for one uplink. A new generation becomes a plan
-/// (`plan`: pure, a snapshot in, the dataplane's VNICs and this uplink's
-/// records out), which `apply` hands to the dataplane and then to the guest
-/// service (which tells the VMs what the host changed). A database that cannot
+/// (`plan`: pure, a snapshot and the dataplane's running VNICs in, the actions
+/// that bring the dataplane to the desired VNICs and this uplink's records
+/// out), which `apply` hands to the dataplane and then to the guest service
+/// (which tells the VMs what the host changed). A database that cannot
 /// be read keeps the current configuration, said once per distinct error.
 public final class Reconciler {
     public struct Plan: Equatable {
         public var generation: UInt64
-        /// The dataplane's VNICs: this uplink's, not set down by the administrator.
-        public var specs: [VNICSpec]
+        /// The dataplane's part: this uplink's VNICs not set down by the
+        /// administrator, and the actions (update, remove, add) that make them run.
+        public var vnics: VNICPlan
         /// Every VNIC record of this uplink (the guest service compares them with what it knew).
         public var records: [VNICRecord]
     }
@@ -101,10 +105,11 @@ public final class Reconciler {
         self.store = store; self.uplink = uplink; dp = dataplane; self.generation = generation
     }
 
-    /// The plan for `snapshot` (pure).
-    public static func plan(_ snapshot: ConfigSnapshot, uplink: String) -> Plan {
+    /// The plan for `snapshot`, against the dataplane's `running` VNICs (pure).
+    public static func plan(_ snapshot: ConfigSnapshot, uplink: String, running: [VNICSpec]) -> Plan {
         let records = snapshot.vnics.filter { $0.link == uplink }
-        return Plan(generation: snapshot.generation, specs: specs(records, uplink: uplink), records: records)
+        return Plan(generation: snapshot.generation,
+                    vnics: VNICPlan(running: running, desired: specs(records, uplink: uplink)), records: records)
     }
 
     /// The VNICs of `uplink` that the administrator has not set down, as the dataplane needs them.
@@ -120,7 +125,7 @@ public final class Reconciler {
     @discardableResult
     public func apply(_ plan: Plan, now: UInt64) -> [String] {
         generation = plan.generation
-        let changes = dp.apply(plan.specs)
+        let changes = dp.perform(plan.vnics)
         guest?.configChanged(plan.records, now: now)
         return changes
     }
@@ -130,7 +135,7 @@ public final class Reconciler {
         do {
             let snap = try store.snapshot()
             guard snap.generation != generation else { lastError = nil; return }
-            log(changes: apply(Reconciler.plan(snap, uplink: uplink), now: monotonicNow()))
+            log(changes: apply(Reconciler.plan(snap, uplink: uplink, running: dp.running), now: monotonicNow()))
             lastError = nil
         } catch {
             failed(error)

@@ -317,59 +317,56 @@ public final class Dataplane {
     @discardableResult
     public func apply(_ specs: [VNICSpec]) -> [String] {
         refreshPortFacts(queues: true)
-        return apply(specs, reattach: [:])
+        return perform(VNICPlan(running: running, desired: specs))
     }
 
-    /// `reattach`: active VNICs to take down and bring up again whatever their
-    /// spec (their port was recreated, or its queues changed), with the reason to log.
-    /// The caller has just refreshed the port facts.
-    private func apply(_ specs: [VNICSpec], reattach: [String: String]) -> [String] {
+    /// The VNICs that are up (the running side of a `VNICPlan`).
+    public var running: [VNICSpec] { active.values.map(\.spec) }
+
+    /// Carries out `plan` (computed against `running`, which nothing has
+    /// changed since): updates in place, removals, additions; a desired VNIC
+    /// that cannot come up is kept down with its reason and tried again at the
+    /// next plan. Returns one line per change or failure, for the log.
+    @discardableResult
+    public func perform(_ plan: VNICPlan) -> [String] {
         var log: [String] = []
-        let wanted = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        desired = wanted
-        // A change on the same port and index is applied in place: a new MAC gets
-        // its classifier key before the old one goes; properties (protection,
-        // addresses, maxbw, priority) reach the workers with their next table.
-        // Nothing else is touched; no socket closes.
-        let changed = active.values.filter { a in
-            guard let w = wanted[a.spec.name], w != a.spec, reattach[a.spec.name] == nil else { return false }
-            return w.index == a.spec.index && w.port == a.spec.port
-        }
-        if !changed.isEmpty {
-            for a in changed {
-                let new = wanted[a.spec.name]!
-                if new.mac != a.spec.mac {
+        desired = Dictionary(plan.desired.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var updated = false, gone: [Active] = [], toAdd: [VNICSpec] = []
+        for action in plan.actions {
+            switch action {
+            case .update(let old, let new):
+                guard let a = active[old.name] else { continue }
+                if new.mac != old.mac {
                     do {
                         try macs.update(macKey(new.mac), vnic_mac_entry(vnic_index: new.index, flags: 0))
                     } catch {
-                        log.append("vnic \(a.spec.name): \(error.message)")
+                        log.append("vnic \(old.name): \(error.message)")
                     }
-                    macs.delete(macKey(a.spec.mac))
-                    log.append("vnic \(a.spec.name) mac \(a.spec.mac) -> \(new.mac)")
-                } else {
-                    log.append("vnic \(a.spec.name) priority \(a.spec.priority) -> \(new.priority)")
+                    macs.delete(macKey(old.mac))
                 }
+                log.append(action.description)
                 a.update(new)
+                updated = true
+            case .remove(let old, _):
+                guard let a = active[old.name] else { continue }
+                gone.append(a)
+                log.append(action.description)
+            case .add(let spec):
+                toAdd.append(spec)
             }
-            publish()
         }
+        if updated { publish() }
         // Removed or otherwise changed (port, index): taken down, then re-added.
-        let gone = active.values.filter { wanted[$0.spec.name] != $0.spec || reattach[$0.spec.name] != nil }
         if !gone.isEmpty {
             for a in gone { unmap(a) }
             for a in gone { active[a.spec.name] = nil }
             publish()   // the workers take back what the VNICs' uplink sockets held
             for a in gone { a.portLink = nil; a.uplinkSockets.removeAll(); a.portSockets.removeAll(); a.portUMEMs.removeAll() }
-            for a in gone {
-                let name = a.spec.name
-                log.append(wanted[name] == nil ? "vnic \(name) removed"
-                           : reattach[name].map { "vnic \(name) \($0): re-attaching" } ?? "vnic \(name) changed: re-adding")
-            }
         }
-        for name in down.keys where wanted[name] == nil { down[name] = nil }
+        for name in down.keys where desired[name] == nil { down[name] = nil }
         // Added (or previously down).
         var added: [Active] = []
-        for spec in specs.sorted(by: { $0.index < $1.index }) where active[spec.name] == nil {
+        for spec in toAdd where active[spec.name] == nil {
             do {
                 let a = try bringUp(spec)
                 active[spec.name] = a
@@ -429,7 +426,7 @@ public final class Dataplane {
             }
         }
         guard !reattach.isEmpty || !down.isEmpty else { return [] }
-        return apply(Array(desired.values), reattach: reattach)
+        return perform(VNICPlan(running: running, desired: Array(desired.values), reattach: reattach))
     }
 
     /// How often to follow the ports by a full dump (nanoseconds): once a

@@ -9,14 +9,16 @@ import XCTest
 
 final class FakeDataplane: ControlDataplane {
     var sent: [(index: UInt32, queue: Int, frame: [UInt8])] = []
-    var applied: [[VNICSpec]] = []
+    var running: [VNICSpec] = []
+    var performed: [VNICPlan] = []
     func send(toVNIC index: UInt32, queue: Int, frame: [UInt8]) -> Bool {
         sent.append((index, queue, frame))
         return true
     }
-    func apply(_ specs: [VNICSpec]) -> [String] {
-        applied.append(specs)
-        return specs.map { "vnic \($0.name) up" }
+    func perform(_ plan: VNICPlan) -> [String] {
+        performed.append(plan)
+        running = plan.desired
+        return plan.actions.map(\.description)
     }
     /// The guest messages sent, decoded, and forgotten.
     func takeMessages() -> [GuestMessage] {
@@ -56,7 +58,10 @@ final class ControlPlaneTests: XCTestCase {
         dp = FakeDataplane()
         let snap = try store.snapshot()
         reconciler = Reconciler(store: store, uplink: "uplink0", dataplane: dp, generation: snap.generation)
-        guest = GuestService(store: store, dataplane: dp, records: Reconciler.plan(snap, uplink: "uplink0").records,
+        let first = Reconciler.plan(snap, uplink: "uplink0", running: [])
+        _ = dp.perform(first.vnics)   // as vnicd starts
+        dp.performed.removeAll()
+        guest = GuestService(store: store, dataplane: dp, records: first.records,
                              reconcile: { [unowned self] in reconciler.reconcile() })
         reconciler.guest = guest
     }
@@ -84,22 +89,29 @@ final class ControlPlaneTests: XCTestCase {
             r.priority = .low
             try tx.create(r)
         }
-        let plan = Reconciler.plan(try store.snapshot(), uplink: "uplink0")
-        XCTAssertEqual(plan.specs.map(\.name), ["vnic1"], "not the other uplink's, not one set down")
+        let plan = Reconciler.plan(try store.snapshot(), uplink: "uplink0", running: dp.running)
+        XCTAssertEqual(plan.vnics.desired.map(\.name), ["vnic1"], "not the other uplink's, not one set down")
+        XCTAssertEqual(plan.vnics.actions, [], "vnic1 runs as it is; vnic3 is down")
         XCTAssertEqual(plan.records.map(\.name), ["vnic1", "vnic3"], "the guest service sees every record of the uplink")
         XCTAssertEqual(plan.generation, try store.generation())
     }
 
     func testReconcileAppliesOnlyANewGeneration() throws {
         reconciler.poll()
-        XCTAssertTrue(dp.applied.isEmpty, "nothing committed since")
+        XCTAssertTrue(dp.performed.isEmpty, "nothing committed since")
+        let before = dp.running
         try store.update { (tx) throws(VnicError) in try tx.update(name: "vnic1", reason: "t") { $0.priority = .low } }
         reconciler.poll()
-        XCTAssertEqual(dp.applied.count, 1)
-        XCTAssertEqual(dp.applied[0].first?.priority, .low)
+        XCTAssertEqual(dp.performed.count, 1)
+        var after = before[0]
+        after.priority = .low
+        XCTAssertEqual(dp.performed[0].actions, [.update(from: before[0], to: after)], "in place, nothing re-added")
         XCTAssertEqual(reconciler.generation, try store.generation())
         reconciler.poll()
-        XCTAssertEqual(dp.applied.count, 1)
+        XCTAssertEqual(dp.performed.count, 1)
+        try store.update { (tx) throws(VnicError) in try tx.update(name: "vnic1", reason: "t") { $0.state = .down } }
+        reconciler.poll()
+        XCTAssertEqual(dp.performed.last?.actions, [.remove(after, why: .removed)], "set down: taken down")
     }
 
     // MARK: VM-initiated
@@ -107,7 +119,7 @@ final class ControlPlaneTests: XCTestCase {
     func testARequestInsideThePolicyIsCommittedAppliedAndAnswered() throws {
         guest.handle(index: index, queue: 1, frame: request("mtu", "9000", id: 7))
         XCTAssertEqual(try store.vnic(named: "vnic1")?.mtu, 9000)
-        XCTAssertEqual(dp.applied.count, 1, "the dataplane is reconciled before the reply")
+        XCTAssertEqual(dp.performed.count, 1, "the dataplane is reconciled before the reply")
         XCTAssertEqual(dp.sent.map(\.queue), [1], "answered on the queue the request came from")
         let reply = dp.takeMessages()
         XCTAssertEqual(reply.map(\.kind), [.accepted])
