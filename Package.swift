@@ -112,7 +112,7 @@ let package = Package(
         // -sanitize=fuzzer -DVNIC_FUZZ, corpus replayers otherwise.
         .executableTarget(name: "vnic-fuzz-frames", dependencies: ["VnicDataplane", "VnicDataplaneTools", "VnicCore"],
                           path: "Sources/vnic-fuzz-frames"),
-        .executableTarget(name: "vnic-fuzz-requests", dependencies: ["VnicCore"], path: "Sources/vnic-fuzz-requests"),
+        .executableTarget(name: "vnic-fuzz-requests", dependencies: ["VnicCore", "VnicDataplaneTools"], path: "Sources/vnic-fuzz-requests"),
         .testTarget(name: "VnicCoreTests", dependencies: ["VnicCore"], path: "Tests/VnicCoreTests"),
         .testTarget(name: "VnicConfigTests", dependencies: ["VnicConfig"], path: "Tests/VnicConfigTests"),
         .testTarget(name: "VnicCLITests", dependencies: ["VnicCLI"], path: "Tests/VnicCLITests"),

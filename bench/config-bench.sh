@@ -16,18 +16,8 @@
 #   bench/config-bench.sh BIN_DIR [--vnics N] [--runs R] [--out FILE]
 #   (BIN_DIR holds release builds of vnicadm and vnic-config-bench)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-bin=${1:?usage: bench/config-bench.sh BIN_DIR [--vnics N] [--runs R] [--out FILE]}; shift
-vnics=10000 runs=3 out=
-while (($#)); do
-    case $1 in
-        --vnics) vnics=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "config-bench.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "$0")/args.sh"
+bench_args config-bench:config vnics=10000 runs=3 -- "$@"
 for b in vnicadm vnic-config-bench; do
     [[ -x $bin/$b ]] || { echo "config-bench.sh: $bin/$b not built (swift build -c release)" >&2; exit 1; }
 done
@@ -70,8 +60,6 @@ fast fast >"$tmp/fast.txt"
 fast fast --writer >"$tmp/writer.txt"
 fast baseline --lookups 300000 >"$tmp/baseline.txt"
 
-host=$(hostname -s)
-out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$host-config.json"}
 python3 - "$out" "$vnics" "$created" "${batch_runs[*]}" "$per_line" "$db_bytes" "$tmp/fast.txt" "$tmp/writer.txt" "$tmp/baseline.txt" <<'PY'
 import json, os, platform, statistics, sys
 out, vnics, created, runs, per_line, db_bytes, fast, writer, baseline = sys.argv[1:]

@@ -9,18 +9,8 @@
 #
 #   bench/forwarding.sh BIN_DIR [--seconds S] [--runs R] [--out FILE]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-bin=${1:?usage: bench/forwarding.sh BIN_DIR [--seconds S] [--runs R]}; shift
-seconds=5 runs=3 out=
-while (($#)); do
-    case $1 in
-        --seconds) seconds=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "forwarding.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "$0")/args.sh"
+bench_args forwarding seconds=5 runs=3 -- "$@"
 [[ -f $root/build/malloc_count.so ]] || { echo "forwarding.sh: build/malloc_count.so missing (make bench builds it)" >&2; exit 1; }
 command -v trafgen >/dev/null || { echo "forwarding.sh: trafgen (netsniff-ng) not found" >&2; exit 1; }
 
@@ -64,8 +54,6 @@ bridge -n "$p-host" fdb replace 02:00:00:00:01:01 dev vm1p master static
 in_ns wire ping -c 1 -W 2 10.77.0.11 >/dev/null
 for r in $(seq "$runs"); do bridge_runs+=("$(measure)"); done
 
-host=$(hostname -s)
-out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$host-forwarding.json"}
 python3 - "$out" "$seconds" "$allocs" "$forwarded" "${vnicd_runs[*]}" "${bridge_runs[*]}" <<'PY'
 import json, os, platform, statistics, sys
 out, seconds, allocs, forwarded, v, b = sys.argv[1:]

@@ -15,17 +15,8 @@
 # Results: bench/results/DATE-HOST-guest.json. Needs what `vnic-lab up --qemu`
 # needs (qemu-system-x86, linux-image-amd64, busybox-static, cpio) and iperf3.
 set -euo pipefail
-bin=${1:?usage: bench/guest.sh BIN_DIR [--seconds S] [--rates R1,..] [--out FILE]}; shift
-seconds=3 rates=10000,20000,50000 out=
-while (($#)); do
-    case $1 in
-        --seconds) seconds=$2; shift 2 ;;
-        --rates) rates=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "guest.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/args.sh"
+bench_args guest seconds=3 rates=10000,20000,50000 -- "$@"
 p=bg$$ dir=$(mktemp -d) vnicd_pid=
 cleanup() {
     [[ -n $vnicd_pid ]] && kill "$vnicd_pid" 2>/dev/null && wait "$vnicd_pid" 2>/dev/null || true
@@ -80,8 +71,6 @@ bridge=$(measure)
 # The checksum handling's cost per packet (in-memory pipeline, callgrind-free timing).
 pipeline=$(VNIC_BENCH_FRAME=tcp "$bin/vnic-pipeline-bench" 1000000 3 2>/dev/null | grep -E '^(checksum completion|segmentation|pipeline \()' || true)
 
-host=$(hostname -s)
-out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$host-guest.json"}
 python3 - "$out" "$seconds" "$vnicd" "$bridge" "$pipeline" <<'PY'
 import json, os, platform, sys
 out, seconds, v, b, pipeline = sys.argv[1:]

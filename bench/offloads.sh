@@ -9,17 +9,8 @@
 # Results: bench/results/DATE-HOST-offloads.json (median Mbit/s per case and the
 # ratio default/off).
 set -euo pipefail
-bin=${1:?usage: bench/offloads.sh BIN_DIR [--seconds S] [--runs N] [--out FILE]}; shift
-seconds=5 runs=3 out=
-while (($#)); do
-    case $1 in
-        --seconds) seconds=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "offloads.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/args.sh"
+bench_args offloads seconds=5 runs=3 -- "$@"
 p=bo$$ dir=$(mktemp -d) vnicd_pid= server=
 cleanup() {
     [[ -n $server ]] && kill "$server" 2>/dev/null || true
@@ -58,8 +49,6 @@ for _ in $(seq "$runs"); do
 done
 errors=$(in_ns wire nstat -az TcpInCsumErrors UdpInCsumErrors | awk '/CsumErrors/ {s += $2} END {print s+0}')
 
-host=$(hostname -s)
-out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$host-offloads.json"}
 python3 - "$out" "$seconds" "$errors" "$(printf '%s;' "${default[@]}")" "$(printf '%s;' "${off[@]}")" <<'PY'
 import json, os, platform, statistics, sys
 out, seconds, errors, d, o = sys.argv[1:]

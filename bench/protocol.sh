@@ -14,18 +14,8 @@
 #
 #   bench/protocol.sh BIN_DIR [--count N] [--runs R] [--out FILE]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${1:?usage: bench/protocol.sh BIN_DIR [--count N] [--runs R] [--out FILE]}; shift
-count=200 runs=5 out=
-while (($#)); do
-    case $1 in
-        --count) count=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "protocol.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
-out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$(hostname -s)-protocol.json"}
+source "$(dirname "$0")/args.sh"
+bench_args protocol count=200 runs=5 -- "$@"
 source "$root/bench/lab.sh"
 bench_lab p 1
 "$bin/vnicadm" set-policy --db "$db" -p mtu=1280-9000 vnic1

@@ -18,18 +18,8 @@
 #
 #   bench/scale.sh BIN_DIR [--counts "1 10 100 1000"] [--seconds S] [--out FILE]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bin=${1:?usage: bench/scale.sh BIN_DIR [--counts LIST] [--seconds S] [--out FILE]}; shift
-counts="1 10 100 1000" seconds=3 out=
-while (($#)); do
-    case $1 in
-        --counts) counts=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "scale.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
-out=${out:-$here/results/$(date +%F)-$(hostname -s)-scale.json}
+source "$(dirname "$0")/args.sh"
+bench_args scale counts="1 10 100 1000" seconds=3 -- "$@"
 p= tmp=$(mktemp -d) pid=
 cleanup() {
     if [[ -n $pid ]]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; fi

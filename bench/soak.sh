@@ -8,18 +8,8 @@
 #
 #   bench/soak.sh BIN_DIR [--minutes M] [--rate PPS] [--out FILE]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${1:?usage: bench/soak.sh BIN_DIR [--minutes M] [--rate PPS] [--out FILE]}; shift
-minutes=30 rate=20000 out=
-while (($#)); do
-    case $1 in
-        --minutes) minutes=$2; shift 2 ;;
-        --rate) rate=$2; shift 2 ;;
-        --out) out=$2; shift 2 ;;
-        *) echo "soak.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-done
-out=${out:-"$root/bench/results/$(date -u +%Y-%m-%d)-$(hostname -s)-soak.json"}
+source "$(dirname "$0")/args.sh"
+bench_args soak minutes=30 rate=20000 -- "$@"
 source "$root/bench/lab.sh"
 bench_lab s 1
 "$bin/vnicadm" set-policy --db "$db" -p mtu=1280-9000 vnic2

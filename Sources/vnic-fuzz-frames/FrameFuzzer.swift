@@ -3,7 +3,7 @@
 // protections, and the guest-protocol/DHCP intercept), then, for what the
 // intercept hands to the control thread, the control thread's parsers.
 //
-// Built two ways (scripts/fuzz.sh):
+// Built two ways (scripts/fuzz.sh; the driver is VnicDataplaneTools' FuzzDriver):
 //   -sanitize=fuzzer,address -DVNIC_FUZZ (and the experimental feature
 //     Extern): libFuzzer's driver calls `LLVMFuzzerTestOneInput`; ASan catches
 //     any read past the frame (libFuzzer hands each input in a heap buffer of
@@ -178,66 +178,11 @@ func oracle(_ b: [UInt8], _ p: Protection) -> String? {
     return nil
 }
 
-#if VNIC_FUZZ
-/// libFuzzer's driver (libclang_rt.fuzzer). SwiftPM names this executable's
-/// entry point and makes it `main`, which replaces libFuzzer's own `main`, so
-/// `@main` starts the driver itself, as libFuzzer's `main` would.
-@_extern(c, "LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    checkFrame(UnsafeRawPointer(data), size)
-    return 0
-}
-
 @main
 struct Fuzzer {
     static func main() {
-        var argc = CommandLine.argc, argv = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzz))
-    }
-}
-#else
-/// The replayer: every file named, or in a directory named, through `checkFrame`.
-@main
-struct Replay {
-    static func main() {
-        var args = Array(CommandLine.arguments.dropFirst())
-        let verbose = args.first == "-v"
-        if verbose { args.removeFirst() }
-        let files = replayFiles(args)
-        for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else { fatalError("cannot read \(file)") }
-            // An exact-size heap buffer, as libFuzzer hands it.
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 1)
-            data.copyBytes(to: buffer.assumingMemoryBound(to: UInt8.self), count: data.count)
-            checkFrame(buffer, data.count)
-            if verbose {
-                print("\(file): every protection: \(FrameChecks.classify(buffer, len: data.count, policies[15])), none: "
-                      + "\(FrameChecks.classify(buffer, len: data.count, policies[0]))")
-            }
-            buffer.deallocate()
-        }
-        print("vnic-fuzz-frames: \(files.count) inputs, no failures")
-    }
-}
-
-/// Files in `paths`, directories expanded (one level), sorted.
-func replayFiles(_ paths: [String]) -> [String] {
-    var out: [String] = []
-    for path in paths {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { fatalError("no such file: \(path)") }
-        if isDir.boolValue {
-            out += ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
-        } else {
-            out.append(path)
+        FuzzDriver.main(name: "frames", check: checkFrame) { f, n in
+            "every protection: \(FrameChecks.classify(f, len: n, policies[15])), none: \(FrameChecks.classify(f, len: n, policies[0]))"
         }
     }
-    return out
 }
-#endif

@@ -6,8 +6,9 @@
 // DHCPv6 message, and as a whole frame whose payload then goes to the parser
 // its port selects.
 //
-// Built two ways (scripts/fuzz.sh): with -sanitize=fuzzer,address -DVNIC_FUZZ
-// (and the experimental feature Extern) for libFuzzer, or plain as a replayer `vnic-fuzz-requests FILE|DIR...`.
+// Built two ways (scripts/fuzz.sh; the driver is VnicDataplaneTools'
+// FuzzDriver): with -sanitize=fuzzer,address -DVNIC_FUZZ for libFuzzer, or
+// plain as a replayer `vnic-fuzz-requests FILE|DIR...`.
 // Properties checked (a failure traps, which libFuzzer records as a crash):
 //   - round trips: a decoded GuestMessage re-encodes to the same bytes (but
 //     the reserved u16, which decode ignores); a
@@ -20,6 +21,7 @@
 //     inside the frame.
 import Foundation
 import VnicCore
+import VnicDataplaneTools
 
 func fail(_ what: String, _ b: [UInt8]) -> Never {
     let bytes = b.prefix(64).map { String($0, radix: 16) }
@@ -72,46 +74,11 @@ func checkRequest(_ input: [UInt8]) {
     }
 }
 
-#if VNIC_FUZZ
-/// libFuzzer's driver (libclang_rt.fuzzer). SwiftPM names this executable's
-/// entry point and makes it `main`, which replaces libFuzzer's own `main`, so
-/// `@main` starts the driver itself, as libFuzzer's `main` would.
-@_extern(c, "LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    checkRequest(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
-    return 0
-}
-
 @main
 struct Fuzzer {
     static func main() {
-        var argc = CommandLine.argc, argv = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzz))
-    }
-}
-#else
-/// The replayer: every file named, or in a directory named, through `checkRequest`.
-@main
-struct Replay {
-    static func main() {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { fatalError("no such file: \(path)") }
-            let files = isDir.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { fatalError("cannot read \(file)") }
-                checkRequest([UInt8](data))
-                count += 1
-            }
+        FuzzDriver.main(name: "requests") { p, n in
+            checkRequest(Array(UnsafeRawBufferPointer(start: p, count: n)))
         }
-        print("vnic-fuzz-requests: \(count) inputs, no failures")
     }
 }
-#endif
