@@ -5,6 +5,10 @@
 #   bench_lab LETTER QUEUES    sets p (prefix), tmp, db; brings the lab up
 #   in_ns NS CMD...            runs CMD in namespace $p-NS
 #   start_vnicd [ARGS...]      starts vnicd on $db, waits until both VNICs are up
+#   bench_request_lab LETTER VNIC
+#                              bench_lab with one queue, VNIC's VM allowed
+#                              mtu=1280-9000, vnic1 under mac- and ip-nospoof,
+#                              then start_vnicd (protocol.sh, soak.sh)
 # and, for bench/suite.sh, the baselines' up/down pairs (below): bench_bridge_up,
 # bench_clean_traffic, bench_ovs_up, with bench_park and bench_bg.
 bench_lab() {
@@ -19,6 +23,14 @@ bench_lab() {
         "$bin/vnicadm" create-vnic --db "$db" -l uplink0 -m "02:00:00:00:01:0$i" --port "vm${i}p" \
             -i "10.77.0.1$i/24" "vnic$i" >/dev/null
     done
+}
+
+bench_request_lab() {
+    bench_lab "$1" 1
+    "$bin/vnicadm" set-policy --db "$db" -p mtu=1280-9000 "$2"
+    "$bin/vnicadm" set-linkprop --db "$db" -p protection=mac-nospoof,ip-nospoof vnic1
+    VNICD_ENV=()
+    start_vnicd
 }
 
 bench_cleanup() {

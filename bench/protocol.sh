@@ -17,11 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/args.sh"
 bench_args protocol count=200 runs=5 -- "$@"
 source "$root/bench/lab.sh"
-bench_lab p 1
-"$bin/vnicadm" set-policy --db "$db" -p mtu=1280-9000 vnic1
-"$bin/vnicadm" set-linkprop --db "$db" -p protection=mac-nospoof,ip-nospoof vnic1
-VNICD_ENV=()
-start_vnicd
+bench_request_lab p vnic1
 
 requests=$(in_ns vm1 "$bin/vnic-protocol-bench" requests -i vnic0 --count "$count")
 echo "request to reply (database on disk): $requests"

@@ -11,11 +11,7 @@ set -euo pipefail
 source "$(dirname "$0")/args.sh"
 bench_args soak minutes=30 rate=20000 -- "$@"
 source "$root/bench/lab.sh"
-bench_lab s 1
-"$bin/vnicadm" set-policy --db "$db" -p mtu=1280-9000 vnic2
-"$bin/vnicadm" set-linkprop --db "$db" -p protection=mac-nospoof,ip-nospoof vnic1
-VNICD_ENV=()
-start_vnicd
+bench_request_lab s vnic2
 seconds=$((minutes * 60))
 pids=()
 stop_load() {
