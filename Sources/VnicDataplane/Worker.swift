@@ -348,7 +348,17 @@ package final class Worker: @unchecked Sendable {
         let p = q.pointee.frames
         let done = xsk_ring_cons__peek(q.pointee.comp, 1024, &idx)
         if done > 0 {
-            for i in 0..<done { give(p, xsk_ring_cons__comp_addr(q.pointee.comp, idx &+ i).pointee) }
+            // The ring and the pool in locals: stores to the pool would
+            // otherwise reload the ring's fields and the count every frame.
+            let comp = q.pointee.comp.pointee
+            let ring = comp.ring.assumingMemoryBound(to: UInt64.self), mask = comp.mask
+            let free = p.pointee.free
+            var count = p.pointee.count
+            for i in 0..<done {
+                free[count] = ring[Int(truncatingIfNeeded: (idx &+ i) & mask)] & ~UInt64(UMEM.frameSize - 1)
+                count &+= 1
+            }
+            p.pointee.count = count
             xsk_ring_cons__release(q.pointee.comp, done)
         }
         let fill = q.pointee.fill
@@ -362,10 +372,14 @@ package final class Worker: @unchecked Sendable {
         let n = UInt32(min(Int(want), p.pointee.count))
         guard n > 0, n >= min(Worker.burst, target / 2) || level * 2 < target else { return done > 0 }
         guard xsk_ring_prod__reserve(fill, n, &idx) == n else { return done > 0 }
+        let ring = fill.pointee.ring.assumingMemoryBound(to: UInt64.self), mask = fill.pointee.mask
+        let free = p.pointee.free
+        var count = p.pointee.count
         for i in 0..<n {
-            p.pointee.count &-= 1
-            xsk_ring_prod__fill_addr(fill, idx &+ i).pointee = p.pointee.free[p.pointee.count]
+            count &-= 1
+            ring[Int(truncatingIfNeeded: (idx &+ i) & mask)] = free[count]
         }
+        p.pointee.count = count
         xsk_ring_prod__submit(fill, n)
         return true
     }
