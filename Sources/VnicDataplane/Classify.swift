@@ -36,10 +36,21 @@ public enum FrameAction: Equatable, Sendable {
 package enum Classify {
     @inline(__always)
     package static func classify<P: FramePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P) -> FrameAction {
+        var plain = false
+        return classify(f, len: len, p, plain: &plain)
+    }
+
+    /// `plain`: set when the frame is plain untagged IPv4 TCP or UDP (what
+    /// `ChecksumCompletion.completePlainIPv4` takes), whatever the action.
+    @inline(__always)
+    package static func classify<P: FramePolicy>(_ f: UnsafeRawPointer, len: Int, _ p: P, plain: inout Bool) -> FrameAction {
         // The common frame first: plain IPv4 TCP or UDP, never to or from the
         // service address nor on a DHCP port (AntiSpoof.plainIPv4 leaves those
         // to the general way), so steps 1, 2 and 4 cannot take it.
-        if let v = AntiSpoof.plainIPv4(f, len: len, p) { return v == .pass ? .forward : .drop(v) }
+        if let v = AntiSpoof.plainIPv4(f, len: len, p) {
+            plain = true
+            return v == .pass ? .forward : .drop(v)
+        }
         if GuestIntercept.isServiceTraffic(f, len: len) {
             return GuestIntercept.isRequestPort(f, len: len) ? .toControl : .discard
         }

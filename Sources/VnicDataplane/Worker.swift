@@ -583,14 +583,15 @@ package final class Worker: @unchecked Sendable {
                                                toWire: inout UInt64) {
         // Through the pointer: a copy of the whole entry is a memcpy per frame.
         let entry = entries + e
-        switch Classify.classify(data, len: Int(len), policy) {
+        var plain = false
+        switch Classify.classify(data, len: Int(len), policy, plain: &plain) {
         case .forward: break
         case .toControl: toControlThread(entry.pointee, data, len: Int(len)); return
         case .discard: return
         case .drop(let verdict): countDrop(entry.pointee.counters, vnic_drop_reason(verdict.rawValue)); return
         }
         // A checksum the VM's stack left to the device (ChecksumCompletion).
-        _ = ChecksumCompletion.complete(data, len: Int(len))
+        _ = plain ? ChecksumCompletion.completePlainIPv4(data) : ChecksumCompletion.complete(data, len: Int(len))
         accepted &+= 1; bytes &+= UInt64(len)
         let dst = MACKey.load(data)
         let local = MACKey.isGroup(dst) ? -1 : t.lookup(dst)

@@ -402,6 +402,42 @@ final class AntiSpoofTests: XCTestCase {
         XCTAssertGreaterThan(decided, 20_000, "the fast path decided a good share of them")
     }
 
+    /// Where Classify says a frame is plain IPv4 TCP/UDP, the worker completes
+    /// its checksum by the short test (completePlainIPv4): the same result and
+    /// the same bytes as the full one, on each frame as it is and made partial
+    /// (its checksum field set to the pseudo-header sum, as a VM's offload leaves it).
+    func testThePlainChecksumCompletionAgreesWithTheFullOne() throws {
+        var plainFrames = 0, completed = 0
+        for f in try corpus() {
+            var plain = false
+            _ = f.withUnsafeBytes { Classify.classify($0.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, len: f.count,
+                                                      policy([]), plain: &plain) }
+            guard plain else { continue }
+            plainFrames += 1
+            var variants = [f]
+            let total = Int(f[16]) << 8 | Int(f[17]), proto = f[23]
+            let at = proto == 6 ? 50 : 40
+            if total >= (proto == 6 ? 40 : 28) {
+                var sum = Int(proto) + total - 20
+                for o in stride(from: 26, to: 34, by: 2) { sum += Int(f[o]) << 8 | Int(f[o + 1]) }
+                while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+                var partial = f
+                partial[at] = UInt8(sum >> 8); partial[at + 1] = UInt8(sum & 0xFF)
+                variants.append(partial)
+            }
+            for v in variants {
+                var full = v, short = v
+                let a = full.withUnsafeMutableBytes { ChecksumCompletion.complete($0.baseAddress!, len: v.count) }
+                let b = short.withUnsafeMutableBytes { ChecksumCompletion.completePlainIPv4($0.baseAddress!) }
+                XCTAssertEqual(a, b, "frame \(v.prefix(54).map { String($0, radix: 16) })")
+                XCTAssertEqual(full, short)
+                if a { completed += 1 }
+            }
+        }
+        XCTAssertGreaterThan(plainFrames, 1_000)
+        XCTAssertGreaterThan(completed, 500, "partial checksums were completed, not only left alone")
+    }
+
     /// Classify (fast path first) decides as the worker's order written out:
     /// service traffic, DHCP to vnic's server, the checks, solicitations vnicd
     /// answers, forward; with and without dhcp and ipv6-ra, under every protection set.
