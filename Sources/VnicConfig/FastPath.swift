@@ -1,4 +1,4 @@
-// FastPath: configuration reads for a dataplane worker, once per loop.
+// FastPath: configuration reads for a dataplane worker, once per snapshot.
 //
 // A `ConfigReader` owns one LMDB read transaction (the environment is opened
 // with MDB_NOTLS, so the transaction belongs to the reader, not to a thread).
@@ -9,14 +9,18 @@
 // (mdb_env_info, no syscall), tells; otherwise the held snapshot serves, so a
 // burst of one frame does not pay an LMDB round. `releaseSnapshot()`
 // (mdb_txn_reset) lets writers reuse the snapshot's pages; a worker calls it
-// before it sleeps. In a burst it looks VNICs up by index:
+// before it sleeps. `snapshots` counts the snapshots taken: what a worker read
+// and decoded from a view stays valid while the count stays. In a burst it
+// looks VNICs up by index:
 // `vnic(index:)` is one `mdb_get` that returns a `VNICView` over the record's
 // bytes in the map. Nothing here allocates: keys live on the stack, the view is
 // a pointer and a length, and its accessors decode the TLV fields in place.
 //
-// Invariants: a view is valid only until `endBurst()` (the pages it points at
-// may be reused by a writer once the snapshot is let go); a reader is used by one thread at a
-// time. Records are in format 3, whose hot prefix (index, mac, protection,
+// Invariants: a view is valid while its snapshot is held: until a
+// `beginBurst()` takes a new one (`snapshots` moves) or `releaseSnapshot()`
+// (the pages it points at may be reused by a writer once the snapshot is let
+// go); it is read only inside a burst, whose `beginBurst()` tells whether the
+// snapshot is still the same. A reader is used by one thread at a time. Records are in format 3, whose hot prefix (index, mac, protection,
 // priority, maxbw, allowed-ips and its IPv6 part, ra-guard) comes first, so each
 // accessor stops within the first eight fields; an older or damaged record reads
 // as defaults, never traps.
@@ -33,6 +37,11 @@ public final class ConfigReader: @unchecked Sendable {
     /// Whether the transaction holds a snapshot (renewed, not reset), and of which commit.
     @usableFromInline var held = false
     @usableFromInline var heldTxnID = 0
+    /// How many snapshots this reader has taken: views from an earlier one are
+    /// invalid; those taken since the count last changed stay valid, burst
+    /// after burst (a worker keeps what it decoded from them).
+    @inlinable public var snapshots: UInt64 { snapshotCount }
+    @usableFromInline var snapshotCount: UInt64 = 0
     @usableFromInline let env: OpaquePointer
     private var txn: ReadTransaction
     /// Keeps the environment (and its map) alive as long as the reader.
@@ -71,6 +80,7 @@ public final class ConfigReader: @unchecked Sendable {
         if rc != MDB_SUCCESS { try renewFailed(rc) }
         held = true
         heldTxnID = mdb_txn_id(handle)
+        snapshotCount &+= 1
         inBurst = true
     }
 
@@ -333,7 +343,7 @@ extension VNICView {
 
 /// What a dataplane worker needs of a VNIC's record besides its source
 /// prefixes, decoded in one walk over the fields (each accessor of `VNICView`
-/// walks to its own field): a worker decodes it once per VNIC per loop. A
+/// walks to its own field): a worker decodes it once per VNIC per snapshot. A
 /// missing or malformed field reads as the accessor's default; a test checks
 /// that both readings agree.
 @frozen
@@ -346,6 +356,10 @@ public struct DataplaneFields {
     public var mtu = VNICRecord.defaultMTU
     public var dhcp = DHCPServer.default
     public var ipv6RA = IPv6RA.default
+
+    /// The defaults (a record with none of these fields).
+    @inlinable
+    public init() {}
 
     @inlinable
     public init(_ view: VNICView) {

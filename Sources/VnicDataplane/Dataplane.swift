@@ -36,7 +36,7 @@ public final class Dataplane {
         public var bufferMemory: UInt64? = nil
         public var busyPoll = false
         /// The configuration database: each worker reads every VNIC's policy
-        /// from its record there, once per loop.
+        /// from its record there (read again after each commit).
         public var store: ConfigStore
         /// Upper bound of VNIC indexes (sizes the XSKMAPs).
         public var maxVNICs: UInt32 = VNIC_MAX_VNICS - 1

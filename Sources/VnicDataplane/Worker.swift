@@ -84,8 +84,11 @@ package final class Worker: @unchecked Sendable {
     private var inBurst = false
     /// Loops run (wraps), and where the sweep window starts next.
     private var loops: UInt32 = 0
-    /// Loops run (never wraps): which loop a `LoopRecord` was read in.
+    /// Which of the reader's snapshots the `LoopRecord`s read now are of
+    /// (never wraps): a new one at each new snapshot the reader takes.
     private var epoch: UInt64 = 0
+    /// The reader's snapshot count when `epoch` last moved.
+    private var epochSnapshot: UInt64 = .max
     /// The last loop left frames waiting on something that raises no event:
     /// maxbw's clock, a port with no room or free frames, a transmit ring the
     /// kernel has not emptied. An idle worker then waits with a timeout;
@@ -123,9 +126,6 @@ package final class Worker: @unchecked Sendable {
     /// Workers handed frames in this loop (bit i: worker i), woken at its end if asleep.
     private var handedTo: UInt64 = 0
     /// Where a burst's record policy resolves its source prefixes, and how many.
-    private let sourceScratch = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: RecordPolicy.scratchCapacity)
-    private let sourceScratch6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: RecordPolicy.scratchCapacity)
-    private let sourceCounts = UnsafeMutablePointer<Int>.allocate(capacity: 2)
     /// Where a chain of descriptors (a guest's TSO frame, up to 64 KiB) is gathered before it is cut.
     static let chainCapacity = 65536 + 256
     private let chainScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.chainCapacity, alignment: 64)
@@ -183,9 +183,6 @@ package final class Worker: @unchecked Sendable {
         if wakeEvent >= 0 { close(wakeEvent) }
         if epollFD >= 0 { close(epollFD) }
         readyTags.deallocate()
-        sourceScratch.deallocate()
-        sourceScratch6.deallocate()
-        sourceCounts.deallocate()
         chainScratch.deallocate()
         segmentScratch.deallocate()
         uplink.deallocate(); FramePool.destroy(frames)
@@ -685,25 +682,29 @@ package final class Worker: @unchecked Sendable {
         }) {}
     }
 
-    /// Entry e's record in this loop's snapshot of the database (taken at the
-    /// loop's first lookup), read at most once per loop; nil when the database
-    /// has none (the VNIC is being deleted) or cannot be read.
+    /// Entry e's record in the reader's snapshot of the database (the burst
+    /// begins at the loop's first lookup: a new snapshot only after a commit
+    /// or a sleep), read and decoded once per snapshot, not per loop; nil when
+    /// the database has none (the VNIC is being deleted) or cannot be read.
     @inline(__always)
-    private func record(_ e: Int, _ t: WorkerTable) -> VNICView? {
+    private func record(_ e: Int, _ t: WorkerTable) -> UnsafeMutablePointer<LoopRecord>? {
+        if !inBurst {
+            let snapshot: UInt64? = reader._withUnsafeGuaranteedRef { r in (try? r.beginBurst()) != nil ? r.snapshots : nil }
+            guard let snapshot else { return nil }
+            inBurst = true
+            if snapshot != epochSnapshot { epochSnapshot = snapshot; epoch &+= 1 }
+        }
         let cached = t.records + e
-        if cached.pointee.epoch == epoch { return cached.pointee.view }
-        let view = readRecord(t.entries[e].index)
-        cached.pointee = LoopRecord(epoch: epoch, view: view)
-        return view
+        if cached.pointee.epoch != epoch { readRecord(e, t) }
+        return cached.pointee.view == nil ? nil : cached
     }
 
-    @inline(__always)
-    private func readRecord(_ index: UInt32) -> VNICView? {
-        if !inBurst {
-            guard reader._withUnsafeGuaranteedRef({ r in (try? r.beginBurst()) != nil }) else { return nil }
-            inBurst = true
-        }
-        return reader._withUnsafeGuaranteedRef { $0.vnic(index: index) }
+    @inline(never)
+    private func readRecord(_ e: Int, _ t: WorkerTable) {
+        let view = reader._withUnsafeGuaranteedRef { $0.vnic(index: t.entries[e].index) }
+        t.records[e] = LoopRecord(epoch: epoch, view: view, fields: view.map(DataplaneFields.init) ?? DataplaneFields())
+        t.sourceCounts[2 * e] = -1
+        t.sourceCounts[2 * e + 1] = -1
     }
 
     @inline(__always)
@@ -799,7 +800,6 @@ package final class Worker: @unchecked Sendable {
         var work = false
         var idx: UInt32 = 0
         loops &+= 1
-        epoch &+= 1
         stalled = false
         let loop = loops
 
@@ -847,12 +847,12 @@ package final class Worker: @unchecked Sendable {
                 work = true
                 t.markBusy(e, loop: loop)
                 let first = idx
-                guard let view = record(e, t) else {
+                guard let rec = record(e, t) else {
                     dropUnconfigured(rx, pool: frames, first: first, n: got, entry.counters)
                     budget &-= Int(got)
                     continue
                 }
-                let maxbw = view.maxbw ?? 0
+                let maxbw = rec.pointee.fields.maxbw
                 guard let port = entry.port else {
                     budget &-= Int(handOverFromUplink(entry, maxbw: maxbw, first: first, got: got))
                     continue
@@ -921,12 +921,13 @@ package final class Worker: @unchecked Sendable {
                 work = true
                 t.markBusy(e, loop: loop)
                 let first = idx
-                guard let view = record(e, t) else {
+                guard let rec = record(e, t) else {
                     dropUnconfigured(rx, pool: port.pointee.frames, first: first, n: got, entry.counters)
                     budget &-= Int(got)
                     continue
                 }
-                let policy = RecordPolicy(view, scratch: sourceScratch, scratch6: sourceScratch6, counts: sourceCounts)
+                let policy = RecordPolicy(rec.pointee.view!, rec.pointee.fields, prefixes: t.sources4 + e * RecordPolicy.capacity4,
+                                          prefixes6: t.sources6 + e * RecordPolicy.capacity6, counts: t.sourceCounts + 2 * e)
                 let limiter = RateLimiter(bitsPerSecond: policy.maxbw)
                 var n = got
                 if !limiter.isUnlimited {

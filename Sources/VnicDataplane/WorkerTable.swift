@@ -69,7 +69,7 @@ package struct QueueRings {
 
 /// One VNIC as one worker sees it: where its frames come from and go. What
 /// its frames are checked against, and its rates, are its database record's
-/// (RecordPolicy), read once per loop: nothing of its policy is here.
+/// (RecordPolicy), read once per database snapshot: nothing of its policy is here.
 package struct VNICEntry {
     var index: UInt32
     /// The MAC as `MACKey` (frame byte order packed into a UInt64).
@@ -98,12 +98,14 @@ package struct VNICEntry {
     }
 }
 
-/// Entry e's record as read in the worker's loop `epoch` (a view into that
-/// loop's database snapshot; nil: the database has none or cannot be read):
-/// both directions of a loop use one read.
+/// Entry e's record as read in the worker's snapshot `epoch` (a view into the
+/// reader's snapshot, and its fields decoded once; view nil: the database has
+/// none). Both directions, and every loop until the reader takes a new
+/// snapshot (a commit, or a sleep), use one read and one decode.
 struct LoopRecord {
     var epoch: UInt64 = 0
     var view: VNICView? = nil
+    var fields = DataplaneFields()
 }
 
 package struct WorkerTable {
@@ -134,8 +136,15 @@ package struct WorkerTable {
     var hot: UnsafeMutablePointer<UInt64>
     /// The loop (low 32 bits of the worker's count) in which entry e last moved frames.
     var lastBusy: UnsafeMutablePointer<UInt32>
-    /// Entry e's record in the current loop (the worker's alone).
+    /// Entry e's record in the worker's current snapshot (the worker's alone).
     var records: UnsafeMutablePointer<LoopRecord>
+    /// Entry e's source prefixes as its record's policy resolved them
+    /// (RecordPolicy: `RecordPolicy.capacity4` IPv4 and `capacity6` IPv6 slots
+    /// from e times each), and how many of each (two words from 2e; -1: not
+    /// resolved in this snapshot yet). The worker's alone.
+    var sources4: UnsafeMutablePointer<(UInt32, UInt32)>
+    var sources6: UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>
+    var sourceCounts: UnsafeMutablePointer<Int>
 
     /// Allocates a table; free it with `destroy`.
     package static func make(generation: UInt64, entries list: [VNICEntry],
@@ -179,12 +188,18 @@ package struct WorkerTable {
         lastBusy.initialize(repeating: 0, count: max(list.count, 1))
         let records = UnsafeMutablePointer<LoopRecord>.allocate(capacity: max(list.count, 1))
         records.initialize(repeating: LoopRecord(), count: max(list.count, 1))
+        let n = max(list.count, 1)
+        let sources4 = UnsafeMutablePointer<(UInt32, UInt32)>.allocate(capacity: n * RecordPolicy.capacity4)
+        let sources6 = UnsafeMutablePointer<(UInt64, UInt64, UInt64, UInt64)>.allocate(capacity: n * RecordPolicy.capacity6)
+        let sourceCounts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * n)
+        sourceCounts.initialize(repeating: -1, count: 2 * n)
         let t = UnsafeMutablePointer<WorkerTable>.allocate(capacity: 1)
         t.initialize(to: WorkerTable(generation: generation, count: list.count, entries: entries,
                                      hashMask: capacity - 1, hashKeys: keys, hashValues: values,
                                      indexMask: capacity - 1, indexKeys: indexKeys, indexValues: indexValues,
                                      outgoingCount: out.count, outgoing: outgoing, incomingCount: inc.count, incoming: incoming,
-                                     hotWords: words, hot: hot, lastBusy: lastBusy, records: records))
+                                     hotWords: words, hot: hot, lastBusy: lastBusy, records: records,
+                                     sources4: sources4, sources6: sources6, sourceCounts: sourceCounts))
         return t
     }
 
@@ -199,6 +214,9 @@ package struct WorkerTable {
         t.pointee.hot.deallocate()
         t.pointee.lastBusy.deallocate()
         t.pointee.records.deallocate()
+        t.pointee.sources4.deallocate()
+        t.pointee.sources6.deallocate()
+        t.pointee.sourceCounts.deallocate()
         t.deallocate()
     }
 

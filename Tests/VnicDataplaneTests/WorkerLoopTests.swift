@@ -73,6 +73,34 @@ final class WorkerLoopTests: XCTestCase {
         XCTAssertEqual(pipeline.wireReceives().count, 1, "protection none: any source")
     }
 
+    /// Sources are resolved into the VNIC's slots once per snapshot; a record
+    /// with more of a family than the slots hold (RecordPolicy.capacity4/6) is
+    /// asked per packet: every one of them passes, nothing else does, loop
+    /// after loop, and a commit that shrinks the list applies.
+    func testMoreSourcesThanTheSlotsHold() throws {
+        let n4 = RecordPolicy.capacity4 + 4, n6 = RecordPolicy.capacity6 + 4
+        func v6(_ i: Int, host: UInt8 = 1) -> [UInt8] { [0x20, 0x01, 0x0d, 0xb8, 0, UInt8(i), 0, 0] + [UInt8](repeating: 0, count: 7) + [host] }
+        try change {
+            $0.allowedIPs = (0..<n4).map { IPv4CIDR("10.78.\($0).0/24")! }
+            $0.allowedIPs6 = (0..<n6).map { IPv6CIDR(network: IPv6Address(bytes: v6($0, host: 0))!, prefixLength: 64)! }
+        }
+        let router = [UInt8](repeating: 0, count: 15) + [1]
+        func frame6(_ i: Int) -> [UInt8] {
+            FrameBuilder.ipv6UDP(dst: Self.gw, src: Self.vm, srcIP: v6(i), dstIP: router, srcPort: 1024, dstPort: 9)
+        }
+        for round in 0..<2 {
+            let good = (0..<n4).map { udp(from: "10.78.\($0).9") } + (0..<n6).map(frame6)
+            pipeline.vmSends(good + [udp(from: "10.79.0.9"), frame6(n6)])
+            pipeline.loopOnce()
+            XCTAssertEqual(pipeline.wireReceives(), good, "round \(round): every allowed source, in order")
+            XCTAssertEqual(pipeline.dropsByName, ["spoof-ip": UInt64(round + 1), "spoof-ipv6": UInt64(round + 1)], "round \(round)")
+        }
+        try change { $0.allowedIPs = [IPv4CIDR("10.78.0.0/24")!]; $0.allowedIPs6 = [] }
+        pipeline.vmSends([udp(from: "10.78.0.9"), udp(from: "10.78.\(n4 - 1).9")])
+        pipeline.loopOnce()
+        XCTAssertEqual(pipeline.wireReceives(), [udp(from: "10.78.0.9")], "the shorter list, at the next loop")
+    }
+
     /// No record (the VNIC deleted while the table still names it): its policy
     /// is unknown, so nothing of its passes either way, counted no-config.
     func testAVNICWithoutARecordForwardsNothing() throws {
