@@ -9,7 +9,8 @@ BPF_OBJ    := build/vnic.bpf.o
 DEB_PKGS   := libxdp-dev libbpf-dev liblmdb-dev libelf-dev zlib1g-dev iproute2 iputils-ping \
               netsniff-ng util-linux procps ethtool tcpdump python3 udhcpc dhcpcd-base \
               iptables valgrind python3-matplotlib python3-scapy \
-              qemu-system-x86 linux-image-amd64 busybox-static cpio iperf3 libnl-route-3-dev libnl-genl-3-dev containernetworking-plugins
+              qemu-system-x86 linux-image-amd64 busybox-static cpio iperf3 libnl-route-3-dev libnl-genl-3-dev containernetworking-plugins \
+              etcd-server etcd-client
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 
 .PHONY: all deps bpf build test unit-test integration-test demo bench bench-smoke install clean fuzz sanitize
