@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "VnicControl", dependencies: ["VnicConfig", "VnicCore", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/VnicControl"),
         // The fleet (issue 19): etcd's v3 API through its JSON gateway (FoundationNetworking).
-        .target(name: "VnicFleet", dependencies: ["VnicCore"], path: "Sources/VnicFleet"),
+        .target(name: "VnicFleet", dependencies: ["VnicConfig", "VnicCore"], path: "Sources/VnicFleet"),
         .target(name: "VnicLabKit", dependencies: ["VnicCore", "VnicPlatform"], path: "Sources/VnicLabKit"),
         .executableTarget(name: "vnicd",
                           dependencies: ["VnicDataplane", "VnicControl", "VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI", "VnicMetrics",
@@ -123,7 +123,7 @@ let package = Package(
                     path: "Tests/VnicDataplaneTests"),
         .testTarget(name: "VnicMetricsTests", dependencies: ["VnicMetrics", "VnicCore"], path: "Tests/VnicMetricsTests"),
         .testTarget(name: "VnicGuestTests", dependencies: ["VnicGuest", "VnicCore"], path: "Tests/VnicGuestTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["VnicLabKit", "VnicCore", "VnicPlatform", "VnicFleet"], path: "Tests/IntegrationTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["VnicLabKit", "VnicCore", "VnicPlatform", "VnicFleet", "VnicConfig"], path: "Tests/IntegrationTests"),
         .testTarget(name: "VnicPlatformTests", dependencies: ["VnicPlatform", "CVnicShared"], path: "Tests/VnicPlatformTests"),
     ]
 )

@@ -244,6 +244,12 @@ public final class ConfigStore: Sendable {
         try withSnapshot { txn throws in ConfigSnapshot(generation: try readGeneration(txn), vnics: try readVNICs(txn)) }
     }
 
+    /// The etcd revision this database is the copy of (a fleet host's), or
+    /// nil when it has never been synced from etcd.
+    public func fleetRevision() throws(VnicError) -> UInt64? {
+        try withSnapshot { txn throws in try txn.get(tables.meta, key: Schema.fleetRevisionKey).flatMap(Schema.decodeU64) }
+    }
+
     public func vnic(named name: String) throws(VnicError) -> VNICRecord? {
         try withSnapshot { txn throws in
             guard let i = try indexOf(name: name, txn) else { return nil }
@@ -306,7 +312,7 @@ public final class ConfigStore: Sendable {
         return g
     }
 
-    private func readVNICs<T: LMDBTransaction & ~Copyable>(_ txn: borrowing T) throws -> [VNICRecord] {
+    func readVNICs<T: LMDBTransaction & ~Copyable>(_ txn: borrowing T) throws -> [VNICRecord] {
         var indexes: [UInt32] = []
         try txn.forEach(in: tables.names) { key, value in
             guard let i = Schema.decodeIndexValue(value) else {

@@ -14,6 +14,8 @@ public struct ConfigTransaction: ~Copyable {
     public private(set) var configurationChanged = false
     /// Whether audit entries were appended.
     public private(set) var auditAppended = false
+    /// Whether the fleet revision was written.
+    private var metaWritten = false
     /// Every index below this one is known to be taken (a batch of creates
     /// then finds the next free index without rescanning).
     private var freeIndexHint = VNICRecord.indexRange.lowerBound
@@ -37,13 +39,32 @@ public struct ConfigTransaction: ~Copyable {
         if auditAppended, let audit = tables.audit {
             try trimAudit(audit)
         }
-        if configurationChanged || auditAppended {
+        if configurationChanged || auditAppended || metaWritten {
             try txn.commit()
         }
         // else: dropping the transaction aborts it.
     }
 
     // MARK: reading inside the transaction (sees its own changes)
+
+    /// Every VNIC, sorted by name.
+    public func vnics() throws(VnicError) -> [VNICRecord] {
+        try store.writeErrors { () throws in try store.readVNICs(txn) }
+    }
+
+    /// The etcd revision the database is the copy of (nil: never synced).
+    public func fleetRevision() throws(VnicError) -> UInt64? {
+        try store.writeErrors { () throws in try txn.get(tables.meta, key: Schema.fleetRevisionKey).flatMap(Schema.decodeU64) }
+    }
+
+    /// Records that the database is now the copy of etcd revision `revision`
+    /// (committed with the transaction's changes; alone, it commits too).
+    public mutating func setFleetRevision(_ revision: UInt64) throws(VnicError) {
+        try store.writeErrors { () throws in
+            try txn.put(tables.meta, key: Array(Schema.fleetRevisionKey.utf8), value: Schema.u64Value(revision))
+        }
+        metaWritten = true
+    }
 
     public func vnic(named name: String) throws(VnicError) -> VNICRecord? {
         try store.writeErrors {

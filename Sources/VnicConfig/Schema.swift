@@ -36,6 +36,8 @@ enum Schema {
     static let version: UInt32 = 3
     static let schemaVersionKey = "schema-version"
     static let generationKey = "generation"
+    /// The etcd revision a fleet host's database is the copy of (VnicFleet's FleetSync).
+    static let fleetRevisionKey = "fleet-revision"
 
     enum Table: String, CaseIterable {
         case meta, vnics, names, macs, ports, audit

@@ -1,6 +1,8 @@
 // EtcdWatch: one watch on a key prefix through etcd's JSON gateway (POST
 // /v3/watch: a streaming answer, one JSON message per line). Events reach the
-// handler in revision order on the watch's own serial queue. When the stream
+// handler in revision order on the watch's own serial queue, one message's at
+// a time (etcd never splits one revision's events across messages, so a
+// handler that applies each call in one transaction applies whole revisions). When the stream
 // ends for any reason but `cancel()` (the member died, or restarted), the
 // watch starts again on the next member from the revision after the last one
 // it delivered; if etcd has compacted that revision away, the handler hears
@@ -15,8 +17,7 @@ import VnicCore
 public enum WatchEvent: Equatable, Sendable {
     case put(KeyValue)
     case delete(key: String, revision: Int64)
-    /// Everything up to `revision` has been delivered (etcd's progress
-    /// notification, or the watch's start).
+    /// Everything up to `revision` has been delivered (etcd's progress notification).
     case progress(Int64)
     /// The revision the watch was to start from is no longer in etcd's
     /// history (it keeps revisions from `compactRevision` on): list again.
@@ -28,7 +29,7 @@ public final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Senda
     // on `queue` (URLSession's delegate calls, which are serial on it).
     private let client: EtcdClient
     private let prefix: String
-    private let handler: @Sendable (WatchEvent) -> Void
+    private let handler: @Sendable ([WatchEvent]) -> Void
     private let queue: OperationQueue
     private var session: URLSession!
     private var buffer = Data()
@@ -42,7 +43,7 @@ public final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Senda
     private let state: Mutex<State>
 
     /// Watches every key under `prefix` from revision `from` on.
-    public init(client: EtcdClient, prefix: String, from revision: Int64, handler: @escaping @Sendable (WatchEvent) -> Void) {
+    public init(client: EtcdClient, prefix: String, from revision: Int64, handler: @escaping @Sendable ([WatchEvent]) -> Void) {
         self.client = client
         self.prefix = prefix
         self.handler = handler
@@ -98,24 +99,23 @@ public final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Senda
         let revision = string(header["revision"]).flatMap { Int64($0) } ?? 0
         if let compact = string(result["compact_revision"]).flatMap({ Int64($0) }), compact > 0 {
             state.withLock { $0.cancelled = true }
-            handler(.compacted(compact))
+            handler([.compacted(compact)])
             return
         }
-        let events = result["events"] as? [[String: Any]] ?? []
-        for e in events {
+        var out: [WatchEvent] = []
+        for e in result["events"] as? [[String: Any]] ?? [] {
             guard let kv = (e["kv"] as? [String: Any]).flatMap(EtcdClient.keyValue) else { continue }
-            if (e["type"] as? String) == "DELETE" {
-                handler(.delete(key: kv.key, revision: kv.modRevision))
-            } else {
-                handler(.put(kv))
-            }
+            out.append((e["type"] as? String) == "DELETE" ? .delete(key: kv.key, revision: kv.modRevision) : .put(kv))
             state.withLock { $0.next = max($0.next, kv.modRevision + 1) }
         }
-        if events.isEmpty && revision > 0 {
-            // Created, or a progress notification: nothing before `revision` is left to come.
+        if out.isEmpty && revision > 0 && (result["created"] as? Bool) != true {
+            // A progress notification: nothing up to `revision` is left to come. (The
+            // message that says the watch was created carries the store's revision,
+            // with the events from the start revision still to follow.)
             state.withLock { $0.next = max($0.next, revision + 1) }
-            handler(.progress(revision))
+            out.append(.progress(revision))
         }
+        if !out.isEmpty { handler(out) }
     }
 
     public func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {

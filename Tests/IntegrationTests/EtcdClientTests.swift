@@ -59,7 +59,7 @@ final class EtcdClientTests: XCTestCase {
         let client = try EtcdClient(endpoints: order.map { "127.0.0.1:\(cluster.clientPorts[$0])" }.joined(separator: ","))
         let start = try client.put("/vnic/w/0", Array("0".utf8))
         let events = Events()
-        let watch = EtcdWatch(client: client, prefix: "/vnic/w/", from: start) { events.append($0) }
+        let watch = EtcdWatch(client: client, prefix: "/vnic/w/", from: start) { events.append(contentsOf: $0) }
         defer { watch.cancel() }
         for i in 1...5 { try client.put("/vnic/w/\(i)", Array("\(i)".utf8)) }
         try events.wait(puts: 6)
@@ -82,7 +82,7 @@ final class EtcdClientTests: XCTestCase {
         let last = try client.put("/vnic/c", [6])
         try client.compact(last)
         let events = Events()
-        let watch = EtcdWatch(client: client, prefix: "/vnic/", from: first) { events.append($0) }
+        let watch = EtcdWatch(client: client, prefix: "/vnic/", from: first) { events.append(contentsOf: $0) }
         defer { watch.cancel() }
         try events.wait { $0.compacted != nil }
         XCTAssertEqual(events.compacted, last)
@@ -123,7 +123,7 @@ final class Events: @unchecked Sendable {
     private let lock = NSLock()
     private var list: [WatchEvent] = []
 
-    func append(_ e: WatchEvent) { lock.lock(); list.append(e); lock.unlock() }
+    func append(contentsOf e: [WatchEvent]) { lock.lock(); list += e; lock.unlock() }
     var all: [WatchEvent] { lock.lock(); defer { lock.unlock() }; return list }
     var puts: [KeyValue] { all.compactMap { if case .put(let kv) = $0 { kv } else { nil } } }
     var deletes: [String] { all.compactMap { if case .delete(let k, _) = $0 { k } else { nil } } }
