@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "VnicFleet", dependencies: ["VnicConfig", "VnicCore"], path: "Sources/VnicFleet"),
         .target(name: "VnicLabKit", dependencies: ["VnicCore", "VnicPlatform"], path: "Sources/VnicLabKit"),
         .executableTarget(name: "vnicd",
-                          dependencies: ["VnicDataplane", "VnicControl", "VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI", "VnicMetrics",
+                          dependencies: ["VnicDataplane", "VnicControl", "VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI", "VnicMetrics", "VnicFleet",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/vnicd", swiftSettings: hot),

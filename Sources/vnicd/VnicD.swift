@@ -14,6 +14,7 @@ import VnicControl
 import VnicCore
 import VnicPlatform
 import VnicDataplane
+import VnicFleet
 import VnicMetrics
 
 struct VnicD: ParsableCommand {
@@ -67,6 +68,13 @@ struct VnicD: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp("Take this host's VNICs from the fleet's etcd cluster (host:port,...; with --host): the database becomes their local copy, kept when etcd is unreachable.",
+                               valueName: "ENDPOINTS"))
+    var etcd: String?
+
+    @Option(help: ArgumentHelp("This host's name in the fleet (with --etcd): its VNICs are under /vnic/v1/hosts/NAME/.", valueName: "NAME"))
+    var host: String?
+
     func validate() throws {
         if let q = queues, q < 1 { throw ValidationError("--queues: '\(q)' must be at least 1") }
         if xdpMode != "native" && xdpMode != "generic" {
@@ -86,6 +94,11 @@ struct VnicD: ParsableCommand {
         if maxVNICs < 1 || maxVNICs >= VNIC_MAX_VNICS {
             throw ValidationError("--max-vnics: '\(maxVNICs)' is not in 1...\(VNIC_MAX_VNICS - 1)")
         }
+        if (etcd == nil) != (host == nil) { throw ValidationError("--etcd and --host go together") }
+        if let h = host, h.isEmpty || h.contains("/") { throw ValidationError("--host: '\(h)' is not a host name (no '/')") }
+        if let e = etcd {
+            do { _ = try EtcdClient(endpoints: e) } catch { throw ValidationError(error.message) }
+        }
     }
 
     func parseCores(_ text: String) throws -> [Int] {
@@ -102,8 +115,24 @@ struct VnicD: ParsableCommand {
     func run() throws {
         VnicLogHandler.bootstrap(program: "vnicd", level: logLevel)
         let path = ConfigStore.databasePath(option: db)
-        let store = try ConfigStore.open(path: path, create: false)
+        let store = try ConfigStore.open(path: path, create: etcd != nil)
         try? store.setSyncMetadata(false)   // one flush per commit of vnicd's own (see ConfigStore)
+        // A fleet host: the database follows etcd (FleetSync) from the revision it
+        // holds; with none yet, it is listed first, which needs etcd now.
+        var fleet: FleetSync?
+        if let etcd, let host {
+            let sync = FleetSync(client: try EtcdClient(endpoints: etcd), store: store, host: host)
+            let held = try store.fleetRevision()
+            do {
+                try sync.start()
+            } catch {
+                throw VnicError("--etcd: \(error.message); \(path) holds no copy of host \(host)'s VNICs yet to start from")
+            }
+            let from = held.map { "revision \($0) (the copy held)" } ?? "revision \((try? store.fleetRevision()).flatMap { $0 } ?? 0) (listed)"
+            log("fleet: host \(host) follows etcd at \(etcd) from \(from)")
+            fleet = sync
+        }
+        defer { fleet?.stop() }
         let first = try store.snapshot()
         let generation = first.generation
         let records = first.vnics

@@ -17,10 +17,13 @@ final class EtcdCluster {
     let peerPorts: [Int]
     private(set) var members: [RunningCommand?]
     let names: [String]
+    /// The network namespace the members run in (a lab's host namespace, where
+    /// vnicd runs), or nil: this one.
+    let namespace: String?
 
     /// Starts the cluster and waits until it has a leader (fails, or skips
     /// outside CI, when etcd is not installed).
-    init(members count: Int = 3, test: XCTestCase) throws {
+    init(members count: Int = 3, namespace: String? = nil, test: XCTestCase) throws {
         guard Command.find("etcd") != nil else {
             throw TestEnvironment.unavailable("etcd not found (install the Debian package etcd-server)")
         }
@@ -34,6 +37,8 @@ final class EtcdCluster {
         clientPorts = ports.client
         peerPorts = ports.peer
         names = (0..<count).map { "m\($0 + 1)" }
+        self.namespace = namespace
+        if let namespace { _ = try inNamespace(namespace, "ip", "link", "set", "lo", "up") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnic-etcd-\(getpid())-\(ports.base)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         members = Array(repeating: nil, count: count)
@@ -60,7 +65,8 @@ final class EtcdCluster {
 
     func start(_ i: Int, state: String = "existing") throws {
         let initial = zip(names, peerPorts).map { "\($0)=http://127.0.0.1:\($1)" }.joined(separator: ",")
-        members[i] = try Command.start([
+        let nsenter = namespace.map { ["nsenter", "--net=/run/netns/\($0)", "--"] } ?? []
+        members[i] = try Command.start(nsenter + [
             "etcd", "--name", names[i], "--data-dir", directory.appendingPathComponent(names[i]).path,
             "--listen-client-urls", "http://127.0.0.1:\(clientPorts[i])",
             "--advertise-client-urls", "http://127.0.0.1:\(clientPorts[i])",
@@ -87,12 +93,34 @@ final class EtcdCluster {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             for i in members.indices where members[i] != nil {
-                if let s = client.status(of: i), s.leader != 0, s.leader == s.member { return i }
+                if namespace == nil, let s = client.status(of: i), s.leader != 0, s.leader == s.member { return i }
+                if namespace != nil, let s = try? gateway(i, "/v3/maintenance/status", [:]),
+                   let leader = s["leader"] as? String, let header = s["header"] as? [String: Any],
+                   leader == header["member_id"] as? String {
+                    return i
+                }
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
         let logs = members.compactMap { $0?.stderrSoFar.split(separator: "\n").suffix(3).joined(separator: "\n") }
         throw FixtureError(message: "etcd cluster at \(endpoints): no leader after \(seconds) s; last lines: \(logs)")
+    }
+
+    /// One call of etcd's JSON gateway on member `i`, from inside `namespace`
+    /// (python3's urllib there: this process's sockets are in its own namespace).
+    func gateway(_ i: Int, _ path: String, _ body: [String: Any]) throws -> [String: Any] {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+        let script = """
+            import sys, urllib.request
+            r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST"), timeout=3)
+            print(r.read().decode())
+            """
+        let argv = ["python3", "-c", script, "http://127.0.0.1:\(clientPorts[i])\(path)", json]
+        let r = try namespace.map { try inNamespace($0, argv, timeout: .seconds(10)) } ?? Command.run(argv, timeout: .seconds(10))
+        guard r.succeeded, let out = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] else {
+            throw FixtureError(message: "etcd \(path) on member \(i): \(r.diagnostic)")
+        }
+        return out
     }
 
     func stop() {

@@ -1,0 +1,63 @@
+// vnicd --etcd ENDPOINTS --host NAME in a lab (issue 19, first wiring): the
+// host's VNICs come from etcd through its database (FleetSync), another
+// host's do not, a VNIC put in etcd is up within 1 s and one deleted goes, and
+// a restart resumes from the database's copy. etcd runs in the lab's host
+// namespace, where vnicd is (a namespace's loopback is its own); the test
+// writes through etcd's JSON gateway from there.
+import Foundation
+import VnicConfig
+import VnicCore
+import VnicFleet
+import VnicLabKit
+import XCTest
+
+final class FleetVnicdTests: XCTestCase {
+    func testVnicdServesItsHostsVNICsFromEtcd() throws {
+        let lab = try LabFixture(test: self, vms: 2)
+        let t = lab.topology
+        let cluster = try EtcdCluster(members: 3, namespace: t.hostNamespace, test: self)
+        func record(_ vm: Int, name: String? = nil) -> VNICRecord {
+            VNICRecord(name: name ?? "vnic\(vm)", link: t.uplink, port: t.port(vm), mac: t.vmMAC(vm), ips: [t.vmIP(vm)])
+        }
+        func put(_ host: String, _ r: VNICRecord) throws {
+            _ = try cluster.gateway(0, "/v3/kv/put", ["key": Data(FleetSync.key(host: host, vnic: r.name).utf8).base64EncodedString(),
+                                                     "value": Data(VNICRecordCodec.encode(r)).base64EncodedString()])
+        }
+        func delete(_ host: String, _ name: String) throws {
+            _ = try cluster.gateway(1, "/v3/kv/deleterange", ["key": Data(FleetSync.key(host: host, vnic: name).utf8).base64EncodedString()])
+        }
+        func waitFor(_ what: String, seconds: Double = 1, _ done: (RuntimeStatus) -> Bool) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let s = lab.status(), done(s) { return }
+                usleep(20_000)
+            }
+            throw FixtureError(message: "not within \(seconds) s: \(what); status: \(lab.status().map { "\($0.vnics.mapValues(\.state))" } ?? "none")")
+        }
+        try put("A", record(1))
+        try put("B", record(2, name: "elsewhere"))
+        let argv = [try lab.bin("vnicd"), "--db", lab.database, "--link", t.uplink, "--etcd", cluster.endpoints, "--host", "A"]
+        var vnicd = try lab.start(in: t.hostNamespace, argv)
+        try waitFor("vnic1 up", seconds: 10) { $0.vnics["vnic1"]?.state == "up" }
+        XCTAssertNil(lab.status()?.vnics["elsewhere"], "host B's VNIC is not A's")
+        XCTAssertTrue(vnicd.stderrSoFar.contains("fleet: host A follows etcd"), vnicd.stderrSoFar)
+
+        try put("A", record(2))
+        try waitFor("vnic2 up within 1 s of its put") { $0.vnics["vnic2"]?.state == "up" }
+        try delete("A", "vnic1")
+        try waitFor("vnic1 gone within 1 s of its delete") { $0.vnics["vnic1"] == nil }
+
+        // Stopped; a change meanwhile; started again from the database's copy.
+        _ = vnicd.terminate()
+        try put("A", record(1))
+        vnicd = try lab.start(in: t.hostNamespace, argv)
+        try waitFor("vnic1 and vnic2 up after the restart", seconds: 10) {
+            $0.vnics["vnic1"]?.state == "up" && $0.vnics["vnic2"]?.state == "up"
+        }
+        XCTAssertTrue(vnicd.stderrSoFar.contains("(the copy held)"), vnicd.stderrSoFar)
+        let store = try ConfigStore.open(path: lab.database, create: false)
+        XCTAssertEqual(try store.vnics().map(\.name), ["vnic1", "vnic2"])
+        XCTAssertNotNil(try store.fleetRevision())
+        _ = vnicd.terminate()
+    }
+}
