@@ -398,10 +398,13 @@ public final class ConfigStore: Sendable {
     /// `index` (the daemon knows it from the port the request arrived on):
     /// parsed, validated, checked against the VNIC's policy and uniqueness,
     /// applied when allowed, and audited either way (origin vm), in one
-    /// transaction. Throws only for database failures.
-    public func handleVMRequest(index: UInt32, parameter: String, value: String,
-                                via: String = "VM request") throws(VnicError) -> VMRequestOutcome {
-        try update { (tx) throws(VnicError) in try tx.handleVMRequest(index: index, parameter: parameter, value: value, via: via) }
+    /// transaction; `confirm` (a fleet host's) commits an allowed change where
+    /// it must be first, or refuses it. Throws only for database failures.
+    public func handleVMRequest(index: UInt32, parameter: String, value: String, via: String = "VM request",
+                                confirm: ConfirmVMRequest? = nil) throws(VnicError) -> VMRequestOutcome {
+        try update { (tx) throws(VnicError) in
+            try tx.handleVMRequest(index: index, parameter: parameter, value: value, via: via, confirm: confirm)
+        }
     }
 
     /// Maps a failed write to one line: read-only, full (MDB_MAP_FULL), no

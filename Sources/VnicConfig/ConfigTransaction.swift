@@ -7,6 +7,13 @@
 import CLMDB
 import VnicCore
 
+/// Where a VM's request inside its policy must also be committed before it is
+/// accepted (a fleet host: etcd, with a compare on the VNIC's revision): called
+/// with the record and the record the request makes of it, inside the write
+/// transaction; nil: committed there, go on; a reason: the request is denied
+/// with it and nothing changes.
+public typealias ConfirmVMRequest = (_ record: VNICRecord, _ requested: VNICRecord) -> String?
+
 public struct ConfigTransaction: ~Copyable {
     let store: ConfigStore
     var txn: WriteTransaction
@@ -220,8 +227,8 @@ public struct ConfigTransaction: ~Copyable {
     }
 
     /// See `ConfigStore.handleVMRequest`.
-    public mutating func handleVMRequest(index: UInt32, parameter name: String, value: String,
-                                         via: String = "VM request") throws(VnicError) -> VMRequestOutcome {
+    public mutating func handleVMRequest(index: UInt32, parameter name: String, value: String, via: String = "VM request",
+                                         confirm: ConfirmVMRequest? = nil) throws(VnicError) -> VMRequestOutcome {
         guard let record = try vnic(index: index) else {
             let e = try appendAudit(AuditEntry(vnic: "#\(index)", origin: .vm, parameter: name, old: nil, new: value,
                                                verdict: .denied, reason: "no VNIC has index \(index)"))
@@ -240,6 +247,9 @@ public struct ConfigTransaction: ~Copyable {
             candidate = try record.requesting(p, value)
         } catch {
             return try deny(error.message, old: old)
+        }
+        if candidate != record, let confirm, let refusal = confirm(record, candidate) {
+            return try deny(refusal, old: old)   // e.g. the fleet's store did not take it
         }
         let stored: VNICRecord
         do {

@@ -53,6 +53,9 @@ public final class GuestService {
     var notifyKeys: [UInt32: [UInt8]] = [:]
     /// Router advertisements to the VMs with ipv6-ra on.
     public let advertiser: RouterAdvertiser
+    /// Where an allowed request must be committed first (a fleet host: etcd,
+    /// FleetSync.commitVMRequest); nil: the database alone.
+    public var confirmRequest: ConfirmVMRequest?
 
     public init(store: ConfigStore, dataplane: any ControlDataplane, records: [VNICRecord], reconcile: @escaping () -> Void) {
         self.store = store
@@ -102,7 +105,7 @@ public final class GuestService {
         }
         let outcome: VMRequestOutcome
         do {
-            outcome = try store.handleVMRequest(index: index, parameter: m.parameter, value: m.value)
+            outcome = try store.handleVMRequest(index: index, parameter: m.parameter, value: m.value, confirm: confirmRequest)
         } catch {
             logger.error("vm request on vnic #\(index): \(error.message)")
             return count("error")

@@ -27,6 +27,8 @@ public final class FleetSync: Sendable {
     private let following = Mutex<EtcdWatch?>(nil)
     private let counts = Mutex((resyncs: 0, applied: 0, errors: [String]()))
     private let changed: @Sendable () -> Void
+    /// When a VM request last found etcd unreachable (monotonic ns).
+    private let unreachableSince = Mutex<UInt64?>(nil)
 
     /// `changed` is called after each transaction that changed the database (to wake vnicd's loop).
     public init(client: EtcdClient, store: ConfigStore, host: String, changed: @escaping @Sendable () -> Void = {}) {
@@ -95,6 +97,35 @@ public final class FleetSync: Sendable {
         }
         counts.withLock { $0.applied += 1 }
         if changedAny { changed() }
+    }
+
+    /// A VM's request the policy allows, committed to etcd before the VM is
+    /// told "accepted" (the patent's method across the fleet): a put of the
+    /// requested record on condition that the VNIC's key is still at the
+    /// revision of the record checked. nil: committed; else why not, for the
+    /// audit log: an admin's change meanwhile wins (the VM hears of the value
+    /// that stands when it arrives), and with etcd unreachable VM requests are
+    /// denied while forwarding goes on.
+    public func commitVMRequest(_ record: VNICRecord, _ requested: VNICRecord) -> String? {
+        let key = FleetSync.key(host: host, vnic: record.name)
+        // The caller holds the database's write transaction and vnicd's control
+        // thread: within 2 s of finding etcd unreachable, say so at once.
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let last = unreachableSince.withLock({ $0 }), now &- last < 2_000_000_000 {
+            return "fleet store unreachable"
+        }
+        do {
+            guard let kv = try client.get(key) else { return "fleet: VNIC \(record.name) is not in the fleet store" }
+            var current = try VNICRecordCodec.decode(kv.value)
+            current.index = record.index
+            guard current == record else { return "fleet: changed in the fleet store meanwhile" }
+            let done = try client.transaction(if: [.modRevision(key, kv.modRevision)],
+                                              then: [.put(key, VNICRecordCodec.encode(requested))])
+            return done.succeeded ? nil : "fleet: changed in the fleet store meanwhile"
+        } catch {
+            unreachableSince.withLock { $0 = now }
+            return "fleet store unreachable (\(error.message))"
+        }
     }
 
     /// Follows etcd from the stored revision (a full listing first when there

@@ -194,6 +194,7 @@ struct VnicD: ParsableCommand {
         let guest = GuestService(store: store, dataplane: dp, records: records.filter { $0.link == uplink },
                                  reconcile: { reconciler.reconcile() })
         reconciler.guest = guest
+        if let fleet { guest.confirmRequest = fleet.commitVMRequest }
         var nextStatus = monotonicNow(), nextSecond = monotonicNow() + 1_000_000_000, nextFollow = nextSecond
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: dp.controlEvents, events: Int16(POLLIN), revents: 0),

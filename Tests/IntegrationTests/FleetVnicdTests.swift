@@ -60,4 +60,42 @@ final class FleetVnicdTests: XCTestCase {
         XCTAssertNotNil(try store.fleetRevision())
         _ = vnicd.terminate()
     }
+
+    /// A VM's request through the fleet: committed to etcd (compare on the
+    /// VNIC's revision) before the VM hears "accepted"; with etcd gone, denied
+    /// and audited ("fleet store unreachable") while forwarding goes on.
+    func testAVMRequestIsCommittedToEtcdFirstAndDeniedWithoutIt() throws {
+        let lab = try LabFixture(test: self, vms: 1)
+        let t = lab.topology
+        let cluster = try EtcdCluster(members: 3, namespace: t.hostNamespace, test: self)
+        var r = VNICRecord(name: "vnic1", link: t.uplink, port: t.port(1), mac: t.vmMAC(1), ips: [t.vmIP(1)])
+        r.policy[.mtu] = try VNICParameter.mtu.parsePolicy("1280-9000")
+        let key = Data(FleetSync.key(host: "A", vnic: "vnic1").utf8).base64EncodedString()
+        _ = try cluster.gateway(0, "/v3/kv/put", ["key": key, "value": Data(VNICRecordCodec.encode(r)).base64EncodedString()])
+        let vnicd = try lab.start(in: t.hostNamespace, [try lab.bin("vnicd"), "--db", lab.database, "--link", t.uplink,
+                                                         "--etcd", cluster.endpoints, "--host", "A"])
+        let deadline = Date().addingTimeInterval(10)
+        while lab.status()?.vnics["vnic1"]?.state != "up" && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(lab.status()?.vnics["vnic1"]?.state, "up", vnicd.stderrSoFar)
+
+        let ok = try lab.run(in: t.vmNamespace(1), [try lab.bin("vnic-guest"), "request", "mtu=1400"], timeout: .seconds(20))
+        XCTAssertEqual(ok.status, 0, ok.diagnostic)
+        let kvs = try cluster.gateway(1, "/v3/kv/range", ["key": key])["kvs"] as? [[String: Any]] ?? []
+        let stored = try VNICRecordCodec.decode([UInt8](try XCTUnwrap((kvs.first?["value"] as? String).flatMap { Data(base64Encoded: $0) })))
+        XCTAssertEqual(stored.mtu, 1400, "in etcd")
+        let store = try ConfigStore.open(path: lab.database, create: false)
+        XCTAssertEqual(try store.vnic(named: "vnic1")?.mtu, 1400, "in the host's copy")
+        XCTAssertEqual(try lab.link(t.vmInterface, in: t.vmNamespace(1)).mtu, 1400, "in the guest")
+
+        for i in cluster.members.indices { cluster.kill(i) }
+        let denied = try lab.run(in: t.vmNamespace(1), [try lab.bin("vnic-guest"), "request", "mtu=1300", "--timeout", "5"],
+                                 timeout: .seconds(20))
+        XCTAssertNotEqual(denied.status, 0, "no acceptance without the fleet store")
+        XCTAssertEqual(try store.vnic(named: "vnic1")?.mtu, 1400, "unchanged")
+        let last = try XCTUnwrap(store.auditEntries().last { $0.origin == .vm })
+        XCTAssertEqual(last.verdict, .denied)
+        XCTAssertTrue(last.reason.hasPrefix("fleet store unreachable"), last.reason)
+        let ping = try lab.run(in: t.wireNamespace, "ping", "-c", "3", "-i", "0.2", "-W", "2", t.vmIP(1).address.description)
+        XCTAssertTrue(ping.succeeded, "forwarding goes on without etcd: \(ping.stdout)")
+    }
 }
