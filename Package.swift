@@ -82,7 +82,7 @@ let package = Package(
                                          .product(name: "Logging", package: "swift-log")],
                           path: "Sources/vnicd", swiftSettings: hot),
         .executableTarget(name: "vnicadm",
-                          dependencies: ["VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI",
+                          dependencies: ["VnicConfig", "VnicCore", "VnicPlatform", "VnicCLI", "VnicFleet",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/vnicadm"),
         .executableTarget(name: "vnic-lab",

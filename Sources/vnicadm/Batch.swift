@@ -72,6 +72,7 @@ struct Batch: ParsableCommand {
             for (number, command) in commands {
                 do {
                     try store.update { (tx) throws(VnicError) in try command.apply(&tx) }
+                    try FleetMode.commit()
                 } catch {
                     let e = error
                     throw VnicError("batch: line \(number): \(e.message); \(done) line(s) before it were committed",
@@ -95,6 +96,7 @@ struct Batch: ParsableCommand {
                 current = 0
                 if verbose { printError("vnicadm batch: committing") }
             }
+            try FleetMode.commit()   // with --etcd: the whole batch in one etcd transaction
         } catch {
             let e = error
             let message = e.message.hasSuffix("nothing was changed") ? e.message : e.message + "; nothing was committed"

@@ -27,6 +27,7 @@ extension WriteCommand {
     func run() throws {
         let store = try database.open(create: Self.createsDatabase)
         try store.update { (tx) throws(VnicError) in try apply(&tx) }
+        try FleetMode.commit()
     }
 }
 

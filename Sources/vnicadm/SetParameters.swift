@@ -48,6 +48,11 @@ struct SetParameters: WriteCommand {
         let store = try database.open(create: false)
         let before = try store.lastAuditSequence()
         try store.update { (tx) throws(VnicError) in try apply(&tx) }
+        if let t = FleetMode.target {
+            try FleetMode.commit()
+            print("\(name): committed to the fleet; host \(t.host)'s vnicd applies it and notifies the VM")
+            return
+        }
         let held = Set(VNICParameter.policyParameters.map(\.rawValue))
         let changed = try store.auditEntries(after: before, vnic: name)
             .filter { $0.origin == .host && $0.verdict == .applied && held.contains($0.parameter) }

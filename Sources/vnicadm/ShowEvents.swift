@@ -53,6 +53,9 @@ struct ShowEvents: ParsableCommand {
 
     func run() throws {
         let fields = try Output.fields(format.output, known: Self.fields, defaults: Self.defaults)
+        if let t = FleetMode.target {
+            throw VnicError("show-events with --etcd: host \(t.host)'s audit log is not in etcd yet (run it on the host)")
+        }
         let store = try database.open(create: false)
         if let name, try store.vnic(named: name) == nil, try store.auditEntries(vnic: name, limit: 1).isEmpty {
             throw VnicError.usage("VNIC '\(name)' does not exist and has no events")

@@ -67,6 +67,9 @@ struct ShowStats: ParsableCommand {
 
     func run() throws {
         let out = Output(parseable: format.parseable, json: format.json, fields: try Output.fields(format.output, known: Self.fields))
+        if let t = FleetMode.target {
+            throw VnicError("show-stats with --etcd: host \(t.host)'s statistics are not published to etcd yet (run it on the host)")
+        }
         let path = database.path
         var previous: [String: Sample] = [:]
         var reports = 0

@@ -47,7 +47,16 @@ struct DatabaseOptions: ParsableArguments {
         if let db, db.isEmpty { throw ValidationError("--db: the path is empty") }
     }
 
-    func open(create: Bool) throws -> ConfigStore { try ConfigStore.open(path: path, create: create) }
+    /// The database, or with `--etcd`/`--host` the host's VNICs in etcd as a
+    /// scratch copy (FleetCopy) that `FleetMode.commit()` writes back.
+    func open(create: Bool) throws -> ConfigStore {
+        if let t = FleetMode.target {
+            let copy = try FleetCopy(client: t.client, host: t.host)
+            FleetMode.copy = copy
+            return copy.store
+        }
+        return try ConfigStore.open(path: path, create: create)
+    }
 }
 
 /// `-p -o FIELD[,..]` and `--json`, for the show subcommands (dladm's parseable output).

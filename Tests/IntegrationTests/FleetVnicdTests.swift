@@ -1,9 +1,9 @@
 // vnicd --etcd ENDPOINTS --host NAME in a lab (issue 19, first wiring): the
 // host's VNICs come from etcd through its database (FleetSync), another
-// host's do not, a VNIC put in etcd is up within 1 s and one deleted goes, and
-// a restart resumes from the database's copy. etcd runs in the lab's host
-// namespace, where vnicd is (a namespace's loopback is its own); the test
-// writes through etcd's JSON gateway from there.
+// host's do not, a VNIC created with `vnicadm --etcd` is up within 1 s and one
+// deleted goes, and a restart resumes from the database's copy. etcd runs in
+// the lab's host namespace, where vnicd is (a namespace's loopback is its
+// own); the test writes there with vnicadm, or etcd's JSON gateway.
 import Foundation
 import VnicConfig
 import VnicCore
@@ -23,9 +23,6 @@ final class FleetVnicdTests: XCTestCase {
             _ = try cluster.gateway(0, "/v3/kv/put", ["key": Data(FleetSync.key(host: host, vnic: r.name).utf8).base64EncodedString(),
                                                      "value": Data(VNICRecordCodec.encode(r)).base64EncodedString()])
         }
-        func delete(_ host: String, _ name: String) throws {
-            _ = try cluster.gateway(1, "/v3/kv/deleterange", ["key": Data(FleetSync.key(host: host, vnic: name).utf8).base64EncodedString()])
-        }
         func waitFor(_ what: String, seconds: Double = 1, _ done: (RuntimeStatus) -> Bool) throws {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
@@ -42,10 +39,15 @@ final class FleetVnicdTests: XCTestCase {
         XCTAssertNil(lab.status()?.vnics["elsewhere"], "host B's VNIC is not A's")
         XCTAssertTrue(vnicd.stderrSoFar.contains("fleet: host A follows etcd"), vnicd.stderrSoFar)
 
-        try put("A", record(2))
-        try waitFor("vnic2 up within 1 s of its put") { $0.vnics["vnic2"]?.state == "up" }
-        try delete("A", "vnic1")
-        try waitFor("vnic1 gone within 1 s of its delete") { $0.vnics["vnic1"] == nil }
+        // What an admin types, on a host of the fleet (here the lab's, where etcd answers).
+        func vnicadm(_ args: String...) throws {
+            let r = try lab.run(in: t.hostNamespace, [try lab.bin("vnicadm"), "--etcd", cluster.endpoints, "--host", "A"] + args)
+            XCTAssertTrue(r.succeeded, r.diagnostic)
+        }
+        try vnicadm("create-vnic", "-l", t.uplink, "-m", t.vmMAC(2).description, "--port", t.port(2), "-i", t.vmIP(2).description, "vnic2")
+        try waitFor("vnic2 up within 1 s of vnicadm --etcd create-vnic") { $0.vnics["vnic2"]?.state == "up" }
+        try vnicadm("delete-vnic", "vnic1")
+        try waitFor("vnic1 gone within 1 s of vnicadm --etcd delete-vnic") { $0.vnics["vnic1"] == nil }
 
         // Stopped; a change meanwhile; started again from the database's copy.
         _ = vnicd.terminate()
