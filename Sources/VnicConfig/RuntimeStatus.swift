@@ -16,11 +16,21 @@ extension RuntimeStatus {
         return s
     }
 
-    /// Atomically replaces the status file.
-    public func write(database db: String) throws {
+    /// The status as JSON (what the status file and a fleet host's status key hold).
+    public func encoded() throws -> [UInt8] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        let data = try enc.encode(self)
+        return Array(try enc.encode(self))
+    }
+
+    /// A status from its JSON.
+    public static func decode(_ bytes: [UInt8]) throws -> RuntimeStatus {
+        try JSONDecoder().decode(RuntimeStatus.self, from: Data(bytes))
+    }
+
+    /// Atomically replaces the status file.
+    public func write(database db: String) throws {
+        let data = try encoded()
         let target = RuntimeStatus.path(forDatabase: db)
         let tmp = target + ".tmp"
         // Plain open/write/close: a status is replaced a few times a second and

@@ -6,6 +6,7 @@ import Foundation
 import VnicCLI
 import VnicConfig
 import VnicCore
+import VnicFleet
 
 struct ShowStats: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,15 +68,24 @@ struct ShowStats: ParsableCommand {
 
     func run() throws {
         let out = Output(parseable: format.parseable, json: format.json, fields: try Output.fields(format.output, known: Self.fields))
-        if let t = FleetMode.target {
-            throw VnicError("show-stats with --etcd: host \(t.host)'s statistics are not published to etcd yet (run it on the host)")
-        }
         let path = database.path
         var previous: [String: Sample] = [:]
         var reports = 0
         while true {
-            guard let status = RuntimeStatus.readLive(database: path) else {
-                throw VnicError("no vnicd is running for database \(path) (no live status in \(RuntimeStatus.path(forDatabase: path)))")
+            let status: RuntimeStatus
+            if let t = FleetMode.target {
+                // What the host's vnicd publishes under its lease (HostPublisher).
+                guard let kv = try t.client.get(HostPublisher.statusKey(host: t.host)) else {
+                    throw VnicError("host \(t.host) publishes no status (its vnicd is not running, or has not reached etcd for its lease's 5 s)")
+                }
+                do { status = try RuntimeStatus.decode(kv.value) } catch {
+                    throw VnicError("etcd \(kv.key): not a status (\(error))")
+                }
+            } else {
+                guard let s = RuntimeStatus.readLive(database: path) else {
+                    throw VnicError("no vnicd is running for database \(path) (no live status in \(RuntimeStatus.path(forDatabase: path)))")
+                }
+                status = s
             }
             let current = try samples(status, path: path)
             let shown = current.map { (name, s) in (name, s.minus(previous[name])) }
@@ -100,7 +110,7 @@ struct ShowStats: ParsableCommand {
         }
         if let v = status.vnics[name] { return [(name, Sample(state: v.state, counters: v))] }
         // Not served: say why, if the database knows it at all.
-        guard let r = try ConfigStore.open(path: path, create: false).vnic(named: name) else {
+        guard let r = try database.open(create: false).vnic(named: name) else {
             throw VnicError.usage("VNIC '\(name)' does not exist")
         }
         return [(name, Sample(state: r.state == .down ? "down" : "not served", counters: nil))]

@@ -114,14 +114,21 @@ struct VnicD: ParsableCommand {
 
     func run() throws {
         VnicLogHandler.bootstrap(program: "vnicd", level: logLevel)
+        // Before any thread starts (the fleet's, the workers): they inherit this
+        // mask, so the signals reach only the control thread's signalfd.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, s) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
         let path = ConfigStore.databasePath(option: db)
         let store = try ConfigStore.open(path: path, create: etcd != nil)
         try? store.setSyncMetadata(false)   // one flush per commit of vnicd's own (see ConfigStore)
         // A fleet host: the database follows etcd (FleetSync) from the revision it
         // holds; with none yet, it is listed first, which needs etcd now.
-        var fleet: FleetSync?
+        var fleet: FleetSync?, publisher: HostPublisher?
         if let etcd, let host {
-            let sync = FleetSync(client: try EtcdClient(endpoints: etcd), store: store, host: host)
+            let client = try EtcdClient(endpoints: etcd)
+            let sync = FleetSync(client: client, store: store, host: host)
             let held = try store.fleetRevision()
             do {
                 try sync.start()
@@ -131,8 +138,11 @@ struct VnicD: ParsableCommand {
             let from = held.map { "revision \($0) (the copy held)" } ?? "revision \((try? store.fleetRevision()).flatMap { $0 } ?? 0) (listed)"
             log("fleet: host \(host) follows etcd at \(etcd) from \(from)")
             fleet = sync
+            // The host's liveness and status: under a lease, from a thread of its own.
+            publisher = HostPublisher(client: client, host: host)
+            publisher?.start()
         }
-        defer { fleet?.stop() }
+        defer { fleet?.stop(); publisher?.stop() }
         let first = try store.snapshot()
         let generation = first.generation
         let records = first.vnics
@@ -150,12 +160,6 @@ struct VnicD: ParsableCommand {
         opts.portFrames = portFrames
         opts.bufferMemory = bufferMemory.flatMap(ValueSyntax.parseSize)
         raiseDescriptorLimit(vnics: records.filter { $0.link == uplink }.count)
-
-        // Workers inherit this mask: the signals reach only the control thread's sigtimedwait.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, s) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let dp = try Dataplane(options: opts)
         let others = Set(records.map(\.link)).subtracting([uplink])
@@ -222,6 +226,7 @@ struct VnicD: ParsableCommand {
                 status.requests = guest.counts.merging(guest.advertiser.counts) { a, _ in a }
                 try? status.write(database: path)
                 exporter?.update(status)
+                if let publisher, let json = try? status.encoded() { publisher.publish(json) }
                 if now >= nextSecond {
                     nextSecond = now + 1_000_000_000
                     spoofWarnings.check(status, store: store)

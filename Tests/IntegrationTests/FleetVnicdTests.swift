@@ -49,8 +49,23 @@ final class FleetVnicdTests: XCTestCase {
         try vnicadm("delete-vnic", "vnic1")
         try waitFor("vnic1 gone within 1 s of vnicadm --etcd delete-vnic") { $0.vnics["vnic1"] == nil }
 
+        // The host's status, published under its lease, read from etcd (within its publishing second).
+        func showStats(_ args: String...) throws -> CommandResult {
+            try lab.run(in: t.hostNamespace, [try lab.bin("vnicadm"), "--etcd", cluster.endpoints, "--host", "A", "show-stats"] + args)
+        }
+        let until = Date().addingTimeInterval(3)
+        var stats = try showStats("-p", "-o", "link,state")
+        while !(stats.succeeded && stats.stdout.contains("vnic2:up") && !stats.stdout.contains("vnic1:")) && Date() < until {
+            usleep(200_000)
+            stats = try showStats("-p", "-o", "link,state")
+        }
+        XCTAssertTrue(stats.stdout.contains("vnic2:up") && !stats.stdout.contains("vnic1:"), stats.diagnostic)
+
         // Stopped; a change meanwhile; started again from the database's copy.
-        _ = vnicd.terminate()
+        let stopped = vnicd.terminate()
+        stats = try showStats()
+        XCTAssertEqual(stats.status, 1, "a stopped host publishes no status: \(stopped.stderr.suffix(600))")
+        XCTAssertTrue(stats.stderr.contains("host A publishes no status"), stats.stderr)
         try put("A", record(1))
         vnicd = try lab.start(in: t.hostNamespace, argv)
         try waitFor("vnic1 and vnic2 up after the restart", seconds: 10) {
