@@ -20,10 +20,12 @@ final class EtcdCluster {
     /// The network namespace the members run in (a lab's host namespace, where
     /// vnicd runs), or nil: this one.
     let namespace: String?
+    let alsoListen: String?
 
     /// Starts the cluster and waits until it has a leader (fails, or skips
     /// outside CI, when etcd is not installed).
-    init(members count: Int = 3, namespace: String? = nil, test: XCTestCase) throws {
+    /// `alsoListen`: another address the members serve clients on (in `namespace`), besides 127.0.0.1.
+    init(members count: Int = 3, namespace: String? = nil, alsoListen: String? = nil, test: XCTestCase) throws {
         guard Command.find("etcd") != nil else {
             throw TestEnvironment.unavailable("etcd not found (install the Debian package etcd-server)")
         }
@@ -38,6 +40,7 @@ final class EtcdCluster {
         peerPorts = ports.peer
         names = (0..<count).map { "m\($0 + 1)" }
         self.namespace = namespace
+        self.alsoListen = alsoListen
         if let namespace { _ = try inNamespace(namespace, "ip", "link", "set", "lo", "up") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("vnic-etcd-\(getpid())-\(ports.base)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -60,15 +63,17 @@ final class EtcdCluster {
         }
     }
 
-    /// "127.0.0.1:P,..." of every member, as `--etcd` takes it.
-    var endpoints: String { clientPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",") }
+    /// "127.0.0.1:P,..." of every member, as `--etcd` takes it (or at `address`).
+    var endpoints: String { endpoints(at: "127.0.0.1") }
+    func endpoints(at address: String) -> String { clientPorts.map { "\(address):\($0)" }.joined(separator: ",") }
 
     func start(_ i: Int, state: String = "existing") throws {
         let initial = zip(names, peerPorts).map { "\($0)=http://127.0.0.1:\($1)" }.joined(separator: ",")
         let nsenter = namespace.map { ["nsenter", "--net=/run/netns/\($0)", "--"] } ?? []
         members[i] = try Command.start(nsenter + [
             "etcd", "--name", names[i], "--data-dir", directory.appendingPathComponent(names[i]).path,
-            "--listen-client-urls", "http://127.0.0.1:\(clientPorts[i])",
+            "--listen-client-urls", (["127.0.0.1"] + (alsoListen.map { [$0] } ?? [])).map { "http://\($0):\(clientPorts[i])" }
+                .joined(separator: ","),
             "--advertise-client-urls", "http://127.0.0.1:\(clientPorts[i])",
             "--listen-peer-urls", "http://127.0.0.1:\(peerPorts[i])",
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPorts[i])",

@@ -115,4 +115,64 @@ final class FleetVnicdTests: XCTestCase {
         let ping = try lab.run(in: t.wireNamespace, "ping", "-c", "3", "-i", "0.2", "-W", "2", t.vmIP(1).address.description)
         XCTAssertTrue(ping.succeeded, "forwarding goes on without etcd: \(ping.stdout)")
     }
+
+    /// The first two cases: two hosts (two labs, two vnicd) on one
+    /// 3-member cluster. A VNIC created for host A is up on A within 1 s and
+    /// absent on B; the etcd leader killed, both keep forwarding and a change
+    /// made after the election reaches its host; a delete removes the VNIC.
+    /// The cluster runs in A's host namespace; B's reaches it over a veth pair
+    /// between the two labs' host namespaces.
+    func testTwoHostsOnOneClusterAndTheLeaderKilled() throws {
+        let a = try LabFixture(test: self, vms: 1), b = try LabFixture(test: self, vms: 1)
+        let ta = a.topology, tb = b.topology
+        let (va, vb) = ("f\(a.prefix.suffix(5))a", "f\(a.prefix.suffix(5))b")
+        _ = try Command.run(["ip", "link", "add", va, "netns", ta.hostNamespace, "type", "veth", "peer", "name", vb, "netns", tb.hostNamespace])
+        for (ns, dev, addr) in [(ta.hostNamespace, va, "10.254.0.1/30"), (tb.hostNamespace, vb, "10.254.0.2/30")] {
+            for args in [["ip", "addr", "add", addr, "dev", dev], ["ip", "link", "set", dev, "up"], ["ip", "link", "set", "lo", "up"]] {
+                let r = try inNamespace(ns, args)
+                XCTAssertTrue(r.succeeded, r.diagnostic)
+            }
+        }
+        let cluster = try EtcdCluster(members: 3, namespace: ta.hostNamespace, alsoListen: "10.254.0.1", test: self)
+        let fromA = cluster.endpoints, fromB = cluster.endpoints(at: "10.254.0.1")
+        func vnicadm(_ host: String, _ args: String...) throws {
+            let r = try a.run(in: ta.hostNamespace, [try a.bin("vnicadm"), "--etcd", fromA, "--host", host] + args)
+            XCTAssertTrue(r.succeeded, r.diagnostic)
+        }
+        func waitFor(_ lab: LabFixture, _ what: String, seconds: Double, _ done: (RuntimeStatus) -> Bool) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let s = lab.status(), done(s) { return }
+                usleep(20_000)
+            }
+            throw FixtureError(message: "\(lab.prefix): not within \(seconds) s: \(what); status: \(lab.status().map { "\($0.vnics.mapValues(\.state))" } ?? "none")")
+        }
+        func ping(_ lab: LabFixture) throws -> Bool {
+            try lab.run(in: lab.topology.wireNamespace, "ping", "-c", "2", "-i", "0.2", "-W", "2",
+                        lab.topology.vmIP(1).address.description).succeeded
+        }
+        try vnicadm("B", "create-vnic", "-l", tb.uplink, "-m", tb.vmMAC(1).description, "--port", tb.port(1), "-i", tb.vmIP(1).description, "b1")
+        _ = try a.start(in: ta.hostNamespace, [try a.bin("vnicd"), "--db", a.database, "--link", ta.uplink, "--etcd", fromA, "--host", "A"])
+        _ = try b.start(in: tb.hostNamespace, [try b.bin("vnicd"), "--db", b.database, "--link", tb.uplink, "--etcd", fromB, "--host", "B"])
+        try waitFor(b, "b1 up on B", seconds: 10) { $0.vnics["b1"]?.state == "up" }
+        try waitFor(a, "vnicd A serving", seconds: 10) { _ in true }
+
+        try vnicadm("A", "create-vnic", "-l", ta.uplink, "-m", ta.vmMAC(1).description, "--port", ta.port(1), "-i", ta.vmIP(1).description, "a1")
+        try waitFor(a, "a1 up on A within 1 s", seconds: 1) { $0.vnics["a1"]?.state == "up" }
+        XCTAssertNil(b.status()?.vnics["a1"], "not on B")
+        XCTAssertTrue(try ping(a) && ping(b), "both forward")
+
+        let leader = try cluster.waitForLeader()
+        cluster.kill(leader)
+        XCTAssertNotEqual(try cluster.waitForLeader(), leader)
+        XCTAssertTrue(try ping(a) && ping(b), "both forward after the leader's loss")
+        try vnicadm("B", "set-linkprop", "-p", "protection=mac-nospoof,ip-nospoof", "b1")
+        let store = try ConfigStore.open(path: b.database, create: false)
+        let deadline = Date().addingTimeInterval(5)
+        while try store.vnic(named: "b1")?.protection != [.macNospoof, .ipNospoof] && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(try store.vnic(named: "b1")?.protection, [.macNospoof, .ipNospoof], "a change after the election reached B")
+
+        try vnicadm("A", "delete-vnic", "a1")
+        try waitFor(a, "a1 removed from A within 1 s", seconds: 1) { $0.vnics["a1"] == nil }
+    }
 }
