@@ -116,13 +116,15 @@ final class FleetVnicdTests: XCTestCase {
         XCTAssertTrue(ping.succeeded, "forwarding goes on without etcd: \(ping.stdout)")
     }
 
-    /// The first two cases: two hosts (two labs, two vnicd) on one
-    /// 3-member cluster. A VNIC created for host A is up on A within 1 s and
-    /// absent on B; the etcd leader killed, both keep forwarding and a change
-    /// made after the election reaches its host; a delete removes the VNIC.
-    /// The cluster runs in A's host namespace; B's reaches it over a veth pair
-    /// between the two labs' host namespaces.
-    func testTwoHostsOnOneClusterAndTheLeaderKilled() throws {
+    /// Two hosts (two labs, two vnicd) on one 3-member cluster. A VNIC
+    /// created for host A is up on A within 1 s and absent on B; the etcd
+    /// leader killed, both keep forwarding and a change made after the
+    /// election reaches its host; a delete removes the VNIC; B cut off from
+    /// etcd forwards with no loss, denies and audits its VM's request, and
+    /// converges when it reaches etcd again. The cluster runs in A's host
+    /// namespace; B's reaches it over a veth pair between the two labs' host
+    /// namespaces (cut by setting B's end down).
+    func testTwoHostsOnOneClusterTheLeaderKilledAndAHostCutOff() throws {
         let a = try LabFixture(test: self, vms: 1), b = try LabFixture(test: self, vms: 1)
         let ta = a.topology, tb = b.topology
         let (va, vb) = ("f\(a.prefix.suffix(5))a", "f\(a.prefix.suffix(5))b")
@@ -174,5 +176,66 @@ final class FleetVnicdTests: XCTestCase {
 
         try vnicadm("A", "delete-vnic", "a1")
         try waitFor(a, "a1 removed from A within 1 s", seconds: 1) { $0.vnics["a1"] == nil }
+
+        // B cut off from etcd: it forwards with no loss, denies its VM's request
+        // (audited), and converges once it reaches etcd again.
+        try vnicadm("B", "set-policy", "-p", "mtu=1280-9000", "b1")
+        while try store.vnic(named: "b1")?.policy[.mtu] == nil && Date() < deadline.addingTimeInterval(5) { usleep(50_000) }
+        XCTAssertTrue(try inNamespace(tb.hostNamespace, "ip", "link", "set", vb, "down").succeeded)
+        let flood = try b.run(in: tb.wireNamespace, "ping", "-c", "50", "-i", "0.02", "-W", "1", tb.vmIP(1).address.description)
+        XCTAssertTrue(flood.stdout.contains(" 0% packet loss"), "no loss while etcd is unreachable: \(flood.stdout)")
+        let request = try b.run(in: tb.vmNamespace(1), [try b.bin("vnic-guest"), "request", "mtu=1400", "--timeout", "8"], timeout: .seconds(30))
+        XCTAssertNotEqual(request.status, 0, "not accepted without the fleet store")
+        let audit = try XCTUnwrap(store.auditEntries().last { $0.origin == .vm })
+        XCTAssertTrue(audit.verdict == .denied && audit.reason.hasPrefix("fleet store unreachable"), "\(audit)")
+        try vnicadm("B", "set", "b1", "mtu=1300")   // made while B cannot hear it
+        XCTAssertEqual(try store.vnic(named: "b1")?.mtu, 1500)
+        XCTAssertTrue(try inNamespace(tb.hostNamespace, "ip", "link", "set", vb, "up").succeeded)
+        let back = Date().addingTimeInterval(30)
+        while try store.vnic(named: "b1")?.mtu != 1300 && Date() < back { usleep(100_000) }
+        XCTAssertEqual(try store.vnic(named: "b1")?.mtu, 1300, "B converged once it reached etcd again")
+    }
+
+    /// A VM's request and an admin's change to the same VNIC at once: whichever
+    /// etcd takes last stands, and etcd, the host's database and the guest's
+    /// interface agree on it.
+    func testAVMRequestAndAnAdminChangeAtOnceEndAgreed() throws {
+        let lab = try LabFixture(test: self, vms: 1)
+        let t = lab.topology
+        let cluster = try EtcdCluster(members: 3, namespace: t.hostNamespace, test: self)
+        func vnicadm(_ args: String...) throws -> CommandResult {
+            try lab.run(in: t.hostNamespace, [try lab.bin("vnicadm"), "--etcd", cluster.endpoints, "--host", "A"] + args)
+        }
+        XCTAssertTrue(try vnicadm("create-vnic", "-l", t.uplink, "-m", t.vmMAC(1).description, "--port", t.port(1),
+                                  "-i", t.vmIP(1).description, "vnic1").succeeded)
+        XCTAssertTrue(try vnicadm("set-policy", "-p", "mtu=1280-9000", "vnic1").succeeded)
+        _ = try lab.start(in: t.hostNamespace, [try lab.bin("vnicd"), "--db", lab.database, "--link", t.uplink,
+                                                 "--etcd", cluster.endpoints, "--host", "A"])
+        var deadline = Date().addingTimeInterval(10)
+        while lab.status()?.vnics["vnic1"]?.state != "up" && Date() < deadline { usleep(50_000) }
+        let store = try ConfigStore.open(path: lab.database, create: false)   // vnicd made it
+        while try store.vnic(named: "vnic1")?.policy[.mtu] == nil && Date() < deadline { usleep(50_000) }
+        _ = try lab.start(in: t.vmNamespace(1), [try lab.bin("vnic-guest"), "listen"])   // applies what the host changes
+        usleep(300_000)
+        for round in 0..<3 {
+            let (vm, admin) = (1400 - 10 * round, 1300 - 10 * round)
+            let request = try lab.start(in: t.vmNamespace(1), [try lab.bin("vnic-guest"), "request", "mtu=\(vm)", "--timeout", "5"])
+            let set = try vnicadm("set", "vnic1", "mtu=\(admin)", "--wait", "0")
+            _ = request.wait(timeout: .seconds(20))
+            XCTAssertTrue(set.succeeded || set.stderr.contains("changed in etcd meanwhile"), set.diagnostic)
+            // Agreement: etcd, the host's copy, the guest's interface.
+            var agreed = false
+            deadline = Date().addingTimeInterval(5)
+            var last = ""
+            while !agreed && Date() < deadline {
+                usleep(100_000)
+                let fleet = Int(try vnicadm("show-vnic", "-p", "-o", "mtu", "vnic1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                let local = Int(try store.vnic(named: "vnic1")?.mtu ?? 0)
+                let guest = try lab.link(t.vmInterface, in: t.vmNamespace(1)).mtu
+                last = "etcd \(fleet), host \(local), guest \(guest)"
+                agreed = fleet == local && local == guest && [vm, admin].contains(fleet)
+            }
+            XCTAssertTrue(agreed, "round \(round): \(last)")
+        }
     }
 }
