@@ -52,6 +52,7 @@ bench: build build/malloc_count.so
 	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 5000000 --runs 5 --callgrind
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --runs 3
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 300 --runs 5
+	bash bench/fleet.sh "$(RELEASE_BIN)"
 	bash bench/suite.sh "$(RELEASE_BIN)"
 	bash bench/scale.sh "$(RELEASE_BIN)"
 
@@ -60,6 +61,7 @@ bench-smoke: build build/malloc_count.so
 	bash bench/pipeline.sh "$(RELEASE_BIN)" --packets 200000 --runs 1 --callgrind 10000 --out build/bench-smoke-pipeline.json
 	bash bench/config-bench.sh "$(RELEASE_BIN)" --vnics 500 --runs 1 --out build/bench-smoke-config.json
 	bash bench/protocol.sh "$(RELEASE_BIN)" --count 20 --runs 1 --out build/bench-smoke-protocol.json
+	bash bench/fleet.sh "$(RELEASE_BIN)" --count 20 --vnics 100 --out build/bench-smoke-fleet.json
 	bash bench/suite.sh "$(RELEASE_BIN)" --smoke
 	bash bench/scale.sh "$(RELEASE_BIN)" --counts "1 10" --seconds 1 --out build/bench-smoke-scale.json
 

@@ -108,6 +108,8 @@ let package = Package(
         .executableTarget(name: "vnic-pipeline-bench",
                           dependencies: ["VnicDataplane", "VnicDataplaneTools", "VnicConfig", "VnicCore", "CPlainForwarder", "CVnicShim"],
                           path: "Sources/vnic-pipeline-bench", swiftSettings: hot),
+        .executableTarget(name: "vnic-fleet-bench", dependencies: ["VnicFleet", "VnicConfig", "VnicCore"],
+                          path: "Sources/vnic-fleet-bench"),
         .executableTarget(name: "vnic-protocol-bench", dependencies: ["VnicGuest", "VnicConfig", "VnicCore"],
                           path: "Sources/vnic-protocol-bench"),
         // Fuzz targets (scripts/fuzz.sh): libFuzzer entry points when built with
