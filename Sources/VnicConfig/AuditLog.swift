@@ -104,7 +104,8 @@ public struct AuditEntry: Equatable, Sendable {
     /// Longer texts are cut to this many bytes (whole characters).
     static let maxText = 1024
 
-    func encode() -> [UInt8] {
+    /// The entry in the audit table's format (also a fleet host's audit keys' values).
+    public func encode() -> [UInt8] {
         var w = TLVWriter()
         w.append16(AuditEntry.formatVersion)
         w.u64(1, time)
@@ -117,6 +118,12 @@ public struct AuditEntry: Equatable, Sendable {
         w.text(8, AuditEntry.cut(reason))
         if let guest { w.u8(9, guest.rawValue) }
         return w.bytes
+    }
+
+    /// An entry from `encode()`'s bytes, with its sequence number.
+    public static func decode(_ bytes: [UInt8], sequence: UInt64) throws(VnicError) -> AuditEntry {
+        let r = bytes.withUnsafeBytes { b in Result { () throws(VnicError) in try decode(b, sequence: sequence) } }
+        return try r.get()
     }
 
     static func decode(_ b: UnsafeRawBufferPointer, sequence: UInt64) throws(VnicError) -> AuditEntry {

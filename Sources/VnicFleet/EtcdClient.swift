@@ -68,6 +68,12 @@ public final class EtcdClient: Sendable {
 
     // MARK: key-value
 
+    /// The last key under `prefix` and its value, or nil (one key read, sorted descending).
+    public func last(prefix: String) throws(VnicError) -> KeyValue? {
+        try range(["key": base64(prefix), "range_end": base64(EtcdClient.prefixEnd(prefix)), "limit": "1",
+                   "sort_order": "DESCEND", "sort_target": "KEY"]).kvs.first
+    }
+
     /// The value under `key`, or nil.
     public func get(_ key: String) throws(VnicError) -> KeyValue? {
         try range(["key": base64(key)]).kvs.first
@@ -95,6 +101,12 @@ public final class EtcdClient: Sendable {
         var body: [String: Any] = ["key": base64(key)]
         if prefix { body["range_end"] = base64(EtcdClient.prefixEnd(key)) }
         return Int(string(try call("/v3/kv/deleterange", body)["deleted"]) ?? "0") ?? 0
+    }
+
+    /// Deletes every key in [`key`, `end`); returns how many went.
+    @discardableResult
+    public func delete(from key: String, to end: String) throws(VnicError) -> Int {
+        Int(string(try call("/v3/kv/deleterange", ["key": base64(key), "range_end": base64(end)])["deleted"]) ?? "0") ?? 0
     }
 
     /// A condition of a transaction.

@@ -5,6 +5,7 @@ import Foundation
 import VnicCLI
 import VnicConfig
 import VnicCore
+import VnicFleet
 
 struct ShowEvents: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,14 +54,29 @@ struct ShowEvents: ParsableCommand {
 
     func run() throws {
         let fields = try Output.fields(format.output, known: Self.fields, defaults: Self.defaults)
+        var entries: [AuditEntry]
+        let store: ConfigStore
         if let t = FleetMode.target {
-            throw VnicError("show-events with --etcd: host \(t.host)'s audit log is not in etcd yet (run it on the host)")
+            // What the host's vnicd published (its last 1,000 entries).
+            if follow { throw VnicError.usage("show-events --follow: not with --etcd (run it on host \(t.host))") }
+            let prefix = HostPublisher.auditPrefix(host: t.host)
+            entries = []
+            for kv in try t.client.list(prefix: prefix).kvs {
+                guard let seq = UInt64(kv.key.dropFirst(prefix.count)) else { continue }
+                let e = try AuditEntry.decode(kv.value, sequence: seq)
+                if name == nil || e.vnic == name { entries.append(e) }
+            }
+            store = try database.open(create: false)
+            if let name, entries.isEmpty, try store.vnic(named: name) == nil {
+                throw VnicError.usage("VNIC '\(name)' does not exist and has no events")
+            }
+        } else {
+            store = try database.open(create: false)
+            if let name, try store.vnic(named: name) == nil, try store.auditEntries(vnic: name, limit: 1).isEmpty {
+                throw VnicError.usage("VNIC '\(name)' does not exist and has no events")
+            }
+            entries = try store.auditEntries(vnic: name)
         }
-        let store = try database.open(create: false)
-        if let name, try store.vnic(named: name) == nil, try store.auditEntries(vnic: name, limit: 1).isEmpty {
-            throw VnicError.usage("VNIC '\(name)' does not exist and has no events")
-        }
-        var entries = try store.auditEntries(vnic: name)
         var last = entries.last?.sequence ?? 0
         if !follow {
             if format.json {

@@ -139,7 +139,7 @@ struct VnicD: ParsableCommand {
             log("fleet: host \(host) follows etcd at \(etcd) from \(from)")
             fleet = sync
             // The host's liveness and status: under a lease, from a thread of its own.
-            publisher = HostPublisher(client: client, host: host)
+            publisher = HostPublisher(client: client, host: host, store: store)
             publisher?.start()
         }
         defer { fleet?.stop(); publisher?.stop() }

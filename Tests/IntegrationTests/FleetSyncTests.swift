@@ -123,4 +123,32 @@ final class FleetSyncTests: XCTestCase {
         XCTAssertEqual(try store.consistencyProblems(), [])
         XCTAssertEqual(again.errors, [])
     }
+
+    /// The host's audit entries go to etcd in order, the newest `auditKept`
+    /// kept; a new publisher goes on after the last one etcd has.
+    func testTheHostsAuditGoesToEtcdInOrderAndIsTrimmed() throws {
+        let cluster = try EtcdCluster(test: self)
+        let client = try EtcdClient(endpoints: cluster.endpoints)
+        let store = try ConfigStore.open(path: dir.appendingPathComponent("a.db").path, create: true)
+        func audit(_ n: Int) throws {
+            try store.appendAudit((0..<n).map { AuditEntry(vnic: "vnic1", origin: .host, parameter: "mtu", old: nil, new: "\($0)",
+                                                          verdict: .applied, reason: "test") })
+        }
+        func published() throws -> [UInt64] {
+            let prefix = HostPublisher.auditPrefix(host: "a")
+            return try client.list(prefix: prefix).kvs.compactMap { UInt64($0.key.dropFirst(prefix.count)) }
+        }
+        try audit(30)
+        var publisher = HostPublisher(client: client, host: "a", store: store, auditKept: 10)
+        publisher.start()
+        try waitFor("30 entries published, 10 kept") { try published() == Array(21...30) }
+        publisher.stop()
+        let kv = try XCTUnwrap(client.get(HostPublisher.auditKey(host: "a", sequence: 30)))
+        XCTAssertEqual(try AuditEntry.decode(kv.value, sequence: 30).new, "29", "the entry itself")
+        try audit(5)
+        publisher = HostPublisher(client: client, host: "a", store: store, auditKept: 10)
+        publisher.start()
+        defer { publisher.stop() }
+        try waitFor("31...35 after a restart") { try published() == Array(26...35) }
+    }
 }

@@ -60,6 +60,16 @@ final class FleetVnicdTests: XCTestCase {
             stats = try showStats("-p", "-o", "link,state")
         }
         XCTAssertTrue(stats.stdout.contains("vnic2:up") && !stats.stdout.contains("vnic1:"), stats.diagnostic)
+        // The host's audit entries, published to etcd: the creation the fleet made.
+        var events = try lab.run(in: t.hostNamespace, [try lab.bin("vnicadm"), "--etcd", cluster.endpoints, "--host", "A",
+                                                       "show-events", "-p", "-o", "vnic,reason", "vnic2"])
+        let auditUntil = Date().addingTimeInterval(3)
+        while !events.stdout.contains("etcd revision") && Date() < auditUntil {
+            usleep(200_000)
+            events = try lab.run(in: t.hostNamespace, [try lab.bin("vnicadm"), "--etcd", cluster.endpoints, "--host", "A",
+                                                       "show-events", "-p", "-o", "vnic,reason", "vnic2"])
+        }
+        XCTAssertTrue(events.stdout.hasPrefix("vnic2:fleet") && events.stdout.contains("etcd revision"), events.diagnostic)
 
         // Stopped; a change meanwhile; started again from the database's copy.
         let stopped = vnicd.terminate()
