@@ -61,8 +61,9 @@ final class FleetCopy {
     let store: ConfigStore
     let client: EtcdClient
     let host: String
-    /// Name -> (the key's mod revision, the record as listed, index 0).
-    private let listed: [String: (revision: Int64, record: VNICRecord)]
+    /// Name -> (the key's mod revision, the record as listed, index 0); after
+    /// each commit, as committed (a `batch --per-line` commits line by line).
+    private var listed: [String: (revision: Int64, record: VNICRecord)]
 
     init(client: EtcdClient, host: String) throws(VnicError) {
         self.client = client
@@ -110,5 +111,6 @@ final class FleetCopy {
         guard done.succeeded else {
             throw VnicError("host \(host)'s VNICs changed in etcd meanwhile; nothing was written (run it again)")
         }
+        listed = now.mapValues { (done.revision, $0) }.merging(listed.filter { now[$0.key] == $0.value.record }) { _, kept in kept }
     }
 }
