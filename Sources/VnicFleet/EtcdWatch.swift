@@ -2,11 +2,12 @@
 // /v3/watch: a streaming answer, one JSON message per line). Events reach the
 // handler in revision order on the watch's own serial queue, one message's at
 // a time (etcd never splits one revision's events across messages, so a
-// handler that applies each call in one transaction applies whole revisions). When the stream
-// ends for any reason but `cancel()` (the member died, or restarted), the
-// watch starts again on the next member from the revision after the last one
-// it delivered; if etcd has compacted that revision away, the handler hears
-// `.compacted` and the watch stops: the caller lists again and watches anew.
+// handler that applies each call in one transaction applies whole
+// revisions). When the stream ends for any reason but `cancel()` (the member
+// died, or restarted), the watch starts again 0.2 s later on the next member
+// from the revision after the last one it delivered; if etcd has compacted
+// that revision away, the handler hears `.compacted` and the watch stops: the
+// caller lists again and watches anew.
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -61,8 +62,8 @@ public final class EtcdWatch: NSObject, URLSessionDataDelegate, @unchecked Senda
     /// How many times the stream was started again (a member lost).
     public var restarts: Int { state.withLock { $0.restarts } }
 
-    /// Stops the watch; no event reaches the handler after it returns... once
-    /// the queue has drained what it holds.
+    /// Stops the watch: messages that arrive after it reach no handler (one
+    /// already on the watch's queue may still run).
     public func cancel() {
         let task = state.withLock { s -> URLSessionDataTask? in s.cancelled = true; return s.task }
         task?.cancel()

@@ -71,10 +71,10 @@ public final class FleetSync: Sendable {
     /// VNIC keys) in one transaction, with the revision it reaches; what is
     /// at or below the stored revision is skipped.
     public func apply(_ events: [WatchEvent]) throws(VnicError) {
-        let stored = Int64(try store.fleetRevision() ?? 0)
-        var top: Int64 = stored
         let prefix = FleetSync.vnicsPrefix(host: host)
         let changedAny = try store.update { (tx) throws(VnicError) -> Bool in
+            let stored = Int64(try tx.fleetRevision() ?? 0)
+            var top: Int64 = stored
             let before = tx.configurationChanged
             for e in events {
                 switch e {

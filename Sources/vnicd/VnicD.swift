@@ -3,7 +3,10 @@
 // the database: it polls the generation number every few milliseconds from its
 // control thread (one cheap read transaction, never per packet) and applies only
 // what changed. SIGINT/SIGTERM stop it cleanly; the XDP programs are attached
-// through bpf_links, so even kill -9 leaves nothing attached.
+// through bpf_links, so even kill -9 leaves nothing attached. With --etcd and
+// --host the database is the host's local copy of its VNICs in the fleet's
+// etcd (VnicFleet's FleetSync), VM requests are committed to etcd first, and
+// the host's status and audit go there (HostPublisher).
 import ArgumentParser
 import CVnicShim
 import Glibc
