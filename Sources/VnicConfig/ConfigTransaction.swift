@@ -67,7 +67,7 @@ public struct ConfigTransaction: ~Copyable {
     /// Records that the database is now the copy of etcd revision `revision`
     /// (committed with the transaction's changes; alone, it commits too).
     public mutating func setFleetRevision(_ revision: UInt64) throws(VnicError) {
-        try store.writeErrors { () throws in
+        _ = try store.writeErrors { () throws in
             try txn.put(tables.meta, key: Array(Schema.fleetRevisionKey.utf8), value: Schema.u64Value(revision))
         }
         metaWritten = true

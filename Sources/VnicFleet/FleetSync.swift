@@ -25,7 +25,7 @@ public final class FleetSync: Sendable {
     public let store: ConfigStore
     public let host: String
     private let following = Mutex<EtcdWatch?>(nil)
-    private let counts = Mutex((resyncs: 0, applied: 0, errors: [String]()))
+    private let counts = Mutex((resyncs: 0, applied: 0, errors: [String](), reported: 0))
     private let changed: @Sendable () -> Void
     /// When a VM request last found etcd unreachable (monotonic ns).
     private let unreachableSince = Mutex<UInt64?>(nil)
@@ -43,6 +43,10 @@ public final class FleetSync: Sendable {
     public var applied: Int { counts.withLock { $0.applied } }
     /// What could not be applied (a record that does not decode or validate), a line each.
     public var errors: [String] { counts.withLock { $0.errors } }
+    /// The errors since the last call (vnicd logs them once a second).
+    public func newErrors() -> [String] {
+        counts.withLock { c in defer { c.reported = c.errors.count }; return Array(c.errors.dropFirst(min(c.reported, c.errors.count))) }
+    }
 
     /// Lists this host's VNICs at etcd's latest revision and makes the
     /// database exactly their copy in one transaction; returns the revision.
@@ -170,7 +174,10 @@ public final class FleetSync: Sendable {
     }
 
     private func failed(_ what: String) {
-        counts.withLock { $0.errors.append(what); if $0.errors.count > 100 { $0.errors.removeFirst() } }
+        counts.withLock { c in
+            c.errors.append(what)
+            if c.errors.count > 100 { c.errors.removeFirst(); c.reported = max(0, c.reported - 1) }
+        }
     }
 
     /// The record under `kv`, or nil (counted as an error) when it does not decode.

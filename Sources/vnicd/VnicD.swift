@@ -233,6 +233,7 @@ struct VnicD: ParsableCommand {
                 if now >= nextSecond {
                     nextSecond = now + 1_000_000_000
                     spoofWarnings.check(status, store: store)
+                    for e in fleet?.newErrors() ?? [] { logger.warning("fleet: \(e)") }
                 }
                 if now >= nextFollow {
                     nextFollow = now + dp.portFollowInterval

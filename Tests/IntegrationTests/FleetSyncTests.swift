@@ -151,4 +151,24 @@ final class FleetSyncTests: XCTestCase {
         defer { publisher.stop() }
         try waitFor("31...35 after a restart") { try published() == Array(26...35) }
     }
+
+    /// A record the database refuses (a MAC another VNIC has) is left out and
+    /// said once; the host's other VNICs are copied.
+    func testARefusedRecordIsLeftOutAndSaidOnce() throws {
+        let cluster = try EtcdCluster(test: self)
+        let client = try EtcdClient(endpoints: cluster.endpoints)
+        try put(client, host: "a", record("vnic1", 1))
+        var clash = record("vnic2", 2)
+        clash.mac = record("vnic1", 1).mac
+        try put(client, host: "a", clash)
+        try put(client, host: "a", record("vnic3", 3))
+        let store = try ConfigStore.open(path: dir.appendingPathComponent("a.db").path, create: true)
+        let sync = FleetSync(client: client, store: store, host: "a")
+        try sync.resync()
+        XCTAssertEqual(try copy(store).keys.sorted(), ["vnic1", "vnic3"])
+        let said = sync.newErrors()
+        XCTAssertEqual(said.count, 1)
+        XCTAssertTrue(said.first?.contains("vnic vnic2: mac 02:00:00:00:01:01 is already used by VNIC 'vnic1'") == true, "\(said)")
+        XCTAssertEqual(sync.newErrors(), [], "said once")
+    }
 }
