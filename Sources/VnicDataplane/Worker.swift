@@ -125,7 +125,6 @@ package final class Worker: @unchecked Sendable {
     var peerCount = 0
     /// Workers handed frames in this loop (bit i: worker i), woken at its end if asleep.
     private var handedTo: UInt64 = 0
-    /// Where a burst's record policy resolves its source prefixes, and how many.
     /// Where a chain of descriptors (a guest's TSO frame, up to 64 KiB) is gathered before it is cut.
     static let chainCapacity = 65536 + 256
     private let chainScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.chainCapacity, alignment: 64)
