@@ -109,7 +109,7 @@ echo "classifier unknown-dst counter: $(field 'd["classifier"]["unknown-dst"]')"
 
 step "7. A spoof attempt: VM1 sends 500 frames with a forged source MAC"
 in_ns vm1 "$bin/vnic-pktgen" -i vnic0 --dst-mac 02:00:00:00:00:01 --src-mac 02:00:00:00:01:99 \
-    --src-ip 10.77.0.11 --dst-ip 10.77.0.1 --count 500 --rate 50000
+    --src-ip 10.77.0.11 --dst-ip 10.77.0.1 --count 500 --rate 5000
 sleep 0.6
 echo "vnic1 drops: $(field 'd["vnics"]["vnic1"]["drops"]')"
 spoofed=$(field 'd["vnics"]["vnic1"]["drops"].get("spoof-mac", 0)')
